@@ -1,0 +1,35 @@
+"""The `poco` command: one subcommand module per GUI action (see poco_core/commands/)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import PocoError
+
+# Each module defines `register(subparsers)` which adds its parser and sets `func(args) -> int`.
+COMMAND_MODULES = ("info", "simulate", "train", "evaluate", "finetune", "forecast", "embed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poco", description="POCO Studio: forecast neural activity.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"poco_core.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PocoError as exc:
+        print(f"poco {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"poco {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
