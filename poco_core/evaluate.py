@@ -1,0 +1,224 @@
+"""Forecast metrics (prediction score, MSE, MAE, per-step error) and results tables.
+
+The prediction score of a session is 1 - MSE_model / MSE_copy on its windows, where the copy
+baseline repeats the last context frame; a dataset's score is the unweighted mean over its
+sessions (POCO_SPEC.md). Errors are accumulated as running sums so evaluation streams in
+batches of any size and the copy baseline comes for free from the same windows.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .sampling import evenly_spaced, gather_windows
+
+METRIC_COLUMNS = ("score", "mse", "mae")
+
+
+def copy_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
+    """(B, C, N) -> (B, P, N): the last context frame repeated."""
+    return context[:, -1:, :].expand(-1, horizon, -1)
+
+
+def prediction_score(mse: float, copy_mse: float) -> float:
+    """1 - mse / copy_mse; NaN when the copy baseline is exact (score undefined)."""
+    return 1.0 - mse / copy_mse if copy_mse > 0 else math.nan
+
+
+def mean_of(values: Iterable[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+class ErrorAccumulator:
+    """Running per-step sums of squared and absolute error for a model and the copy baseline."""
+
+    def __init__(self, horizon: int):
+        self.horizon = horizon
+        self.sums = {k: np.zeros(horizon) for k in ("sq", "abs", "copy_sq", "copy_abs")}
+        self.count = 0  # elements per step (windows x units)
+        self.windows = 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> None:
+        """pred/target (B, P, N) and the last context frame (B, N)."""
+        pred, target, last = pred.double(), target.double(), last.double()
+        err = pred - target
+        copy_err = last[:, None, :] - target
+        for key, e in (("sq", err.square()), ("abs", err.abs()), ("copy_sq", copy_err.square()), ("copy_abs", copy_err.abs())):
+            self.sums[key] += e.sum(dim=(0, 2)).cpu().numpy()
+        self.count += target.shape[0] * target.shape[2]
+        self.windows += target.shape[0]
+
+    def metrics(self) -> dict[str, Any]:
+        n = max(self.count, 1)
+        per_step = self.sums["sq"] / n
+        copy_per_step = self.sums["copy_sq"] / n
+        mse, copy_mse = float(per_step.mean()), float(copy_per_step.mean())
+        return {
+            "score": prediction_score(mse, copy_mse),
+            "mse": mse,
+            "mae": float(self.sums["abs"].mean() / n),
+            "per_step_mse": per_step.tolist(),
+            "copy_mse": copy_mse,
+            "copy_mae": float(self.sums["copy_abs"].mean() / n),
+            "copy_per_step_mse": copy_per_step.tolist(),
+            "n_windows": self.windows,
+        }
+
+
+def session_metrics(pred: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
+    """Metrics for one session's windows held in memory: pred/target (B, P, N), context (B, C, N)."""
+    acc = ErrorAccumulator(target.shape[1])
+    acc.update(pred, target, context[:, -1, :])
+    return acc.metrics()
+
+
+def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, float]]:
+    """Per-dataset and overall unweighted means over sessions of score/MSE/MAE (copy too)."""
+    keys = ("score", "mse", "mae", "copy_mse", "copy_mae")
+    by_ds: dict[str, list[dict]] = {}
+    for m in sessions.values():
+        by_ds.setdefault(m.get("dataset", "default"), []).append(m)
+    datasets = {ds: {k: mean_of(m[k] for m in ms) for k in keys} | {"n_sessions": len(ms)} for ds, ms in by_ds.items()}
+    overall = {k: mean_of(m[k] for m in sessions.values()) for k in keys}
+    return datasets, overall
+
+
+@dataclass
+class EvalResult:
+    """Evaluation of one model on one split: per session, per dataset, and the mean over sessions."""
+
+    model: str
+    split: str
+    sessions: dict[str, dict[str, Any]]
+    datasets: dict[str, dict[str, float]] = field(default_factory=dict)
+    mean: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.datasets and self.sessions:
+            self.datasets, self.mean = summarise(self.sessions)
+
+    @property
+    def score(self) -> float:
+        return self.mean.get("score", math.nan)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "split": self.split, "sessions": self.sessions,
+                "datasets": self.datasets, "mean": self.mean}
+
+    def rows(self, include_copy: bool = True) -> list[dict[str, Any]]:
+        return results_table([self], include_copy=include_copy)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=_json_default)
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        return table_to_csv(self.rows(), path)
+
+
+def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> list[dict[str, Any]]:
+    """Rows (model, dataset, session, score, mse, mae) for every session, each dataset's mean
+    (session "(mean)") and the overall mean (dataset "(all)"); the copy baseline is added once."""
+    rows: list[dict[str, Any]] = []
+
+    def pick(m: dict, prefix: str) -> dict[str, Any]:
+        if not prefix:
+            return {k: m.get(k) for k in METRIC_COLUMNS}
+        copy_score = 0.0 if m.get("copy_mse", 0) > 0 else math.nan  # copy scores 0 by definition
+        return {"score": copy_score, "mse": m.get("copy_mse"), "mae": m.get("copy_mae")}
+
+    def add(model: str, r: EvalResult, prefix: str) -> None:
+        for name, m in r.sessions.items():
+            rows.append({"model": model, "dataset": m.get("dataset", "default"), "session": name, **pick(m, prefix)})
+        for ds, m in r.datasets.items():
+            rows.append({"model": model, "dataset": ds, "session": "(mean)", **pick(m, prefix)})
+        rows.append({"model": model, "dataset": "(all)", "session": "(mean)", **pick(r.mean, prefix)})
+
+    if include_copy and results and not any(r.model == "copy" for r in results):
+        add("copy", results[0], "copy_")
+    for r in results:
+        add(r.model, r, "")
+    return rows
+
+
+def table_to_csv(rows: list[dict[str, Any]], path: str | Path | None = None) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = buf.getvalue()
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+def table_to_json(rows: list[dict[str, Any]], path: str | Path | None = None) -> str:
+    text = json.dumps(rows, default=_json_default)
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def evaluate_windows(
+    model: torch.nn.Module,
+    data,
+    split: str = "test",
+    *,
+    batch_size: int = 256,
+    stride: int = 1,
+    max_windows: int | None = None,
+    device: torch.device | None = None,
+    bf16: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Per-session metrics of `model` on `split` windows of PreparedData (keyed by session name)."""
+    device = device or next(iter(model.parameters()), torch.empty(0)).device
+    ctx, hor = model.config.context, model.config.horizon
+    was_training = model.training
+    model.eval()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for sd in data.sessions:
+            windows = sd.windows(split, ctx + hor, stride)
+            acc = ErrorAccumulator(hor)
+            idx_all = evenly_spaced(len(windows), max_windows)
+            for i in range(0, len(idx_all), batch_size):
+                w = torch.from_numpy(gather_windows(windows, idx_all[i:i + batch_size])).to(device)
+                with autocast(device, bf16):
+                    (pred,) = model([w[:, :ctx]], [sd.session])
+                acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1])
+            out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate(model: torch.nn.Module, data, split: str = "test", *, name: str | None = None, **kwargs: Any) -> EvalResult:
+    """Evaluate a model on PreparedData; see `evaluate_windows` for options. Copy baseline included."""
+    sessions = evaluate_windows(model, data, split, **kwargs)
+    return EvalResult(name or getattr(model, "name", type(model).__name__.lower()), split, sessions)

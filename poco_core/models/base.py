@@ -1,0 +1,183 @@
+"""The contract every forecaster follows (see docs/ARCHITECTURE.md, "Model contract").
+
+A model is fully described by its registry name, its config dataclass and the ordered
+list of sessions it knows; per-session parameters are keyed by the session's position
+(``s0``, ``s1``, ...) because session ids may contain characters that module names forbid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from poco_core.errors import PocoError
+
+
+@dataclass
+class SessionSpec:
+    """A session as a model sees it: its id, its dataset and its unit (ROI or PC) ids in column order."""
+
+    session: str
+    dataset: str
+    unit_ids: list[str] = field(default_factory=list)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"session": self.session, "dataset": self.dataset, "unit_ids": list(self.unit_ids)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SessionSpec":
+        return cls(str(d["session"]), str(d["dataset"]), [str(u) for u in d["unit_ids"]])
+
+
+@dataclass
+class BaseConfig:
+    """Fields every model has; each model subclasses this with its own defaults."""
+
+    context: int = 48
+    horizon: int = 16
+
+
+def mse_loss(preds: list[Tensor], targets: list[Tensor]) -> Tensor:
+    """MSE pooled over every element of every session (not a mean of per-session means)."""
+    sq = sum(((p - t) ** 2).sum() for p, t in zip(preds, targets))
+    n = sum(t.numel() for t in targets)
+    return sq / max(n, 1)
+
+
+def over_unit_chunks(fn: Callable[[slice], Tensor], n_units: int, chunk: int) -> Tensor:
+    """Apply ``fn`` to consecutive unit slices and concatenate along dim 1.
+
+    Per-unit work (B x N x hidden activations) dominates memory for large N; with autograd on,
+    each slice is checkpointed so only one slice's activations are alive at a time.
+    """
+    if n_units <= chunk:
+        return fn(slice(0, n_units))
+    outs = []
+    for start in range(0, n_units, chunk):
+        sl = slice(start, min(start + chunk, n_units))
+        if torch.is_grad_enabled():
+            outs.append(checkpoint(fn, sl, use_reentrant=False))
+        else:
+            outs.append(fn(sl))
+    return torch.cat(outs, dim=1)
+
+
+class BaseForecaster(nn.Module):
+    """Base class: session bookkeeping, default loss and parameter groups.
+
+    Subclasses set ``name`` and ``config_class``, implement ``forward`` and, when they
+    hold per-session parameters, ``_init_session`` (called once per session in order).
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[BaseConfig]] = BaseConfig
+
+    def __init__(self, config: BaseConfig, sessions: list[SessionSpec]):
+        super().__init__()
+        self.config = config
+        self.sessions: list[SessionSpec] = []
+        self._index: dict[str, int] = {}
+        self._build(sessions)
+        for spec in sessions:
+            self.add_session(spec)
+
+    # -- hooks -------------------------------------------------------------------
+    def _build(self, sessions: list[SessionSpec]) -> None:
+        """Create the shared (session-independent) modules; resolve ``None`` config fields here."""
+
+    def _init_session(self, key: str, spec: SessionSpec) -> None:
+        """Create fresh per-session parameters under ``key``; default: none."""
+
+    def _embedding_params(self) -> list[nn.Parameter]:
+        """Per-session parameters (finetuned in every mode)."""
+        return []
+
+    def _mlp_params(self) -> list[nn.Parameter]:
+        """The forecaster MLP (finetuned in mode embeddings+mlp)."""
+        return []
+
+    # -- sessions ----------------------------------------------------------------
+    def add_session(self, spec: SessionSpec) -> None:
+        """Register a session with freshly initialised per-session parameters; others are untouched."""
+        if spec.session in self._index:
+            raise PocoError(f"model already has a session named {spec.session!r}")
+        if spec.n_units == 0:
+            raise PocoError(f"session {spec.session!r} has no units")
+        key = f"s{len(self.sessions)}"
+        device = self._device()
+        self._init_session(key, spec)
+        self.sessions.append(spec)
+        self._index[spec.session] = len(self.sessions) - 1
+        if device is not None:
+            self.to(device)
+
+    def _device(self) -> torch.device | None:
+        p = next(self.parameters(), None)
+        return None if p is None else p.device
+
+    def session_key(self, session: str) -> str:
+        """The parameter key of a session id; unknown ids raise a PocoError naming the known ones."""
+        try:
+            return f"s{self._index[session]}"
+        except KeyError:
+            known = ", ".join(s.session for s in self.sessions) or "none"
+            raise PocoError(f"model does not know session {session!r} (known: {known})") from None
+
+    def session_spec(self, session: str) -> SessionSpec:
+        return self.sessions[int(self.session_key(session)[1:])]
+
+    # -- training interface --------------------------------------------------------
+    def forward(self, xs: list[Tensor], sessions: list[str]) -> list[Tensor]:  # noqa: D102
+        raise NotImplementedError
+
+    def loss(self, windows: list[Tensor], sessions: list[str]) -> Tensor:
+        """MSE over the P predicted steps of windows (B, C+P, N), pooled over all elements."""
+        c = self.config.context
+        preds = self(  # type: ignore[operator]
+            [w[:, :c] for w in windows], sessions
+        )
+        return mse_loss(preds, [w[:, c:] for w in windows])
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Groups for finetune modes; a parameter-free model (copy) gives three empty lists."""
+        emb = self._embedding_params()
+        mlp = self._mlp_params()
+        taken = {id(p) for p in emb + mlp}
+        rest = [p for p in self.parameters() if id(p) not in taken]
+        return {"embeddings": emb, "mlp": mlp, "rest": rest}
+
+    def unit_embeddings(self, session: str) -> Tensor:
+        """(N, d) unit embeddings of a session, without the session embedding (POCO family only)."""
+        raise NotImplementedError(f"{self.name} has no unit embeddings")
+
+    def _check(self, xs: list[Tensor], sessions: list[str]) -> None:
+        """Fail early and clearly on mismatched inputs (shape errors deep in attention are opaque)."""
+        if len(xs) != len(sessions):
+            raise PocoError(f"{len(xs)} input tensors but {len(sessions)} session ids")
+        for x, s in zip(xs, sessions):
+            n = self.session_spec(s).n_units
+            if x.ndim != 3 or x.shape[1] != self.config.context or x.shape[2] != n:
+                raise PocoError(
+                    f"session {s!r}: expected input (B, {self.config.context}, {n}), got {tuple(x.shape)}"
+                )
+
+
+class UnivariateForecaster(BaseForecaster):
+    """A model that forecasts each unit from its own history with shared weights.
+
+    Subclasses implement ``predict`` on (B, N, C) -> (B, N, P); any session size works.
+    """
+
+    def forward(self, xs: list[Tensor], sessions: list[str]) -> list[Tensor]:
+        self._check(xs, sessions)
+        return [self.predict(x.transpose(1, 2)).transpose(1, 2) for x in xs]
+
+    def predict(self, x: Tensor) -> Tensor:
+        raise NotImplementedError

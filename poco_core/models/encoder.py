@@ -1,0 +1,262 @@
+"""POYO-style Perceiver-IO population encoder with rotary time, and the shared base of the
+models built on it (POCO, POYO-only).
+
+Each unit's context is cut into tokens of T_C steps; latents (timestamps spread over
+[0, C)) cross-attend to all tokens of a sample, self-attend, and are finally queried by
+each unit's embedding at timestamp C. Within one session every sample has the same
+number of tokens, so attention is plain batched ``scaled_dot_product_attention`` (no mask).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import BaseConfig, BaseForecaster, SessionSpec, over_unit_chunks
+from .rotary import RotaryTime, default_t_max, rotate
+
+Rot = tuple[Tensor, Tensor]
+
+
+@dataclass
+class EncoderConfig(BaseConfig):
+    d_model: int = 128
+    token_len: int | None = None  # None -> max(1, context // 3): 16 for C = 48
+    n_latents: int = 8
+    cross_heads: int = 1
+    cross_head_dim: int = 64
+    self_attn_heads: int = 16  # reference code; the paper text says 8
+    self_attn_head_dim: int = 64
+    self_attn_layers: int = 1
+    ff_mult: int = 4
+    ff_dropout: float = 0.2
+    self_attn_dropout: float = 0.4  # on the self-attention and its feed-forward residual branches
+    attn_dropout: float = 0.0
+    rotary_t_max: float | None = None  # None -> default_t_max(context)
+    embed_std: float = 0.02
+    dataset_embedding: bool | None = None  # None -> on when the initial sessions span > 1 dataset
+    chunk_elements: int = 65536  # per-unit work is done in slices of this many (sample, unit) pairs
+
+    def resolve(self, sessions: list[SessionSpec]) -> None:
+        """Fill the ``None`` fields so the stored config rebuilds exactly this model."""
+        if self.token_len is None:
+            self.token_len = max(1, self.context // 3)
+        if not 1 <= self.token_len <= self.context:
+            raise ValueError(f"token_len must be in [1, context], got {self.token_len}")
+        if self.rotary_t_max is None:
+            self.rotary_t_max = default_t_max(self.context)
+        if self.dataset_embedding is None:
+            self.dataset_embedding = len({s.dataset for s in sessions}) > 1
+
+
+class FeedForward(nn.Module):
+    """Pre-LayerNorm GEGLU feed-forward."""
+
+    def __init__(self, dim: int, mult: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.up = nn.Linear(dim, dim * mult * 2)
+        self.drop = nn.Dropout(dropout)
+        self.down = nn.Linear(dim * mult, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, gate = self.up(self.norm(x)).chunk(2, dim=-1)
+        return self.down(self.drop(a * F.gelu(gate)))
+
+
+def _split_heads(t: Tensor, heads: int) -> Tensor:
+    """(..., N, H*D) -> (..., H, N, D)."""
+    return t.unflatten(-1, (heads, -1)).transpose(-2, -3)
+
+
+class _RotaryAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
+        super().__init__()
+        self.heads, self.rotate_value, self.dropout = heads, rotate_value, dropout
+        self.norm = nn.LayerNorm(dim)
+        self.to_out = nn.Linear(heads * head_dim, dim)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, q_rot: Rot, k_rot: Rot) -> Tensor:
+        q, k = rotate(q, *q_rot), rotate(k, *k_rot)
+        if self.rotate_value:
+            v = rotate(v, *k_rot)
+        if q.shape[:-2] != k.shape[:-2]:
+            q = q.expand(*k.shape[:-2], *q.shape[-2:])
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        if self.rotate_value:  # counter-rotate so the output carries relative, not absolute, time
+            out = rotate(out, q_rot[0], -q_rot[1])
+        return self.to_out(out.transpose(-2, -3).flatten(-2))
+
+
+class RotaryCrossAttention(_RotaryAttention):
+    """Queries (B, Nq, d) or batch-free (Nq, d) attend to context (B, Nk, d)."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
+        super().__init__(dim, heads, head_dim, rotate_value, dropout)
+        self.context_norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, heads * head_dim, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * heads * head_dim, bias=False)
+
+    def forward(self, x: Tensor, context: Tensor, q_rot: Rot, k_rot: Rot) -> Tensor:
+        q = _split_heads(self.to_q(self.norm(x)), self.heads)
+        k, v = (_split_heads(t, self.heads) for t in self.to_kv(self.context_norm(context)).chunk(2, dim=-1))
+        return self._attend(q, k, v, q_rot, k_rot)
+
+
+class RotarySelfAttention(_RotaryAttention):
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
+        super().__init__(dim, heads, head_dim, rotate_value, dropout)
+        self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
+
+    def forward(self, x: Tensor, rot: Rot) -> Tensor:
+        q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
+        return self._attend(q, k, v, rot, rot)
+
+
+class PerceiverEncoder(nn.Module):
+    """Tokens -> latents (``encode``), then latents -> one d-vector per unit query (``decode``)."""
+
+    def __init__(self, c: EncoderConfig):
+        super().__init__()
+        assert c.token_len is not None and c.rotary_t_max is not None
+        d = c.d_model
+        self.context, self.token_len = c.context, c.token_len
+        self.token_proj = nn.Linear(c.token_len, d)
+        self.latents = nn.Parameter(torch.randn(c.n_latents, d) * c.embed_std)
+        self.enc_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, True, c.attn_dropout)
+        self.enc_ffn = FeedForward(d, c.ff_mult, c.ff_dropout)
+        self.proc = nn.ModuleList(
+            nn.ModuleList(
+                [
+                    RotarySelfAttention(d, c.self_attn_heads, c.self_attn_head_dim, True, c.attn_dropout),
+                    FeedForward(d, c.ff_mult, c.ff_dropout),
+                ]
+            )
+            for _ in range(c.self_attn_layers)
+        )
+        self.proc_drop = nn.Dropout(c.self_attn_dropout)
+        self.dec_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, False, c.attn_dropout)
+        self.dec_ffn = FeedForward(d, c.ff_mult, c.ff_dropout)
+        self.rot_cross = RotaryTime(c.cross_head_dim, c.rotary_t_max)
+        self.rot_self = RotaryTime(c.self_attn_head_dim, c.rotary_t_max)
+        n = c.n_latents
+        self.register_buffer("latent_t", torch.arange(n, dtype=torch.float32) * c.context / n, persistent=False)
+
+    def encode(self, x: Tensor, token_bias: Tensor) -> Tensor:
+        """x (B, C, N), token_bias (N, d) -> latents (B, L, d).
+
+        With C not a multiple of T_C the earliest C mod T_C steps are left out of the tokens
+        (the MLP still sees them); a token's timestamp is its first step."""
+        b, c, n = x.shape
+        tc = self.token_len
+        k = c // tc
+        offset = c - k * tc
+        seg = x[:, offset:].transpose(1, 2).reshape(b, n, k, tc)
+        tokens = (self.token_proj(seg) + token_bias[:, None, :]).reshape(b, n * k, -1)
+        token_t = (offset + tc * torch.arange(k, device=x.device, dtype=torch.float32)).repeat(n)
+        lat_cross, lat_self = self.rot_cross(self.latent_t), self.rot_self(self.latent_t)
+        lat = self.latents.expand(b, -1, -1)
+        lat = lat + self.enc_atn(lat, tokens, lat_cross, self.rot_cross(token_t))
+        lat = lat + self.enc_ffn(lat)
+        for attn, ff in self.proc:  # type: ignore[misc]
+            lat = lat + self.proc_drop(attn(lat, lat_self))
+            lat = lat + self.proc_drop(ff(lat))
+        return lat
+
+    def decode(self, latents: Tensor, queries: Tensor) -> Tensor:
+        """latents (B, L, d), queries (n, d) -> (B, n, d); queries sit at timestamp C.
+        Values are not rotated here: the output is a per-unit code, not a time signal."""
+        q_t = torch.full((1,), float(self.context), device=latents.device)
+        out = queries + self.dec_atn(queries, latents, self.rot_cross(q_t), self.rot_cross(self.latent_t))
+        return out + self.dec_ffn(out)
+
+
+class SessionEmbeddings(nn.Module):
+    """Unit, session (and dataset) tables. The unit table is conceptually one row per unit over
+    all sessions; it is stored per session so adding a session never touches existing rows."""
+
+    def __init__(self, dim: int, std: float, with_dataset: bool):
+        super().__init__()
+        self.dim, self.std, self.with_dataset = dim, std, with_dataset
+        self.unit = nn.ParameterDict()
+        self.session = nn.ParameterDict()
+        self.dataset = nn.ParameterDict()
+        self._dataset_key: dict[str, str] = {}  # dataset id -> key
+        self._session_dataset: dict[str, str] = {}  # session key -> dataset key
+
+    def _fresh(self, *shape: int) -> nn.Parameter:
+        return nn.Parameter(torch.randn(*shape) * self.std)
+
+    def add(self, key: str, spec: SessionSpec) -> None:
+        self.unit[key] = self._fresh(spec.n_units, self.dim)
+        self.session[key] = self._fresh(self.dim)
+        if self.with_dataset:
+            if spec.dataset not in self._dataset_key:
+                dkey = f"d{len(self._dataset_key)}"
+                self._dataset_key[spec.dataset] = dkey
+                self.dataset[dkey] = self._fresh(self.dim)
+            self._session_dataset[key] = self._dataset_key[spec.dataset]
+
+    def query(self, key: str) -> Tensor:
+        """Decoder queries: unit + session embedding, (N, d)."""
+        return self.unit[key] + self.session[key]
+
+    def token_bias(self, key: str) -> Tensor:
+        """Added to every token of a unit: unit + session (+ dataset) embedding, (N, d)."""
+        q = self.query(key)
+        return q + self.dataset[self._session_dataset[key]] if self.with_dataset else q
+
+
+class PopulationForecaster(BaseForecaster):
+    """Shared body of POCO-family models: embeddings + Perceiver encoder + a per-unit readout.
+
+    Subclasses implement ``_build_readout`` and ``_readout(x_units, e, hidden)`` where
+    x_units is (B, n, C), e the encoder output (B, n, d); readouts run in unit slices."""
+
+    config: EncoderConfig
+
+    def _build(self, sessions: list[SessionSpec]) -> None:
+        c = self.config
+        c.resolve(sessions)
+        self.embeddings = SessionEmbeddings(c.d_model, c.embed_std, bool(c.dataset_embedding))
+        self.encoder = PerceiverEncoder(c)
+        self._build_readout()
+
+    def _build_readout(self) -> None:
+        raise NotImplementedError
+
+    def _readout(self, x_units: Tensor, e: Tensor, hidden: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _init_session(self, key: str, spec: SessionSpec) -> None:
+        self.embeddings.add(key, spec)
+
+    def _embedding_params(self) -> list[nn.Parameter]:
+        return list(self.embeddings.parameters())
+
+    def unit_embeddings(self, session: str) -> Tensor:
+        return self.embeddings.unit[self.session_key(session)].detach()
+
+    def forward(
+        self, xs: list[Tensor], sessions: list[str], hidden: list[Tensor] | None = None
+    ) -> list[Tensor]:
+        """``hidden``: optional per-session precomputed MLP hidden layers (see POCO.hidden_states)."""
+        self._check(xs, sessions)
+        hs: list[Tensor | None] = list(hidden) if hidden is not None else [None] * len(xs)
+        return [self._forward_session(x, self.session_key(s), h) for x, s, h in zip(xs, sessions, hs)]
+
+    def _forward_session(self, x: Tensor, key: str, hidden: Tensor | None) -> Tensor:
+        # one frame per session: the chunk closure must not see later sessions' tensors
+        # (checkpointed slices are re-run during backward)
+        latents = self.encoder.encode(x, self.embeddings.token_bias(key))
+        queries = self.embeddings.query(key)
+        x_units = x.transpose(1, 2)
+
+        def per_units(sl: slice) -> Tensor:
+            e = self.encoder.decode(latents, queries[sl])
+            return self._readout(x_units[:, sl], e, None if hidden is None else hidden[:, sl])
+
+        chunk = max(1, self.config.chunk_elements // max(1, x.shape[0]))
+        return over_unit_chunks(per_units, x.shape[2], chunk).transpose(1, 2)

@@ -1,0 +1,294 @@
+"""Background training and finetuning jobs: one spawned child process per job, a queue of them.
+
+What this module may do:
+- start :func:`poco_core.jobspec.run_job` in a child process with the ``spawn`` method (a fresh
+  interpreter: no Qt, no napari, no inherited CUDA state); the child imports only ``poco_core``;
+- read the child's event batches on the GUI thread from a one-way pipe with a ``QTimer``
+  that polls without blocking and stops reading after ``READ_BUDGET_S`` per tick;
+- cancel by setting the job's ``multiprocessing.Event`` (the trainer checks it every step and
+  keeps its best checkpoint), then terminate the child if it is still alive after
+  ``CANCEL_GRACE_S``, and kill it one second later;
+- write each recording to a temporary project HDF5 file (``poco_core.io.save_recording``) in a
+  per-job folder that is removed when the job ends. Writing once is exact (the child sees what
+  the user sees, including in-memory sample data, ROI selections and overridden sampling
+  rates) and cheap next to training; the child memory-maps/reads it with ``load_recording``.
+
+What it may not do: run engine code on the GUI thread, block it (no ``join`` without a
+timeout, no ``recv`` without ``poll``), or touch napari layers and widgets -- widgets listen
+to the :class:`Job` signals.
+
+Why a process and not a thread: a torch job in a thread holds the GIL between kernels and
+competes with Qt's event loop; a child process keeps the GUI's 20 ms timer on time (see
+``benchmarks/bench_gui_responsiveness.py``), can be stopped for sure, and dying with an
+out-of-memory kill or a CUDA error leaves napari running. Why a polling QTimer and not a
+QSocketNotifier: it behaves the same with Windows pipes and batches reads naturally.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+import signal
+import tempfile
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Sequence
+
+from qtpy.QtCore import QCoreApplication, QObject, QTimer, Signal
+
+from poco_core.jobspec import JobSpec, RecordingRef, run_job
+from poco_core.recording import Recording
+
+POLL_INTERVAL_MS = 50
+READ_BUDGET_S = 0.01
+CANCEL_GRACE_S = 2.0
+KILL_AFTER_TERMINATE_S = 1.0
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.CANCELLED, JobStatus.FAILED)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Plain words for how a child process ended without reporting a result."""
+    if exitcode is None:
+        return "the job's process is still running"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hints = {
+            "SIGKILL": " (the system may have run out of memory, or it was killed from outside)",
+            "SIGSEGV": " (it crashed: segmentation fault)",
+            "SIGTERM": " (it was asked to stop)",
+            "SIGABRT": " (it aborted, e.g. after a CUDA or library error)",
+        }
+        return f"the job's process was killed by {name}{hints.get(name, '')}"
+    if exitcode == 0:
+        return "the job's process ended without reporting a result"
+    return f"the job's process exited with code {exitcode} without reporting a result"
+
+
+class Job(QObject):
+    """One training or finetuning run in a child process; its state follows the streamed events.
+
+    Signals: ``events(list)`` once per batch read (event dicts in order), ``changed()`` after
+    any state change, ``finished()`` once when the child has exited for whatever reason.
+    """
+
+    events = Signal(list)
+    changed = Signal()
+    finished = Signal()
+
+    def __init__(self, spec: JobSpec, temp_dir: str | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.spec = spec
+        self.status = JobStatus.QUEUED
+        self.message = ""
+        self.step = 0
+        self.total_steps = spec.steps
+        self.loss: float | None = None
+        self.best_score: float | None = None
+        self.best_step: int | None = None
+        self.checkpoint: str | None = None
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.history: list[dict[str, Any]] = []
+        self._temp_dir = temp_dir
+        self._process: Any = None
+        self._conn: Any = None
+        self._cancel: Any = None
+        self._eof_at: float | None = None
+        self._terminated = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.timeout.connect(self._poll)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or f"{self.spec.kind} {self.spec.model}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        """Spawn the child; returns at once."""
+        if self.status is not JobStatus.QUEUED:
+            raise RuntimeError(f"job {self.name!r} is {self.status.value}, not queued")
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe(duplex=False)
+        self._cancel = ctx.Event()
+        self._process = ctx.Process(
+            target=run_job, args=(self.spec, child_conn, self._cancel), name=f"poco-{self.name}", daemon=True
+        )
+        self._process.start()
+        child_conn.close()  # the child holds the only write end: its exit means EOF here
+        self._set_status(JobStatus.RUNNING, f"started (pid {self._process.pid})")
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step; force it after CANCEL_GRACE_S if it does not."""
+        if self.status is JobStatus.QUEUED:
+            self._finish(JobStatus.CANCELLED, "cancelled before it started")
+        elif self.status is JobStatus.RUNNING:
+            self._cancel.set()
+            self._set_status(JobStatus.CANCELLING, "stopping at the next step...")
+            QTimer.singleShot(int(CANCEL_GRACE_S * 1000), self._force_stop)
+
+    def _force_stop(self) -> None:
+        proc = self._process
+        if proc is None or not proc.is_alive():
+            return
+        self._terminated = True
+        proc.terminate()
+        QTimer.singleShot(int(KILL_AFTER_TERMINATE_S * 1000), lambda: proc.is_alive() and proc.kill())
+
+    def _poll(self) -> None:
+        batch: list[dict[str, Any]] = []
+        deadline = time.monotonic() + READ_BUDGET_S
+        if self._eof_at is None:
+            try:
+                while time.monotonic() < deadline and self._conn.poll():
+                    batch.extend(self._conn.recv())
+            except (EOFError, OSError):
+                self._eof_at = time.monotonic()
+        if batch:
+            self._absorb(batch)
+            self.events.emit(batch)
+            self.changed.emit()
+        if self._eof_at is not None and not self.status.final:
+            if self._process.exitcode is not None:
+                self._on_exit(self._process.exitcode)
+            elif time.monotonic() - self._eof_at > CANCEL_GRACE_S:
+                self._force_stop()  # closed its pipe but hangs on the way out
+
+    def _absorb(self, batch: list[dict[str, Any]]) -> None:
+        self.history.extend(batch)
+        for ev in batch:
+            kind = ev.get("type")
+            if kind == "start":
+                self.total_steps = int(ev.get("total_steps", self.total_steps))
+            elif kind == "step":
+                self.step = int(ev["step"])
+                self.loss = float(ev["loss"])
+            elif kind == "validation":
+                score = ev.get("val_score")
+                if score is not None and (self.best_score is None or score > self.best_score):
+                    self.best_score, self.best_step = float(score), int(ev["step"])
+            elif kind == "checkpoint":
+                self.checkpoint = str(ev["path"])
+            elif kind == "done":
+                self.result = ev
+                self.checkpoint = ev.get("checkpoint") or self.checkpoint
+            elif kind == "error":
+                self.error = str(ev.get("message", "unknown error"))
+
+    def _on_exit(self, exitcode: int) -> None:
+        kept = self._kept_checkpoint()
+        if self.error is not None:
+            self._finish(JobStatus.FAILED, f"failed: {self.error}{kept}")
+        elif self.result is not None:
+            cancelled = bool(self.result.get("cancelled"))
+            status = JobStatus.CANCELLED if cancelled else JobStatus.DONE
+            best = "" if self.best_score is None else f"; best validation score {self.best_score:.3f} at step {self.best_step}"
+            self._finish(status, f"{'cancelled' if cancelled else 'finished'}{best}{kept}")
+        elif self._cancel.is_set():
+            how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
+            self._finish(JobStatus.CANCELLED, f"{how}{kept}")
+        else:
+            self._finish(JobStatus.FAILED, f"{describe_exit(exitcode)}{kept}")
+
+    def _kept_checkpoint(self) -> str:
+        if self.checkpoint and Path(self.checkpoint).is_file():
+            return f"; checkpoint: {self.checkpoint}"
+        return "; no checkpoint was written"
+
+    def _set_status(self, status: JobStatus, message: str) -> None:
+        self.status, self.message = status, message
+        self.changed.emit()
+
+    def _finish(self, status: JobStatus, message: str) -> None:
+        self._timer.stop()
+        if self._conn is not None:
+            self._conn.close()
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        self._set_status(status, message)
+        self.finished.emit()
+
+
+def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
+    """A queued Job whose child reads `recordings` from temporary project HDF5 files."""
+    from poco_core.io import save_recording
+
+    temp_dir = tempfile.mkdtemp(prefix="poco-job-")
+    refs = []
+    for i, rec in enumerate(recordings):
+        path = Path(temp_dir) / f"{i:02d}.h5"
+        save_recording(rec, path)
+        refs.append(RecordingRef(str(path)))
+    try:
+        spec = JobSpec(kind=kind, recordings=refs, **fields)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    return Job(spec, temp_dir=temp_dir)
+
+
+class JobQueue(QObject):
+    """Runs jobs one after another (the CPU is shared); every widget shows the same queue."""
+
+    added = Signal(object)
+    changed = Signal()
+
+    def __init__(self, max_running: int = 1, parent: QObject | None = None):
+        super().__init__(parent)
+        self.max_running = max_running
+        self.jobs: list[Job] = []
+
+    def submit(self, job: Job) -> Job:
+        job.setParent(self)
+        job.changed.connect(self.changed)
+        job.finished.connect(self._start_next)
+        self.jobs.append(job)
+        self.added.emit(job)
+        self._start_next()
+        return job
+
+    def active(self) -> list[Job]:
+        return [j for j in self.jobs if not j.status.final]
+
+    def cancel_all(self) -> None:
+        for job in self.active():
+            job.cancel()
+
+    def _start_next(self) -> None:
+        running = [j for j in self.jobs if j.status in (JobStatus.RUNNING, JobStatus.CANCELLING)]
+        for job in self.jobs:
+            if len(running) >= self.max_running:
+                break
+            if job.status is JobStatus.QUEUED:
+                job.start()
+                running.append(job)
+
+
+_QUEUE: JobQueue | None = None
+
+
+def job_queue() -> JobQueue:
+    """The application-wide queue, created on first use and owned by the QApplication."""
+    global _QUEUE
+    if _QUEUE is None:
+        _QUEUE = JobQueue(parent=QCoreApplication.instance())
+    return _QUEUE

@@ -1,0 +1,277 @@
+"""Preprocessing dock: edit a PreprocessConfig, preview it on the selected ROI, apply it.
+
+The preview fits on the selected ROI alone (every step but PCA is per ROI, so this equals the
+full fit) in a worker thread; with PCA it fits the whole recording and shows PC 0. Apply runs
+``poco_core.preprocess.prepare`` on the recording and stores the SessionData in
+``poco_napari.store.preprocessed`` (the training widget reads it there); the traces dock then
+shades the train/val/test split. Settings persist in ``<user config dir>/preprocess.json``
+(``POCO_CONFIG_DIR`` overrides the folder).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import pyqtgraph as pg
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
+                            QVBoxLayout, QWidget)
+from superqt import QCollapsible
+
+from poco_core.errors import PocoError
+from poco_core.filters import FILTERS
+from poco_core.preprocess import PreprocessConfig, SessionData, fit_preprocess, prepare
+from poco_core.recording import Recording
+
+from .recording_box import RecordingBox
+from .selection import selection_for
+from .store import preprocessed
+
+FILTER_NAMES = {"none": "none", "lowpass": "low-pass (zero phase)", "bandpass": "band-pass (zero phase)",
+                "causal_lowpass": "causal low-pass (live)"}
+FIT_ON = {"all": "whole recording", "train": "training part only"}
+DEBOUNCE_MS = 150
+
+
+def settings_path() -> Path:
+    """Where the settings are remembered between napari sessions."""
+    folder = os.environ.get("POCO_CONFIG_DIR") or platformdirs.user_config_dir("poco-studio")
+    return Path(folder) / "preprocess.json"
+
+
+def load_settings() -> PreprocessConfig:
+    """The last used settings, or the defaults when none (or unreadable ones) were saved."""
+    try:
+        return PreprocessConfig.from_dict(json.loads(settings_path().read_text()))
+    except (OSError, ValueError, TypeError, PocoError):
+        return PreprocessConfig()
+
+
+def save_settings(config: PreprocessConfig) -> None:
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.to_dict(), indent=1))
+
+
+def preview(rec: Recording, index: int, config: PreprocessConfig) -> tuple[np.ndarray, str, list[str]]:
+    """The selected ROI after preprocessing (or PC 0 with PCA), its label, and the notes."""
+    sub = rec if config.pca_k else rec.select_rois([index])
+    state = fit_preprocess(sub, config)
+    fneu = sub.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    after = state.apply(sub.traces, fneu)[:, 0]
+    return after, ("PC 0 (PCA replaces ROIs)" if config.pca_k else "after"), state.notes
+
+
+class PreprocessWidget(QWidget):
+    """Dock widget; ``napari_viewer`` is injected by napari."""
+
+    preview_updated = Signal()
+    applied = Signal(object)  # SessionData
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.recording_box = RecordingBox(napari_viewer)
+        self._build_form()
+        self._build_preview()
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setToolTip("Preprocess the whole recording for training; shows the split on the traces")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.recording_box)
+        for group in self._groups:
+            layout.addWidget(group)
+        layout.addWidget(self.preview_plot, 1)
+        layout.addWidget(self.apply_button)
+        layout.addWidget(self.status)
+
+        self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self._timer.timeout.connect(self._start_preview)
+        self._request = 0
+        self._watched: Recording | None = None
+        self.set_config(load_settings())
+        for widget in self._inputs:
+            changed = {QCheckBox: "toggled", QComboBox: "currentIndexChanged"}.get(type(widget), "valueChanged")
+            getattr(widget, changed).connect(self._on_setting_changed)
+        self.apply_button.clicked.connect(self.apply)
+        self.recording_box.recording_changed.connect(self._on_recording)
+        self._on_recording(self.recording_box.recording)
+
+    # -- form ---------------------------------------------------------------------------------
+    def _build_form(self) -> None:
+        self.dff = QCheckBox("dF/F (baseline: median)")
+        self.zscore = QCheckBox("z-score each ROI")
+        self.filter = QComboBox()
+        for key in FILTERS:
+            self.filter.addItem(FILTER_NAMES.get(key, key), key)
+        self.pca = QSpinBox(minimum=0, maximum=10_000, specialValueText="off")
+        self.fit_on = QComboBox()
+        for key, text in FIT_ON.items():
+            self.fit_on.addItem(text, key)
+        self.neuropil = QCheckBox("subtract neuropil")
+        self.neuropil_coef = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.05, value=0.7)
+        self.iscell = QCheckBox("only ROIs classified as cells (iscell)")
+        self.block_len = QSpinBox(minimum=10, maximum=1_000_000, singleStep=100, suffix=" frames")
+        self.ratios = [QDoubleSpinBox(minimum=0.0, maximum=100.0, singleStep=1.0) for _ in range(3)]
+        self._inputs = [self.dff, self.zscore, self.filter, self.pca, self.fit_on, self.neuropil,
+                        self.neuropil_coef, self.iscell, self.block_len, *self.ratios]
+        rows = {
+            "Normalisation": [("", self.dff), ("", self.zscore)],
+            "Filter": [("filter", self.filter)],
+            "Dimensionality": [("PCA components", self.pca), ("fit statistics on", self.fit_on)],
+            "suite2p": [("", self.neuropil), ("neuropil coefficient", self.neuropil_coef), ("", self.iscell)],
+            "Train / val / test split": [("block length", self.block_len),
+                                         *((f"{name} share", box) for name, box in zip(("train", "val", "test"), self.ratios))],
+        }
+        self._groups = []
+        for title, fields in rows.items():
+            group = QCollapsible(title)
+            body = QWidget()
+            form = QFormLayout(body)
+            form.setContentsMargins(4, 0, 4, 0)
+            for label, widget in fields:
+                form.addRow(label, widget) if label else form.addRow(widget)
+            group.addWidget(body)
+            group.expand(animate=False) if title in ("Normalisation", "Filter") else group.collapse(animate=False)
+            self._groups.append(group)
+
+    def _build_preview(self) -> None:
+        self.preview_plot = pg.GraphicsLayoutWidget()
+        self.preview_plot.setMinimumHeight(260)
+        self.before_plot = self.preview_plot.addPlot(row=0, col=0, title="before (raw)")
+        self.after_plot = self.preview_plot.addPlot(row=1, col=0, title="after")
+        self.after_plot.setXLink(self.before_plot)
+        self.after_plot.setLabel("bottom", "time", units="s")
+        self.before_curve = self.before_plot.plot(pen=pg.mkPen((180, 180, 180), width=1))
+        self.after_curve = self.after_plot.plot(pen=pg.mkPen((255, 200, 60), width=1))
+        for curve in (self.before_curve, self.after_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+
+    def config(self) -> PreprocessConfig:
+        """The settings shown in the form."""
+        return PreprocessConfig(
+            dff=self.dff.isChecked(), zscore=self.zscore.isChecked(), filter=self.filter.currentData(),
+            pca_k=self.pca.value() or None, fit_on=self.fit_on.currentData(),
+            neuropil_coef=self.neuropil_coef.value() if self.neuropil.isChecked() else None,
+            iscell_only=self.iscell.isChecked(), block_len=self.block_len.value(),
+            split=tuple(box.value() for box in self.ratios),
+        )
+
+    def set_config(self, config: PreprocessConfig) -> None:
+        """Show these settings (one preview update afterwards)."""
+        for widget in self._inputs:
+            widget.blockSignals(True)
+        self.dff.setChecked(config.dff)
+        self.zscore.setChecked(config.zscore)
+        self.filter.setCurrentIndex(self.filter.findData(config.filter))
+        self.pca.setValue(config.pca_k or 0)
+        self.fit_on.setCurrentIndex(self.fit_on.findData(config.fit_on))
+        self.neuropil.setChecked(config.neuropil_coef is not None)
+        if config.neuropil_coef is not None:
+            self.neuropil_coef.setValue(config.neuropil_coef)
+        self.iscell.setChecked(config.iscell_only)
+        self.block_len.setValue(config.block_len)
+        for box, value in zip(self.ratios, config.split):
+            box.setValue(value)
+        for widget in self._inputs:
+            widget.blockSignals(False)
+        self._on_setting_changed()
+
+    def _on_setting_changed(self, *_) -> None:
+        self.neuropil_coef.setEnabled(self.neuropil.isChecked())
+        try:
+            save_settings(self.config())
+        except PocoError as exc:
+            self.status.setText(str(exc))
+            return
+        except OSError as exc:
+            self.status.setText(f"settings not saved: {exc}")
+        self._timer.start()
+
+    # -- preview ------------------------------------------------------------------------------
+    @property
+    def preview_index(self) -> int | None:
+        """The ROI previewed: the selection's current ROI, else the first."""
+        rec = self.recording_box.recording
+        if rec is None:
+            return None
+        current = selection_for(rec).current
+        return 0 if current is None else current
+
+    def _on_recording(self, rec: Recording | None) -> None:
+        if self._watched is not None:
+            selection_for(self._watched).changed.disconnect(self._timer.start)
+        self._watched = rec
+        if rec is not None:
+            selection_for(rec).changed.connect(self._timer.start)
+        self._timer.start()
+
+    def _start_preview(self) -> None:
+        rec, index = self.recording_box.recording, self.preview_index
+        self._request += 1
+        if rec is None:
+            self.before_curve.setData([], [])
+            self.after_curve.setData([], [])
+            self.status.setText("Open a recording (File > Open, or File > Open Sample > POCO).")
+            return
+        config, request = self.config(), self._request
+        t = np.arange(rec.n_frames) / rec.fs
+        self.before_curve.setData(t, np.asarray(rec.traces[:, index], dtype=np.float32))
+        self.before_plot.setTitle(f"before: {rec.roi_ids[index]} (raw)")
+        worker = thread_worker(preview, start_thread=False)(rec, index, config)
+        worker.returned.connect(lambda result: self._show_preview(request, t, result))
+        worker.errored.connect(lambda exc: self._preview_failed(request, exc))
+        worker.start()
+
+    def _show_preview(self, request: int, t: np.ndarray, result) -> None:
+        if request != self._request:
+            return  # a newer preview is on its way
+        after, label, notes = result
+        self.after_curve.setData(t[: len(after)], after)
+        self.after_plot.setTitle(f"{label}: {FILTER_NAMES[self.config().filter]} filter")
+        self.status.setText("; ".join(notes))
+        self.preview_updated.emit()
+
+    def _preview_failed(self, request: int, exc: Exception) -> None:
+        if request == self._request:
+            self.after_curve.setData([], [])
+            self.status.setText(f"Preview not possible: {exc}")
+            self.preview_updated.emit()
+
+    def preview_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(before, after) values shown in the preview."""
+        return self.before_curve.getOriginalDataset()[1], self.after_curve.getOriginalDataset()[1]
+
+    # -- apply --------------------------------------------------------------------------------
+    def apply(self) -> None:
+        """Preprocess the whole recording in a worker; the result goes to ``store.preprocessed``."""
+        rec = self.recording_box.recording
+        if rec is None:
+            return
+        config = self.config()
+        self.apply_button.setEnabled(False)
+        self.status.setText(f"Preprocessing {rec.session}...")
+        worker = thread_worker(lambda: prepare(rec, config).sessions[0], start_thread=False)()
+        worker.returned.connect(lambda data: self._applied(rec, data))
+        worker.errored.connect(self._apply_failed)
+        worker.finished.connect(lambda: self.apply_button.setEnabled(True))
+        worker.start()
+
+    def _applied(self, rec: Recording, data: SessionData) -> None:
+        preprocessed.set(rec, data)
+        dropped = f"; dropped {len(data.state.dropped)} ROIs" if data.state.dropped else ""
+        self.status.setText(f"Applied to {rec.session}: {data.values.shape[1]} units x {data.values.shape[0]} frames{dropped}")
+        show_info(f"Preprocessing applied to {rec.session}")
+        self.applied.emit(data)
+
+    def _apply_failed(self, exc: Exception) -> None:
+        self.status.setText(f"Preprocessing failed: {exc}")
+        show_error(f"Preprocessing failed: {exc}")

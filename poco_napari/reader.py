@@ -1,0 +1,65 @@
+"""npe2 reader: every format poco_core reads becomes anatomy + ROI layers (see ``layers.py``).
+
+A file poco_core cannot read never raises into napari: the user gets a notification naming the
+file and the problem, and napari gets the "nothing to show" sentinel ``[(None,)]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from napari.utils.notifications import show_error, show_warning
+
+from poco_core.errors import PocoError
+from poco_core.io import load_dataset, load_recording
+from poco_core.io.dataset import MANIFEST_SUFFIXES
+from poco_core.recording import Recording
+
+from .layers import LayerData, layers_width, recording_layers
+from .selection import link_current_viewer
+
+NOTHING: list = [(None,)]  # napari's "read fine, no layers" sentinel
+GAP = 16  # pixels between recordings laid side by side
+
+
+def get_reader(path: str | Sequence[str]) -> Callable[[str | Sequence[str]], list] | None:
+    """npe2 get_reader: accept folders and the extensions napari.yaml lists; the content decides
+    the format when reading."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    return read_paths if all(Path(p).exists() for p in paths) else None
+
+
+def read_recordings(path: str | Path) -> list[Recording]:
+    """All recordings at a path: one file, a recording folder (suite2p), a folder of
+    recordings or a YAML/JSON manifest."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() not in MANIFEST_SUFFIXES:
+        return [load_recording(path)]
+    return load_dataset(path)
+
+
+def layers_for(recs: Sequence[Recording]) -> list[LayerData]:
+    """Layers of several recordings, laid side by side so none hides another."""
+    layers: list[LayerData] = []
+    x = 0.0
+    for rec in recs:
+        new = recording_layers(rec, translate=(0.0, x))
+        layers += new
+        x += layers_width(new) + GAP
+        for warning in rec.provenance.get("warnings", []):
+            show_warning(f"{rec.source or rec.session}: {warning}")
+    link_current_viewer()
+    return layers
+
+
+def read_paths(path: str | Sequence[str]) -> list:
+    """Read one or several paths; a path that fails is reported and skipped."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    recs: list[Recording] = []
+    for p in paths:
+        try:
+            recs += read_recordings(p)
+        except (PocoError, OSError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            show_error(f"POCO could not open {Path(p).name}: {problem}\n({p})")
+    return layers_for(recs) if recs else NOTHING

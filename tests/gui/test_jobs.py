@@ -1,0 +1,132 @@
+"""Training and finetuning from the docks: the real trainer in a spawned child process.
+
+Tiny model, tiny data, few steps, one torch thread; every wait is on a Qt signal.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from poco_core.preprocess import PreprocessConfig, prepare
+from poco_core.restore import load_model
+from poco_core.simulate import simulate_cohort
+from poco_napari.finetune_widget import FinetuneWidget
+from poco_napari.jobs import CANCEL_GRACE_S, JobStatus
+from poco_napari.plots import docks_for
+from poco_napari.reader import layers_for
+from poco_napari.store import preprocessed
+from poco_napari.training_widget import TrainingWidget
+
+TINY = "d_model=16, hidden=32, n_latents=4, cross_head_dim=8, self_attn_heads=2, self_attn_head_dim=8"
+JOB_TIMEOUT_MS = 180_000
+
+
+def open_recordings(viewer, recs) -> None:
+    """Add the reader's layers and preprocess each recording as the Preprocessing dock's Apply does."""
+    for data, kwargs, kind in layers_for(recs):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    for rec in recs:
+        preprocessed.set(rec, prepare([rec], PreprocessConfig(block_len=100)).sessions[0])
+
+
+@pytest.fixture
+def cohort():
+    """Two training animals and a held-out one."""
+    return simulate_cohort(3, n_rois=12, n_frames=600, seed=1)
+
+
+def tiny_settings(widget, path: Path, steps: int, val_every: int) -> None:
+    widget.steps.setValue(steps)
+    widget.val_every.setValue(val_every)
+    widget.batch_size.setValue(8)
+    widget.threads.setValue(1)
+    widget.device.setCurrentText("cpu")
+    widget.checkpoint.setText(str(path))
+
+
+@pytest.fixture
+def training(make_napari_viewer, cohort, tmp_path):
+    viewer = make_napari_viewer()
+    open_recordings(viewer, cohort)
+    widget = TrainingWidget(viewer)
+    widget.sessions.item(2).setCheckState(0)  # the held-out animal
+    widget.context.setValue(12)
+    widget.horizon.setValue(4)
+    widget.overrides.setText(TINY)
+    tiny_settings(widget, tmp_path / "run.pt", steps=30, val_every=10)
+    yield widget
+    if widget.job is not None and not widget.job.status.final:
+        widget.job.cancel()
+
+
+def run_to_end(qtbot, widget):
+    with qtbot.waitSignal(widget.job_finished, timeout=JOB_TIMEOUT_MS):
+        widget.button.click()
+    return widget.job
+
+
+def start_until_checkpoint(qtbot, widget):
+    """Start a long job and return once it has written its first checkpoint."""
+    widget.steps.setValue(100_000)
+    widget.val_every.setValue(5)
+    with qtbot.waitSignal(widget.job_started):
+        widget.button.click()
+    job = widget.job
+    with qtbot.waitSignal(job.events, timeout=JOB_TIMEOUT_MS,
+                          check_params_cb=lambda batch: any(e["type"] == "checkpoint" for e in batch)):
+        pass
+    assert widget.button.text() == "Cancel"
+    return job
+
+
+def test_training_job_feeds_the_plots_and_writes_a_checkpoint(qtbot, training):
+    job = run_to_end(qtbot, training)
+    assert job.status is JobStatus.DONE, job.message
+    assert Path(job.checkpoint).is_file() and load_model(job.checkpoint).name == "poco"
+    docks = docks_for(training.viewer)
+    assert docks.curves.steps == list(range(1, 31))
+    assert docks.curves.val_steps == [10, 20, 30]
+    assert docks.forecast.view.data is not None
+    assert docks.results.table.rowCount() == 2
+    assert docks.results.errors.model_curve.xData.tolist() == [1, 2, 3, 4]
+    assert training.button.text() == "Start" and "finished" in training.status.text()
+    assert training.table.item(0, 1).text() == "done"
+
+
+def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
+    job = start_until_checkpoint(qtbot, training)
+    t0 = time.monotonic()
+    with qtbot.waitSignal(job.finished, timeout=int(CANCEL_GRACE_S * 1000) + 3000):
+        training.button.click()
+    # cooperative stop, or terminated at CANCEL_GRACE_S; the margin is process teardown on a loaded CPU
+    assert time.monotonic() - t0 < CANCEL_GRACE_S + 1.0
+    assert job.status is JobStatus.CANCELLED, job.message
+    assert load_model(job.checkpoint) is not None
+    assert training.button.text() == "Start"
+
+
+def test_killed_job_is_reported_and_napari_survives(qtbot, training):
+    job = start_until_checkpoint(qtbot, training)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        os.kill(job.pid, signal.SIGKILL)
+    assert job.status is JobStatus.FAILED
+    assert "killed by SIGKILL" in training.status.text()
+    assert load_model(job.checkpoint) is not None  # the best so far is still there
+    training.viewer.add_points([[1.0, 1.0]])  # napari still works
+    assert training.button.text() == "Start"
+
+
+def test_finetune_from_a_finished_job_reports_the_score(qtbot, training, cohort, tmp_path):
+    trained = run_to_end(qtbot, training)
+    widget = FinetuneWidget(training.viewer)
+    assert widget.base.currentText() == trained.checkpoint
+    widget.recording.set_recording(cohort[2])
+    tiny_settings(widget, tmp_path / "finetuned.pt", steps=20, val_every=10)
+    job = run_to_end(qtbot, widget)
+    assert job.status is JobStatus.DONE, job.message
+    assert job.best_score is not None and "best validation score" in widget.status.text()
+    assert docks_for(training.viewer).results.table.score_of(cohort[2].session) is not None

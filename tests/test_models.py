@@ -1,0 +1,181 @@
+"""POCO's defining properties and the model contract (registry, sessions, save/rebuild)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from poco_core.errors import PocoError
+from poco_core.models import (
+    SessionSpec,
+    available_models,
+    build_model,
+    model_from_dict,
+    model_to_dict,
+)
+
+# small widths keep these tests fast; defaults only where the test is about defaults
+SMALL = dict(hidden=32, d_model=16, cross_head_dim=8, self_attn_heads=2, self_attn_head_dim=8)
+
+
+def spec(name: str, n: int, dataset: str = "ds") -> SessionSpec:
+    return SessionSpec(name, dataset, [f"{name}_u{i}" for i in range(n)])
+
+
+def randomise(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every parameter random values so zero-initialised FiLM maps do not hide bugs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+def test_registry_names() -> None:
+    assert set(available_models()) >= {"copy", "nlinear", "mlp", "poco"}
+    with pytest.raises(PocoError):
+        build_model("nope", [spec("a", 3)])
+    with pytest.raises(PocoError):
+        build_model("poco", [spec("a", 3)], no_such_field=1)
+
+
+def test_param_count_defaults() -> None:
+    model = build_model("poco", [spec("a", 200)])
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - 1.545e6) / 1.545e6 < 0.02, n
+    bigger = build_model("poco", [spec("a", 201)])
+    assert sum(p.numel() for p in bigger.parameters()) - n == 128
+
+
+def test_poco_init_outputs_constant_bias() -> None:
+    model = build_model("poco", [spec("a", 5), spec("b", 9)], **SMALL).eval()
+    b_out = model.head.mlp.w_out.bias.detach()
+    xs = [torch.randn(3, 48, 5) * 5, torch.randn(2, 48, 9)]
+    for y in model(xs, ["a", "b"]):
+        torch.testing.assert_close(y, b_out[None, :, None].expand_as(y))
+
+
+def test_permuting_units_permutes_output() -> None:
+    model = build_model("poco", [spec("a", 6)], **SMALL)
+    randomise(model)
+    model.eval()
+    perm = torch.randperm(6)
+    ids = model.sessions[0].unit_ids
+    permuted = build_model("poco", [SessionSpec("a", "ds", [ids[i] for i in perm])], **SMALL).eval()
+    state = model.state_dict()
+    state["embeddings.unit.s0"] = state["embeddings.unit.s0"][perm]
+    permuted.load_state_dict(state)
+    x = torch.randn(4, 48, 6)
+    y = model([x], ["a"])[0]
+    y_perm = permuted([x[:, :, perm]], ["a"])[0]
+    torch.testing.assert_close(y_perm, y[:, :, perm], rtol=1e-4, atol=1e-5)
+
+
+def test_mixed_session_sizes_share_weights() -> None:
+    model = build_model("poco", [spec("small", 7), spec("big", 700)], **SMALL)
+    randomise(model)
+    model.eval()
+    xs = [torch.randn(2, 48, 7), torch.randn(3, 48, 700)]
+    ys = model(xs, ["small", "big"])
+    assert [tuple(y.shape) for y in ys] == [(2, 16, 7), (3, 16, 700)]
+    # same result as one session at a time: sessions do not interact within a batch
+    torch.testing.assert_close(model([xs[1]], ["big"])[0], ys[1])
+
+
+@pytest.mark.parametrize("context,horizon", [(12, 4), (4, 2), (50, 7)])
+def test_other_context_lengths(context: int, horizon: int) -> None:
+    model = build_model("poco", [spec("a", 5)], context=context, horizon=horizon, **SMALL)
+    randomise(model)
+    y = model([torch.randn(2, context, 5)], ["a"])[0]
+    assert y.shape == (2, horizon, 5)
+    model.loss([torch.randn(2, context + horizon, 5)], ["a"]).backward()
+
+
+@pytest.mark.parametrize("name", ["copy", "nlinear", "mlp", "poco"])
+def test_save_rebuild_identical(name: str) -> None:
+    extra = SMALL if name == "poco" else {}
+    extra = {k: v for k, v in extra.items() if name != "mlp" or k == "hidden"}
+    model = build_model(name, [spec("a", 4), spec("b", 3, "other")], **extra)
+    randomise(model)
+    model.eval()
+    d = model_to_dict(model)
+    path_bytes = _roundtrip(d)
+    rebuilt = model_from_dict(path_bytes).eval()
+    xs = [torch.randn(2, 48, 4), torch.randn(2, 48, 3)]
+    for a, b in zip(model(xs, ["a", "b"]), rebuilt(xs, ["a", "b"])):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def _roundtrip(d: dict) -> dict:
+    """Through torch.save / torch.load(weights_only=True), as checkpoints do."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(d, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def test_add_session_leaves_others_unchanged() -> None:
+    model = build_model("poco", [spec("a", 4)], **SMALL)
+    randomise(model)
+    model.eval()
+    x = torch.randn(2, 48, 4)
+    before = model([x], ["a"])[0]
+    model.add_session(spec("new", 6))
+    torch.testing.assert_close(model([x], ["a"])[0], before, rtol=0, atol=0)
+    emb = model.unit_embeddings("new")
+    assert emb.shape == (6, 16) and 0.005 < emb.std().item() < 0.05  # fresh N(0, 0.02^2)
+    assert model.unit_embeddings("a").shape == (4, 16)
+    with pytest.raises(PocoError):
+        model.add_session(spec("new", 2))
+    with pytest.raises(PocoError):
+        model([x], ["unknown"])
+
+
+def test_parameter_groups_partition() -> None:
+    model = build_model("poco", [spec("a", 4)], **SMALL)
+    groups = model.parameter_groups()
+    ids = [id(p) for g in groups.values() for p in g]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert sum(p.numel() for p in groups["embeddings"]) == 4 * 16 + 16
+    assert build_model("copy", [spec("a", 4)]).parameter_groups() == {"embeddings": [], "mlp": [], "rest": []}
+    with pytest.raises(NotImplementedError):
+        build_model("mlp", [spec("a", 4)]).unit_embeddings("a")
+
+
+def test_dataset_embedding_only_with_several_datasets() -> None:
+    one = build_model("poco", [spec("a", 4), spec("b", 4)], **SMALL)
+    two = build_model("poco", [spec("a", 4), spec("b", 4, "other")], **SMALL)
+    assert one.config.dataset_embedding is False and len(one.embeddings.dataset) == 0
+    assert two.config.dataset_embedding is True and len(two.embeddings.dataset) == 2
+
+
+def test_hidden_cache_and_chunking_are_exact() -> None:
+    model = build_model("poco", [spec("a", 50)], **SMALL)
+    randomise(model)
+    model.eval()
+    x = torch.randn(3, 48, 50)
+    y = model([x], ["a"])[0]
+    torch.testing.assert_close(model([x], ["a"], hidden=model.hidden_states([x]))[0], y)
+    model.config.chunk_elements = 20  # slices of 6 units at batch 3
+    torch.testing.assert_close(model([x], ["a"])[0], y, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_backward_matches_unchunked() -> None:
+    torch.manual_seed(0)
+    model = build_model("poco", [spec("a", 30)], **SMALL)
+    randomise(model)
+    model.eval()  # no dropout so both passes see the same function
+    w = torch.randn(2, 64, 30)
+    model.loss([w], ["a"]).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.config.chunk_elements = 16
+    model.loss([w], ["a"]).backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_copy_repeats_last_frame() -> None:
+    model = build_model("copy", [spec("a", 3)])
+    x = torch.randn(2, 48, 3)
+    torch.testing.assert_close(model([x], ["a"])[0], x[:, -1:].expand(2, 16, 3))
