@@ -30,7 +30,7 @@ class FinetuneWidget(JobLauncher):
 
     def __init__(self, napari_viewer: Any):
         super().__init__(napari_viewer, steps=500, lr=1e-3, val_every=20)
-        self.queue.changed.connect(self._list_finished)
+        self.queue.finished.connect(self._list_finished)
         self._list_finished()
 
     def _groups(self) -> list[QCollapsible]:
@@ -54,7 +54,7 @@ class FinetuneWidget(JobLauncher):
     def set_checkpoint(self, path: str) -> None:
         self.base.setCurrentText(path)
 
-    def _list_finished(self) -> None:
+    def _list_finished(self, *_: Any) -> None:
         """Offer the checkpoints of finished training jobs (newest first), keeping the typed text."""
         done = [j.checkpoint for j in reversed(self.queue.jobs)
                 if j.spec.kind == "train" and j.status is JobStatus.DONE and j.checkpoint]

@@ -251,6 +251,7 @@ class JobQueue(QObject):
 
     added = Signal(object)
     changed = Signal()
+    finished = Signal(object)
 
     def __init__(self, max_running: int = 1, parent: QObject | None = None):
         super().__init__(parent)
@@ -260,6 +261,7 @@ class JobQueue(QObject):
     def submit(self, job: Job) -> Job:
         job.setParent(self)
         job.changed.connect(self.changed)
+        job.finished.connect(lambda: self.finished.emit(job))
         job.finished.connect(self._start_next)
         self.jobs.append(job)
         self.added.emit(job)

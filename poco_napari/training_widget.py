@@ -82,6 +82,7 @@ class JobTable(QTableWidget):
         self.setMaximumHeight(140)
         self._throttle = Throttle(self.refresh, parent=self)
         queue.added.connect(lambda job: self.refresh())
+        queue.finished.connect(lambda job: self.refresh())
         queue.changed.connect(self._throttle.mark)
         self.refresh()
 

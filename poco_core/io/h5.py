@@ -35,8 +35,11 @@ def _json_default(o: Any) -> Any:
 def _write_series(group: h5py.Group, name: str, values: Any) -> None:
     """A (T, N) float32 appendable dataset, copied block by block so memmaps are never loaded whole."""
     n_frames, n_rois = values.shape
-    rows = _chunk_rows(n_rois)
-    ds = group.create_dataset(name, shape=(n_frames, n_rois), maxshape=(None, n_rois), dtype=np.float32, chunks=(rows, n_rois))
+    rows = min(_chunk_rows(n_rois), max(n_frames, 16))  # a short file is not padded to a 1 MB chunk
+    ds = group.create_dataset(
+        name, shape=(n_frames, n_rois), maxshape=(None, n_rois), dtype=np.float32,
+        chunks=(rows, n_rois), compression="gzip", compression_opts=1, shuffle=True,
+    )
     step = rows * 16
     for start in range(0, n_frames, step):
         ds[start:start + step] = np.asarray(values[start:start + step], dtype=np.float32)

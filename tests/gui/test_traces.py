@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.layers import Labels, Points
+from napari.utils.key_bindings import KeyBinding
 from qtpy.QtCore import Qt
 
 from poco_napari.selection import selection_for
@@ -76,7 +77,7 @@ def test_arrow_keys_step(opened, qtbot):
     qtbot.keyClick(widget, Qt.Key_Up)
     assert selection_for(rec).indices == (4,)
     for key, expected in (("Down", 5), ("Up", 4)):  # in the viewer, on the active ROI layer
-        rois.keymap[key](rois)
+        rois.keymap[KeyBinding.from_str(key)](rois)
         assert selection_for(rec).indices == (expected,)
 
 

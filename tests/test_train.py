@@ -1,0 +1,104 @@
+"""The trainer: events, seeds, resume, cancellation, short sessions, parameter-free models."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from poco_core.errors import RecordingError
+from poco_core.events import CancelToken
+from poco_core.loop import Loop, LoopOptions
+from poco_core.restore import load_model
+from poco_core.train import train, train_events
+
+from test_train_support import FAST, HORIZON, PREP, TINY_POCO, cohort, prepared
+
+
+def run_losses(tmp_path, name="a.pt", **kw):
+    run = train(prepared(cohort()[:2]), "poco", checkpoint=tmp_path / name, **{**TINY_POCO, **FAST, **kw})
+    done = run.wait()
+    return run, done
+
+
+def test_events_and_best_checkpoint(tmp_path):
+    events = list(train_events(prepared(cohort()[:2]), "poco", checkpoint=tmp_path / "m.pt", steps=6, val_every=3,
+                               model_config=TINY_POCO, **FAST))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("step") == 6 and kinds.count("validation") == 2
+    val = next(e for e in events if e["type"] == "validation")
+    assert set(val["per_session"]) == {"fish01", "fish02"} and val["best"]
+    sample = next(e for e in events if e["type"] == "forecast_sample")
+    assert np.array(sample["forecast"]).shape == np.array(sample["actual"]).shape == (4, HORIZON)
+    done = events[-1]
+    best = min((e for e in events if e["type"] == "validation"), key=lambda e: e["val_mse"])
+    assert done["best_step"] == best["step"] and not done["cancelled"]
+    model = load_model(done["checkpoint"])
+    assert model.poco_meta.step == best["step"] and set(model.poco_meta.preprocess) == {"fish01", "fish02"}
+    assert model.poco_meta.metrics["test"]["mean"]["score"] == pytest.approx(done["test"]["score"])
+
+
+def test_same_seed_same_losses(tmp_path):
+    a, _ = run_losses(tmp_path, "a.pt", steps=5, val_every=5, seed=3)
+    b, _ = run_losses(tmp_path, "b.pt", steps=5, val_every=5, seed=3)
+    c, _ = run_losses(tmp_path, "c.pt", steps=5, val_every=5, seed=4)
+    assert a.losses == b.losses and a.losses != c.losses
+
+
+def test_resume_continues_identically(tmp_path):
+    full, _ = run_losses(tmp_path, "full.pt", steps=8, val_every=4)
+    first, _ = run_losses(tmp_path, "half.pt", steps=4, val_every=4)
+    resumed = train(prepared(cohort()[:2]), steps=8, checkpoint=tmp_path / "resumed.pt", resume=tmp_path / "half.pt",
+                    val_every=4, **FAST)
+    done = resumed.wait()
+    assert first.losses + resumed.losses == full.losses
+    assert load_model(done["checkpoint"]).poco_meta.history["loss"] == full.losses[: done["best_step"]]
+
+
+def test_cancel_mid_run_leaves_loadable_best_checkpoint(tmp_path):
+    token = CancelToken()
+    run = train(prepared(cohort()[:2]), "poco", steps=1000, val_every=500, checkpoint=tmp_path / "c.pt",
+                cancel=token, **TINY_POCO, **FAST)
+    for event in run.events():
+        if event["type"] == "step" and event["step"] == 3:
+            token.cancel()
+    assert run.result["cancelled"] and len(run.losses) == 3
+    assert run.result["best_step"] == 3  # validated once before returning, as none had happened
+    model = run.model
+    assert model.poco_meta.step == 3 and np.isfinite(run.result["test"]["score"])
+
+
+def test_too_short_session_names_it():
+    recs = list(cohort()[:2])
+    recs[1] = replace(recs[1], traces=recs[1].traces[:120])
+    with pytest.raises(RecordingError, match="fish02"):
+        list(train_events(prepared(recs), "nlinear", steps=2, model_config={"context": 48, "horizon": 16}, **FAST))
+
+
+def test_parameter_free_model_only_evaluates(tmp_path):
+    run = train(prepared(cohort()[:2]), "copy", steps=100, checkpoint=tmp_path / "copy.pt", context=12, horizon=4, **FAST)
+    done = run.wait()
+    assert run.losses == [] and done["test"]["score"] == pytest.approx(0.0)
+    assert load_model(done["checkpoint"]).name == "copy"
+
+
+def test_one_batch_per_dataset_each_step(tmp_path):
+    recs = [replace(r, dataset=ds) for r, ds in zip(cohort(), ("d1", "d2", "d2"))]
+    model = train(prepared(recs), "poco", steps=1, checkpoint=tmp_path / "m.pt", **TINY_POCO, **FAST).wait()
+    assert model["test"]
+    from poco_core.models import build_model
+    from poco_core.train import session_specs
+
+    data = prepared(recs)
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    assert net.config.dataset_embedding
+    loop = Loop(net, data, list(net.parameters()), LoopOptions(steps=1, batch_size=5, device="cpu"),
+                tmp_path / "x.pt", dict)
+    for _ in range(10):
+        windows, sessions = loop._batch()
+        by_ds = {}
+        for w, s in zip(windows, sessions):
+            ds = {"fish01": "d1"}.get(s, "d2")
+            by_ds[ds] = by_ds.get(ds, 0) + w.shape[0]
+        assert by_ds == {"d1": 5, "d2": 5}

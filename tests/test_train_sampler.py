@@ -1,0 +1,45 @@
+"""The batch sampler: windows drawn in proportion to each session's count, grouped by session."""
+from __future__ import annotations
+
+import numpy as np
+
+from poco_core.sampling import SessionBatchSampler, evenly_spaced, gather_windows
+from poco_core.windows import WindowDataset
+
+
+def test_proportions_follow_window_counts():
+    counts = [100, 300, 600]
+    sampler = SessionBatchSampler(counts, 64, np.random.default_rng(0))
+    drawn = np.zeros(3)
+    for _ in range(300):
+        for s, idx in sampler.sample():
+            drawn[s] += len(idx)
+    np.testing.assert_allclose(drawn / drawn.sum(), np.array(counts) / sum(counts), atol=0.015)
+
+
+def test_batches_are_grouped_by_session_and_in_range():
+    counts = [5, 1, 40]
+    sampler = SessionBatchSampler(counts, 32, np.random.default_rng(1))
+    for _ in range(50):
+        groups = sampler.sample()
+        sessions = [s for s, _ in groups]
+        assert sessions == sorted(set(sessions))  # one group per session, in order
+        assert sum(len(i) for _, i in groups) == 32
+        for s, idx in groups:
+            assert idx.min() >= 0 and idx.max() < counts[s] and np.all(np.diff(idx) >= 0)
+
+
+def test_same_seed_same_batches():
+    a = SessionBatchSampler([10, 20], 8, np.random.default_rng(3))
+    b = SessionBatchSampler([10, 20], 8, np.random.default_rng(3))
+    for _ in range(5):
+        assert all(sa == sb and np.array_equal(ia, ib) for (sa, ia), (sb, ib) in zip(a.sample(), b.sample()))
+
+
+def test_gather_matches_indexing_and_spacing():
+    values = np.arange(200, dtype=np.float32).reshape(100, 2)
+    wins = WindowDataset(values, [(0, 40), (60, 100)], 8, 1)
+    idx = np.array([0, 5, 40, len(wins) - 1])
+    np.testing.assert_array_equal(gather_windows(wins, idx), np.stack([wins[i] for i in idx]))
+    assert len(evenly_spaced(1000, 10)) == 10 and evenly_spaced(1000, 10)[-1] == 999
+    assert len(evenly_spaced(5, 10)) == 5 and len(evenly_spaced(5, None)) == 5
