@@ -126,12 +126,21 @@ def live_model(model: BaseForecaster, unit_ids: list[str], session: str = "live"
 
 @dataclass
 class LiveUpdate:
-    """What one poll brought: ``raw`` (k, N) frames ``first..first+k-1`` and the forecasts made at them."""
+    """What one poll brought.
+
+    ``raw`` (k, N) are frames ``first..first+k-1``; ``units`` (k', M) the unit-space frames that
+    became available (ROIs after filtering, or PCs), the last one being frame ``units_end - 1``;
+    ``mean``/``sd`` the normalisation in force (for display); ``forecasts`` those made at the new frames.
+    """
 
     first: int
     raw: np.ndarray
+    units: np.ndarray
+    units_end: int
     forecasts: list[Forecast]
     score: Score | None
+    mean: np.ndarray
+    sd: np.ndarray
     received_at: float
 
     @property
@@ -163,6 +172,7 @@ class LiveSession:
         self.preprocessor: OnlinePreprocessor | None = None
         self.known_session = False
         self._last_frame_at: float | None = None
+        self._units_end = 0
 
     @property
     def n_frames(self) -> int:
@@ -187,12 +197,13 @@ class LiveSession:
         if self.preprocessor is None:
             self._build()
         if self.forecaster is not None:
-            forecasts = self.forecaster.update(raw)
+            units, forecasts = self.forecaster.update(raw)
             score = self.forecaster.score()
         else:
-            self.preprocessor.push(raw)
-            forecasts, score = [], None
-        return LiveUpdate(first, raw, forecasts, score, received)
+            units, forecasts, score = self.preprocessor.push(raw)[0], [], None
+        self._units_end += len(units)
+        mean, sd = self.preprocessor.current_stats()
+        return LiveUpdate(first, raw, units, self._units_end, forecasts, score, mean, sd, received)
 
     def status(self) -> str:
         """Source status, and 'stalled' when no frame came for STALL_PERIODS frame periods."""

@@ -271,7 +271,7 @@ class Score:
 class RollingForecaster:
     """Forecasts P frames ahead at every new frame from the C frames ending at it.
 
-    ``update(raw)`` takes newly arrived raw frames and returns the new forecasts. The model is
+    ``update(raw)`` takes newly arrived raw frames and returns their unit-space values and the new forecasts. The model is
     held behind a lock and replaced with ``set_model`` (e.g. after online adaptation) without
     interrupting forecasting: a forward pass already running finishes with the old model.
     A backlog longer than ``catch_up`` frames (connecting to a long recording) is preprocessed in
@@ -320,22 +320,18 @@ class RollingForecaster:
     def n_frames(self) -> int:
         return self.history.n_total
 
-    def update(self, raw: np.ndarray) -> list[Forecast]:
-        if len(raw) == 0:
-            return []
+    def update(self, raw: np.ndarray) -> tuple[np.ndarray, list[Forecast]]:
+        """Push raw frames; returns the new unit-space frames and the forecasts made at them."""
         u, mean, sd = self.pre.push(raw)
         first = self.history.n_total
         with self._lock:
             self.history.append(u)
         ends = np.arange(first, self.history.n_total)
-        self._score(ends)
-        if not len(ends):
-            return []
-        pick = (ends >= max(self.context, self.pre.ready_from) - 1) & (ends > ends[-1] - self.catch_up)
-        if not pick.any():
-            return []
+        pick = (ends >= max(self.context, self.pre.ready_from) - 1) & (ends > self.history.n_total - 1 - self.catch_up)
         rows = lambda a: a if len(a) == 1 else a[pick]  # noqa: E731  per-frame stats, or fixed ones
-        return self._forecast(ends[pick], rows(mean), rows(sd))
+        made = self._forecast(ends[pick], rows(mean), rows(sd)) if pick.any() else []
+        self._score(ends)  # after forecasting: a catch-up block completes some of its own forecasts
+        return u, made
 
     def _forecast(self, ends: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> list[Forecast]:
         """One batched forward pass for all windows; each is normalised with its own frame's stats."""

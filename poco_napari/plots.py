@@ -429,13 +429,13 @@ class JobDocks:
     def follow(self, job: Any) -> None:
         """Show `job` from now on: clear the plots and take its event batches."""
         if self._job is not None:
-            self._job.events.disconnect(self._on_events)
+            self._job.events.disconnect(self.add_events)
         self._job = job
         self.curves.clear()
         self.forecast.clear_source()
-        job.events.connect(self._on_events)
+        job.events.connect(self.add_events)
 
-    def _on_events(self, events: list) -> None:
+    def add_events(self, events: list) -> None:
         for view in self._views:
             view.add_events(events)
 

@@ -194,7 +194,7 @@ class PreprocessWidget(QWidget):
             return
         except OSError as exc:
             self.status.setText(f"settings not saved: {exc}")
-        self._timer.start()
+        self._schedule_preview()
 
     # -- preview ------------------------------------------------------------------------------
     @property
@@ -208,10 +208,14 @@ class PreprocessWidget(QWidget):
 
     def _on_recording(self, rec: Recording | None) -> None:
         if self._watched is not None:
-            selection_for(self._watched).changed.disconnect(self._timer.start)
+            selection_for(self._watched).changed.disconnect(self._schedule_preview)
         self._watched = rec
         if rec is not None:
-            selection_for(rec).changed.connect(self._timer.start)
+            selection_for(rec).changed.connect(self._schedule_preview)
+        self._schedule_preview()
+
+    def _schedule_preview(self, *_) -> None:
+        """Preview once the settings stop changing for a moment."""
         self._timer.start()
 
     def _start_preview(self) -> None:

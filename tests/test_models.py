@@ -15,18 +15,34 @@ from poco_core.models import (
 
 # small widths keep these tests fast; defaults only where the test is about defaults
 SMALL = dict(hidden=32, d_model=16, cross_head_dim=8, self_attn_heads=2, self_attn_head_dim=8)
+_ENCODER = dict(d_model=32, cross_head_dim=16, self_attn_heads=2, self_attn_head_dim=16)
+SMALL_CONFIGS: dict[str, dict] = {  # per registered model; also used by test_models_training
+    "copy": {},
+    "nlinear": {},
+    "dlinear": {},
+    "mlp": dict(hidden=64),
+    "poco": dict(hidden=64, **_ENCODER),
+    "poyo": _ENCODER,
+    "mlp_transformer": dict(hidden=64, d_model=32, heads=4, ff_dim=64),
+    "texfilter": dict(embed_size=16, hidden=64),
+    "tsmixer": {},
+    "plrnn": dict(latent=32),
+    "ar_transformer": dict(d_model=32, layers=2, heads=4),
+    "netformer": {},
+    "moderntcn": dict(d_model=16),
+}
 
 
 def spec(name: str, n: int, dataset: str = "ds") -> SessionSpec:
     return SessionSpec(name, dataset, [f"{name}_u{i}" for i in range(n)])
 
 
-def randomise(model: torch.nn.Module, seed: int = 0) -> None:
+def randomise(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> None:
     """Give every parameter random values so zero-initialised FiLM maps do not hide bugs."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
 
 
 def test_registry_names() -> None:
@@ -89,19 +105,21 @@ def test_other_context_lengths(context: int, horizon: int) -> None:
     model.loss([torch.randn(2, context + horizon, 5)], ["a"]).backward()
 
 
-@pytest.mark.parametrize("name", ["copy", "nlinear", "mlp", "poco"])
+def test_small_configs_cover_every_model() -> None:
+    assert set(SMALL_CONFIGS) == set(available_models())
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_CONFIGS))
 def test_save_rebuild_identical(name: str) -> None:
-    extra = SMALL if name == "poco" else {}
-    extra = {k: v for k, v in extra.items() if name != "mlp" or k == "hidden"}
-    model = build_model(name, [spec("a", 4), spec("b", 3, "other")], **extra)
-    randomise(model)
+    model = build_model(name, [spec("a", 4), spec("b", 3, "other")], **SMALL_CONFIGS[name])
+    randomise(model, scale=0.05)
     model.eval()
-    d = model_to_dict(model)
-    path_bytes = _roundtrip(d)
-    rebuilt = model_from_dict(path_bytes).eval()
+    rebuilt = model_from_dict(_roundtrip(model_to_dict(model))).eval()
     xs = [torch.randn(2, 48, 4), torch.randn(2, 48, 3)]
-    for a, b in zip(model(xs, ["a", "b"]), rebuilt(xs, ["a", "b"])):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with torch.no_grad():
+        for a, b in zip(model(xs, ["a", "b"]), rebuilt(xs, ["a", "b"])):
+            assert a.shape == (2, 16, a.shape[2]) and torch.isfinite(a).all()
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def _roundtrip(d: dict) -> dict:
@@ -114,14 +132,23 @@ def _roundtrip(d: dict) -> dict:
     return torch.load(buf, weights_only=True)
 
 
-def test_add_session_leaves_others_unchanged() -> None:
-    model = build_model("poco", [spec("a", 4)], **SMALL)
-    randomise(model)
+@pytest.mark.parametrize("name", sorted(SMALL_CONFIGS))
+def test_add_session_leaves_others_unchanged(name: str) -> None:
+    model = build_model(name, [spec("a", 4)], **SMALL_CONFIGS[name])
+    randomise(model, scale=0.05)
     model.eval()
     x = torch.randn(2, 48, 4)
-    before = model([x], ["a"])[0]
+    with torch.no_grad():
+        before = model([x], ["a"])[0]
+        model.add_session(spec("new", 6))
+        torch.testing.assert_close(model([x], ["a"])[0], before, rtol=0, atol=0)
+        assert model([torch.randn(1, 48, 6)], ["new"])[0].shape == (1, 16, 6)
+
+
+def test_add_session_embeddings() -> None:
+    model = build_model("poco", [spec("a", 4)], **SMALL)
+    x = torch.randn(2, 48, 4)
     model.add_session(spec("new", 6))
-    torch.testing.assert_close(model([x], ["a"])[0], before, rtol=0, atol=0)
     emb = model.unit_embeddings("new")
     assert emb.shape == (6, 16) and 0.005 < emb.std().item() < 0.05  # fresh N(0, 0.02^2)
     assert model.unit_embeddings("a").shape == (4, 16)

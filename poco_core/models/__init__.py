@@ -6,7 +6,19 @@ from .base import BaseConfig, BaseForecaster, SessionSpec, UnivariateForecaster,
 from .registry import available_models, build_model, model_class, model_from_dict, model_to_dict, register
 
 # importing the modules registers their models (order = order of available_models())
-from . import linear, mlp, poco  # noqa: E402,F401  isort: skip
+from . import (  # noqa: E402,F401  isort: skip
+    linear,
+    mlp,
+    poco,
+    texfilter,
+    tsmixer,
+    plrnn,
+    ar_transformer,
+    netformer,
+    moderntcn,
+    poyo,
+    mlp_transformer,
+)
 
 __all__ = [
     "BaseConfig",

@@ -84,6 +84,7 @@ class BaseForecaster(nn.Module):
         self.config = config
         self.sessions: list[SessionSpec] = []
         self._index: dict[str, int] = {}
+        self.per_session = nn.ModuleDict()  # per-session maps of baselines, keyed s0, s1, ...
         self._build(sessions)
         for spec in sessions:
             self.add_session(spec)
@@ -97,7 +98,7 @@ class BaseForecaster(nn.Module):
 
     def _embedding_params(self) -> list[nn.Parameter]:
         """Per-session parameters (finetuned in every mode)."""
-        return []
+        return list(self.per_session.parameters())
 
     def _mlp_params(self) -> list[nn.Parameter]:
         """The forecaster MLP (finetuned in mode embeddings+mlp)."""
@@ -111,16 +112,12 @@ class BaseForecaster(nn.Module):
         if spec.n_units == 0:
             raise PocoError(f"session {spec.session!r} has no units")
         key = f"s{len(self.sessions)}"
-        device = self._device()
+        like = next(self.parameters(), None)
         self._init_session(key, spec)
         self.sessions.append(spec)
         self._index[spec.session] = len(self.sessions) - 1
-        if device is not None:
-            self.to(device)
-
-    def _device(self) -> torch.device | None:
-        p = next(self.parameters(), None)
-        return None if p is None else p.device
+        if like is not None:  # new parameters follow the model's device and dtype
+            self.to(device=like.device, dtype=like.dtype)
 
     def session_key(self, session: str) -> str:
         """The parameter key of a session id; unknown ids raise a PocoError naming the known ones."""
@@ -181,3 +178,33 @@ class UnivariateForecaster(BaseForecaster):
 
     def predict(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+
+class StepwiseForecaster(BaseForecaster):
+    """Models that predict one step at a time. Training uses every one-step prediction of the
+    window (C + P - 1 targets, the paper's protocol); ``forward`` rolls out P steps."""
+
+    def forward(self, xs: list[Tensor], sessions: list[str]) -> list[Tensor]:
+        self._check(xs, sessions)
+        return [self.rollout(x, self.session_key(s)) for x, s in zip(xs, sessions)]
+
+    def loss(self, windows: list[Tensor], sessions: list[str]) -> Tensor:
+        preds = [self.step_predictions(w, self.session_key(s)) for w, s in zip(windows, sessions)]
+        return mse_loss(preds, [w[:, 1:] for w in windows])
+
+    def rollout(self, x: Tensor, key: str) -> Tensor:
+        """(B, C, N) -> (B, P, N) free-running forecast."""
+        raise NotImplementedError
+
+    def step_predictions(self, window: Tensor, key: str) -> Tensor:
+        """(B, C+P, N) -> (B, C+P-1, N) predictions of window[:, 1:]; the last P are free-running
+        from the context except where a model's protocol says otherwise."""
+        raise NotImplementedError
+
+
+def instance_norm(x: Tensor, dim: int = 1, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalise each unit over time (RevIN without affine): returns (x_norm, mean, std) so
+    forecasts can be mapped back with ``y * std + mean``; removes level shifts between windows."""
+    mean = x.mean(dim, keepdim=True).detach()
+    std = (x.var(dim, keepdim=True, unbiased=False) + eps).sqrt().detach()
+    return (x - mean) / std, mean, std

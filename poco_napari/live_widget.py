@@ -1,0 +1,385 @@
+"""Live panel: follow a recording as it is acquired, with rolling forecasts and online adaptation.
+
+A worker thread runs ``LiveSession.run`` (poll the source, preprocess, forecast) and hands each
+update to the GUI thread through a queued Qt signal; the GUI only stores it and redraws once per
+event-loop turn, so a slow frame never blocks polling and a burst of frames costs one repaint.
+Top plot: the selected units' recent frames, the latest forecast drawn ahead of "now" and the
+forecast made P frames ago drawn over the frames that have since arrived. Bottom: a raster of all
+units (every k-th when there are many) over the same window.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+    QVBoxLayout, QWidget,
+)
+
+from poco_core.errors import PocoError
+from poco_core.live import LiveSession, LiveUpdate, OnlineAdapter, OnlineConfig, open_source
+from poco_core.online import Forecast
+
+from .plots import ThemedPlots, unit_colors
+
+WINDOW_S = 60.0  # seconds of history shown
+MAX_WINDOW_FRAMES = 3000
+MAX_TRACES = 8
+RASTER_ROWS = 1000  # more units than this: every k-th row is shown
+OFFSET = 4.0  # z units between stacked traces
+
+
+class DisplayBuffer:
+    """The last ``capacity`` unit-space frames, oldest first, for drawing (GUI thread only)."""
+
+    def __init__(self, n_units: int, capacity: int):
+        self.values = np.full((capacity, n_units), np.nan, np.float32)
+        self.end = 0  # absolute index of the frame after the newest
+
+    def extend(self, units: np.ndarray, end: int) -> None:
+        k = min(len(units), len(self.values))
+        if k:
+            self.values = np.roll(self.values, -k, axis=0)
+            self.values[-k:] = units[-k:]
+        self.end = end
+
+    def frames(self) -> np.ndarray:
+        """Absolute frame indices of the rows of ``values``."""
+        return np.arange(self.end - len(self.values), self.end)
+
+
+class LivePlots(ThemedPlots):
+    """Selected units with forecasts (top) and the raster of all units (bottom), time in seconds."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.traces = self.graphics.addPlot(row=0, col=0, title="selected units: frames, forecast ahead, forecast P frames ago")
+        self.traces.getAxis("left").setTicks([])
+        self.raster_plot = self.graphics.addPlot(row=1, col=0)
+        self.raster_plot.setXLink(self.traces)
+        self.raster_plot.setLabel("bottom", "time (s)")
+        self.raster = pg.ImageItem(axisOrder="row-major")
+        self.raster.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        self.raster_plot.addItem(self.raster)
+        self.now_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#bbbbbb", style=Qt.DotLine))
+        self.traces.addItem(self.now_line)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
+        self.curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem, pg.TextItem]] = []
+
+    def set_units(self, n: int) -> None:
+        """Make one (frames, forecast ahead, past forecast, label) set of items per selected unit."""
+        for items in self.curves:
+            for item in items:
+                self.traces.removeItem(item)
+        self.curves = []
+        for color in unit_colors(n)[:n]:
+            actual = self.traces.plot(pen=pg.mkPen(color, width=1.5))
+            ahead = self.traces.plot(pen=pg.mkPen("#ff7f0e", width=2.5))
+            past = self.traces.plot(pen=pg.mkPen("#e0e0e0", width=1.5, style=Qt.DashLine))
+            label = pg.TextItem(anchor=(0, 1), color=color)
+            self.traces.addItem(label)
+            self.curves.append((actual, ahead, past, label))
+
+
+class _Relay(QObject):
+    """Carries worker-thread results into the GUI thread (queued signal connections)."""
+
+    update = Signal(object)
+    failed = Signal(str)
+    adapt_event = Signal(object)
+
+
+class LiveWidget(QWidget):
+    """Dock widget; ``napari_viewer`` is injected by napari (unused outside napari)."""
+
+    drawn = Signal(int)  # the newest frame index on screen, after each redraw
+
+    def __init__(self, napari_viewer=None):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session: LiveSession | None = None
+        self.adapter: OnlineAdapter | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._buffer: DisplayBuffer | None = None
+        self._forecasts: dict[int, Forecast] = {}
+        self._pending: list[LiveUpdate] = []
+        self._last: LiveUpdate | None = None
+        self._relay = _Relay()
+        self._relay.update.connect(self._on_update)
+        self._relay.failed.connect(self._on_failed)
+        self._relay.adapt_event.connect(self._on_adapt_event)
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(0)
+        self._redraw_timer.timeout.connect(self._redraw)
+        self._build_ui()
+        if napari_viewer is not None:
+            napari_viewer.events.theme.connect(lambda e: self.plots.apply_theme(napari_viewer.theme))
+            self.plots.apply_theme(napari_viewer.theme)
+
+    # -- layout ------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        self.source_edit = QLineEdit(placeholderText="growing .h5 file or folder of .npy chunks")
+        file_btn, folder_btn = QPushButton("File…"), QPushButton("Folder…")
+        file_btn.clicked.connect(lambda: self._choose(folder=False))
+        folder_btn.clicked.connect(lambda: self._choose(folder=True))
+        self.fs_spin = QDoubleSpinBox(minimum=0.01, maximum=10000.0, value=5.0, suffix=" Hz", decimals=2)
+        self.fs_spin.setToolTip("sampling rate of a chunk folder (an .h5 file stores its own)")
+        self.checkpoint_edit = QLineEdit(placeholderText="pretrained checkpoint (.pt), optional")
+        ckpt_btn = QPushButton("Checkpoint…")
+        ckpt_btn.clicked.connect(self._choose_checkpoint)
+        self.zscore_box = QComboBox()
+        self.zscore_box.addItems(["running", "frozen"])
+        self.filter_box = QComboBox()
+        self.filter_box.addItems(["none", "causal_lowpass"])
+        self.calibration_spin = QSpinBox(minimum=0, maximum=100000, value=0, suffix=" frames")
+        self.connect_btn = QPushButton("Connect")
+        self.connect_btn.clicked.connect(self._toggle_connection)
+        self.units_edit = QLineEdit("0, 1, 2")
+        self.units_edit.setToolTip("unit indices to plot (ROIs, or PCs with PCA), comma separated")
+        self.units_edit.editingFinished.connect(self._units_changed)
+        self.adapt_btn = QPushButton("Adapt to this animal")
+        self.adapt_btn.setEnabled(False)
+        self.adapt_btn.clicked.connect(self._toggle_adaptation)
+        self.status_label, self.preprocess_label = QLabel("not connected"), QLabel("")
+        self.score_label, self.adapt_label = QLabel(""), QLabel("")
+        for label in (self.status_label, self.preprocess_label, self.score_label, self.adapt_label):
+            label.setWordWrap(True)
+        self.plots = LivePlots(self)
+
+        form = QFormLayout()
+        form.addRow("source", _row(self.source_edit, file_btn, folder_btn))
+        form.addRow("model", _row(self.checkpoint_edit, ckpt_btn))
+        form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("filter"), self.filter_box,
+                                          QLabel("calibration"), self.calibration_spin))
+        form.addRow("", _row(self.fs_spin, self.connect_btn))
+        form.addRow("plot units", _row(self.units_edit, self.adapt_btn))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for label in (self.status_label, self.preprocess_label, self.score_label, self.adapt_label):
+            layout.addWidget(label)
+        layout.addWidget(self.plots, stretch=1)
+
+    def _choose(self, folder: bool) -> None:
+        path = (QFileDialog.getExistingDirectory(self, "Chunk folder") if folder
+                else QFileDialog.getOpenFileName(self, "Growing recording", "", "HDF5 (*.h5 *.hdf5)")[0])
+        if path:
+            self.source_edit.setText(path)
+
+    def _choose_checkpoint(self) -> None:
+        path = QFileDialog.getOpenFileName(self, "Pretrained checkpoint", "", "Checkpoints (*.pt)")[0]
+        if path:
+            self.checkpoint_edit.setText(path)
+
+    # -- connection --------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _toggle_connection(self) -> None:
+        if self.connected:
+            self.disconnect_source()
+        else:
+            try:
+                self.connect_source()
+            except PocoError as exc:
+                self.status_label.setText(f"cannot connect: {exc}")
+
+    def config(self) -> OnlineConfig:
+        return OnlineConfig(zscore=self.zscore_box.currentText(), filter=self.filter_box.currentText(),
+                            calibration=self.calibration_spin.value())
+
+    def connect_source(self, source=None, model=None) -> None:
+        """Start following ``source`` (default: the path in the panel) with ``model`` (default: the checkpoint)."""
+        from poco_core.restore import load_model
+
+        if source is None:
+            path = self.source_edit.text().strip()
+            if not path:
+                raise PocoError("choose a growing .h5 file or a chunk folder first")
+            source = open_source(path, fs=self.fs_spin.value() if Path(path).is_dir() else None)
+        ckpt = self.checkpoint_edit.text().strip()
+        if model is None and ckpt:
+            model = load_model(ckpt)
+        self.session = LiveSession(source, model, self.config())
+        self._buffer, self._forecasts, self._last = None, {}, None
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._work, name="poco-live", daemon=True)
+        self._thread.start()
+        self.connect_btn.setText("Disconnect")
+        self.status_label.setText("connected; waiting for frames" + ("" if model else " (no checkpoint: traces only)"))
+
+    def _work(self) -> None:
+        try:
+            self.session.run(self._relay.update.emit, self._stop)
+        except PocoError as exc:
+            self._relay.failed.emit(str(exc))
+
+    def disconnect_source(self) -> None:
+        if self.adapter is not None:
+            self.adapter.stop(timeout=5)
+            self.adapter = None
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.session is not None:
+            self.session.source.close()
+        self._thread = None
+        self.connect_btn.setText("Connect")
+        self.adapt_btn.setText("Adapt to this animal")
+        self.adapt_btn.setEnabled(False)
+        self.status_label.setText("disconnected")
+
+    def _on_failed(self, message: str) -> None:
+        self.status_label.setText(f"stopped: {message}")
+        self.disconnect_source()
+        self.status_label.setText(f"stopped: {message}")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        self.disconnect_source()
+        super().closeEvent(event)
+
+    # -- frames in ---------------------------------------------------------------------
+    def selected_units(self) -> list[int]:
+        n = 0 if self._buffer is None else self._buffer.values.shape[1]
+        try:
+            picked = [int(p) for p in self.units_edit.text().replace(";", ",").split(",") if p.strip()]
+        except ValueError:
+            picked = []
+        return [i for i in dict.fromkeys(picked) if 0 <= i < n][:MAX_TRACES] or list(range(min(n, 3)))
+
+    def _units_changed(self) -> None:
+        if self._buffer is not None:
+            self.plots.set_units(len(self.selected_units()))
+            self._redraw()
+
+    def _on_update(self, update: LiveUpdate) -> None:
+        self._pending.append(update)
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _absorb(self) -> None:
+        for update in self._pending:
+            if len(update.units):
+                if self._buffer is None:
+                    fs = self.session.source.fs
+                    self._buffer = DisplayBuffer(update.units.shape[1], int(min(WINDOW_S * fs, MAX_WINDOW_FRAMES)))
+                    self.plots.set_units(len(self.selected_units()))
+                    self.adapt_btn.setEnabled(self.session.forecaster is not None)
+                self._buffer.extend(update.units, update.units_end)
+            for f in update.forecasts:
+                self._forecasts[f.t] = f
+            self._last = update
+        self._pending = []
+        if self._buffer is not None and self.session.forecaster is not None:
+            horizon = self.session.forecaster.horizon
+            self._forecasts = {t: f for t, f in self._forecasts.items() if t >= self._buffer.end - 1 - horizon}
+
+    # -- drawing -----------------------------------------------------------------------
+    def _redraw(self) -> None:
+        self._absorb()
+        if self._buffer is None or self._last is None:
+            return
+        fs = self.session.source.fs
+        mean, sd = self._last.mean, self._last.sd
+        t_axis = self._buffer.frames() / fs
+        z = (self._buffer.values - mean) / sd
+        now = self._buffer.end - 1
+        latest = self._forecasts.get(now)
+        horizon = self.session.forecaster.horizon if self.session.forecaster else 0
+        past = self._forecasts.get(now - horizon)
+        ids = self._unit_names()
+        for row, (i, (actual, ahead, old, label)) in enumerate(zip(self.selected_units(), self.plots.curves)):
+            off = -OFFSET * row
+            actual.setData(t_axis, z[:, i] + off, connect="finite")
+            _draw_forecast(ahead, latest, i, mean, sd, off, fs)
+            _draw_forecast(old, past, i, mean, sd, off, fs)
+            label.setText(ids[i])
+            label.setPos(t_axis[0], off + OFFSET / 2)
+        self.plots.now_line.setPos(now / fs)
+        self.plots.traces.setXRange(t_axis[0], (now + 1 + horizon) / fs, padding=0)
+        self._draw_raster(z, t_axis)
+        self._update_labels()
+        self.drawn.emit(int(self._last.last))
+
+    def _unit_names(self) -> list[str]:
+        pre = self.session.preprocessor
+        return pre.unit_ids or [str(u) for u in self.session.source.roi_ids]
+
+    def _draw_raster(self, z: np.ndarray, t_axis: np.ndarray) -> None:
+        step = max(1, int(np.ceil(z.shape[1] / RASTER_ROWS)))
+        rows = np.nan_to_num(z[:, ::step].T, nan=0.0)
+        self.plots.raster.setImage(rows, levels=(-3, 3), autoLevels=False)
+        dt = t_axis[1] - t_axis[0] if len(t_axis) > 1 else 1.0
+        self.plots.raster.setRect(t_axis[0], 0, len(t_axis) * dt, rows.shape[0])
+        label = "units" if step == 1 else f"units (every {step}th of {z.shape[1]})"
+        self.plots.raster_plot.setLabel("left", label)
+
+    def _update_labels(self) -> None:
+        session, update = self.session, self._last
+        latency = (time.monotonic() - update.received_at) * 1000
+        self.status_label.setText(f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after arrival")
+        self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")
+        if session.forecaster is None:
+            self.score_label.setText("no model: load a checkpoint to forecast")
+            return
+        fc = session.forecaster
+        s = update.score
+        text = ("score vs copy: waiting for the first forecast to come true" if s is None else
+                f"running score vs copy (last {s.window_s / 60:.0f} min, {s.n_forecasts} forecasts): {s.score:+.3f}")
+        if fc.model_version:
+            current = fc.score(since_version=fc.model_version)
+            if current is not None:
+                text += f" · adapted model v{fc.model_version}: {current.score:+.3f}"
+        self.score_label.setText(text)
+
+    # -- adaptation --------------------------------------------------------------------
+    def _toggle_adaptation(self) -> None:
+        if self.adapter is not None and self.adapter.running:
+            self.adapter.stop(timeout=0)
+            self.adapt_btn.setText("Adapt to this animal")
+            self.adapt_label.setText("adaptation stopped; forecasts keep the last adapted model")
+            return
+        try:
+            self.adapter = OnlineAdapter(self.session, on_event=self._relay.adapt_event.emit).start()
+        except PocoError as exc:
+            self.adapt_label.setText(str(exc))
+            return
+        self.adapt_btn.setText("Stop adapting")
+        self.adapt_label.setText(f"adapting: waiting for {self.adapter.min_frames} frames")
+
+    def _on_adapt_event(self, event: dict) -> None:
+        kind, rounds = event["type"], self.adapter.rounds if self.adapter else 0
+        if kind == "step":
+            self.adapt_label.setText(f"adapting (round {rounds + 1}): step {event['step']}, loss {event['loss']:.3f}")
+        elif kind == "swapped":
+            self.adapt_label.setText(f"adapted embeddings swapped in (round {event['round']}, {event['frames']} frames); "
+                                     "re-running as frames accumulate")
+        elif kind == "error":
+            self.adapt_label.setText(f"adaptation failed: {event['message']}")
+
+
+def _row(*widgets: QWidget) -> QWidget:
+    holder = QWidget()
+    layout = QHBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w)
+    return holder
+
+
+def _draw_forecast(item: pg.PlotDataItem, f: Forecast | None, unit: int, mean: np.ndarray, sd: np.ndarray,
+                   offset: float, fs: float) -> None:
+    """The forecast of ``unit`` from its context frame t to t+P (starting at the last known value)."""
+    if f is None:
+        item.setData([], [])
+        return
+    steps = np.arange(f.t + 1, f.t + 1 + len(f.values)) / fs
+    item.setData(steps, (f.values[:, unit] - mean[unit]) / sd[unit] + offset)
