@@ -75,13 +75,15 @@ def make_widget(viewer, tmp: str, threads: int):
     return widget
 
 
-def in_process(app, widget, seconds: float) -> dict[str, float]:
+def in_process(app, widget, seconds: float, low_priority: bool) -> dict[str, float]:
     """The design: the widget's job in a spawned child process."""
+    widget.low_priority.setChecked(low_priority)
     widget.button.click()
     job = widget.job
     wait_for(app, lambda: job.step > 0)
+    first = job.step
     result = lateness(app, seconds)
-    result["steps_per_s"] = next((e.get("steps_per_s") for e in reversed(job.history) if e["type"] == "step"), 0.0)
+    result["steps_per_s"] = (job.step - first) / seconds
     widget.button.click()  # cancel
     wait_for(app, lambda: job.status.final)
     return result
@@ -132,8 +134,9 @@ def in_thread(app, widget, seconds: float) -> dict[str, float]:
     pump.start()
     worker.start()
     wait_for(app, lambda: bool(steps))
+    first = len(steps)
     result = lateness(app, seconds)
-    result["steps_per_s"] = steps[-1]
+    result["steps_per_s"] = (len(steps) - first) / seconds
     stop.set()
     worker.join(30)
     pump.stop()
@@ -157,13 +160,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         widget = make_widget(viewer, tmp, args.threads)
         results = {"idle": lateness(app, min(args.seconds, 5.0)),
-                   "child process": in_process(app, widget, args.seconds)}
+                   "process": in_process(app, widget, args.seconds, low_priority=False),
+                   "process, nice": in_process(app, widget, args.seconds, low_priority=True)}
         if not args.no_thread_mode:
             results["thread"] = in_thread(app, widget, args.seconds)
     print(json.dumps(results, indent=1))
-    print(f"{'mode':<14} {'median':>8} {'p99':>8} {'max':>8}  steps/s   (lateness of a {TIMER_MS} ms timer, ms)")
+    print(f"{'mode':<15} {'median':>8} {'p99':>8} {'max':>8}  steps/s   (lateness of a {TIMER_MS} ms timer, ms)")
     for mode, r in results.items():
-        print(f"{mode:<14} {r['median_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}  {r.get('steps_per_s', 0):7.1f}")
+        print(f"{mode:<15} {r['median_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}  {r.get('steps_per_s', 0):7.1f}")
     viewer.close()
 
 

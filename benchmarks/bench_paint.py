@@ -43,9 +43,10 @@ def analysis_of(rec: Recording) -> EmbeddingAnalysis:
     n, rng = rec.n_rois, np.random.default_rng(1)
     sim = rng.uniform(size=(len(REGIONS), len(REGIONS)))
     return EmbeddingAnalysis(
-        session=np.full(n, rec.session), roi_id=rec.roi_ids, region=rec.regions, embedding=rng.normal(size=(n, 8)).astype(np.float32),
-        umap=rng.normal(size=(n, 2)).astype(np.float32), cluster=rng.integers(0, CLUSTERS, n), method="kmeans", metric="cosine",
-        seed=0, region_names=REGIONS, similarity=sim, similarity_raw=sim, roi_similarity=rng.uniform(-1, 1, (n, len(REGIONS))).astype(np.float32),
+        session=np.full(n, rec.session), roi_id=rec.roi_ids, region=rec.regions,
+        embedding=rng.normal(size=(n, 8)).astype(np.float32), umap=rng.normal(size=(n, 2)).astype(np.float32),
+        cluster=rng.integers(0, CLUSTERS, n), method="kmeans", metric="cosine", seed=0, region_names=REGIONS,
+        similarity=sim, similarity_raw=sim, roi_similarity=rng.uniform(-1, 1, (n, len(REGIONS))).astype(np.float32),
     )
 
 
@@ -81,7 +82,8 @@ def main(n: int = 80_000) -> int:
         QApplication.processEvents()
         viewer.window._qt_viewer.canvas.native.grabFramebuffer()  # forces one full render
 
-    print(f"{n} ROIs on a {labels.data.shape[0]} x {labels.data.shape[1]} label image, Labels + Points layers, median of {REPEATS}:")
+    ly, lx = labels.data.shape
+    print(f"{n} ROIs on a {ly} x {lx} label image, Labels + Points layers, median of {REPEATS}:")
     for column in ("cluster", "similarity_region3"):
         print(f"  paint by {column:20s} {timed(lambda: widget.paint_by(column)) * 1e3:7.1f} ms"
               f"   with one redraw {timed(lambda: paint_and_draw(column)) * 1e3:7.1f} ms")

@@ -125,7 +125,8 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
             except NotImplementedError as exc:
                 raise PocoError(f"{type(model).__name__} has no unit embeddings (use a POCO model)") from exc
             ids = np.asarray(spec.unit_ids).astype(str)
-            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), _regions_of(by_session.get(spec.session), ids)))
+            regions = _regions_of(by_session.get(spec.session), ids)
+            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions))
     if not out:
         raise PocoError(f"none of the sessions {list(sessions or [])} is in the model")
     return out
@@ -189,7 +190,13 @@ def cluster_units(
 
 
 def region_recovery(
-    x: np.ndarray, regions: np.ndarray, clusters: np.ndarray, seed: int = 0, n_folds: int = 5, max_units: int = 5000, n_shuffles: int = 20
+    x: np.ndarray,
+    regions: np.ndarray,
+    clusters: np.ndarray,
+    seed: int = 0,
+    n_folds: int = 5,
+    max_units: int = 5000,
+    n_shuffles: int = 20,
 ) -> dict[str, float] | None:
     """How well embeddings recover regions, each against shuffled region labels.
 
@@ -332,8 +339,10 @@ def _save_h5(result: EmbeddingAnalysis, path: Path) -> Path:
     with h5py.File(path, "w") as f:
         rois = f.create_group("rois")
         for name, col in result.columns(with_embedding=False).items():
-            if not name.startswith("similarity_"):
-                rois.create_dataset(name, data=col.astype(object) if col.dtype.kind == "U" else col, dtype=text if col.dtype.kind == "U" else None)
+            if name.startswith("similarity_"):
+                continue  # stored together as rois/similarity (N, R)
+            is_text = col.dtype.kind == "U"
+            rois.create_dataset(name, data=col.astype(object) if is_text else col, dtype=text if is_text else None)
         rois.create_dataset("embedding", data=result.embedding)
         if result.roi_similarity is not None:
             rois.create_dataset("similarity", data=result.roi_similarity)

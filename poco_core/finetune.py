@@ -21,7 +21,7 @@ from .loop import Loop
 from .models import BaseForecaster, SessionSpec
 from .preprocess import PreparedData, PreprocessConfig
 from .restore import load_model, model_info, model_payload
-from .train import DataLike, TrainRun, _either, as_prepared, default_checkpoint, loop_options
+from .train import AnyCancelled, DataLike, TrainRun, as_prepared, default_checkpoint, loop_options
 
 FINETUNE_DEFAULTS = {"val_every": 20, "steps": 2000}
 
@@ -106,6 +106,6 @@ def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "em
     name = model.name if isinstance(model, BaseForecaster) else "model"
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(f"{name}-finetuned")
     token = CancelToken()
-    events = finetune_events(model, data, mode=mode, checkpoint=checkpoint, cancel=_either(token, cancel),
+    events = finetune_events(model, data, mode=mode, checkpoint=checkpoint, cancel=AnyCancelled(token, cancel),
                              steps=steps, **options)
     return TrainRun(events, checkpoint, token)

@@ -9,6 +9,7 @@ this can be tried without a microscope.
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import threading
 import time
@@ -37,10 +38,10 @@ STALL_PERIODS = 3  # no frame for this many frame periods: the writer is reporte
 class H5LiveWriter:
     """Creates a project HDF5 file (no frames yet) and appends frames in SWMR mode.
 
-    The file is written by ``save_recording`` (atomic: an existing file is replaced, so a
-    follower sees a new file, not one rewritten in place), then kept open with
-    ``libver='latest'`` and ``swmr_mode`` on; every append is flushed, so a reader that calls
-    ``refresh()`` sees it at once.
+    The file is written by ``save_recording`` under a temporary name, opened with
+    ``libver='latest'`` and ``swmr_mode`` on, and only then renamed over ``path``: a follower never
+    meets it half-made or not yet in SWMR mode, and an existing file is replaced (a new inode), not
+    rewritten in place. Every append is flushed, so a reader that calls ``refresh()`` sees it at once.
     """
 
     def __init__(self, path: str | Path, template: Recording):
@@ -49,10 +50,12 @@ class H5LiveWriter:
         from .io.h5 import save_recording
 
         self.path = Path(path)
+        tmp = self.path.with_name(f".{self.path.name}.live-tmp")
         empty = np.zeros((0, template.n_rois), np.float32)
-        save_recording(dc_replace(template, traces=empty, extra_traces={}), self.path)
-        self._file = h5py.File(self.path, "a", libver="latest")
+        save_recording(dc_replace(template, traces=empty, extra_traces={}), tmp)
+        self._file = h5py.File(tmp, "a", libver="latest")
         self._file.swmr_mode = True
+        os.replace(tmp, self.path)  # readers only ever see the file already in SWMR mode
         self._ds = self._file["traces"]
 
     @property

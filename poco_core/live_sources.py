@@ -153,7 +153,7 @@ class H5LiveSource:
 
         try:
             st = os.stat(self.path)
-            f = h5py.File(self.path, "r", libver="latest", swmr=True)
+            f = h5py.File(self.path, "r", libver="latest", swmr=True, locking=False)  # never block a writer
         except (OSError, FileNotFoundError) as exc:  # absent, or the writer has not started SWMR yet
             self.status = f"waiting for the writer ({type(exc).__name__})"
             return False
@@ -193,8 +193,8 @@ class H5LiveSource:
     def _reopen(self) -> None:
         self.close()
         self.restarts += 1
-        if self._open():
-            self._skip = self._delivered  # the new file must first repeat what we already have
+        self._skip = self._delivered  # the new file must first repeat what we already have
+        self._open()
 
     def poll(self) -> np.ndarray:
         if self._ds is None and not self._open():

@@ -21,6 +21,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
+from .errors import PocoError
 from .evaluate import autocast, evaluate_windows, summarise
 from .events import CancelLike, Event, is_cancelled
 from .models import mse_loss
@@ -118,9 +119,10 @@ def seed_everything(seed: int, rank: int = 0) -> np.random.Generator:
 
 @dataclass
 class Loop:
-    """One optimisation run. `payload` builds everything the checkpoint stores besides the loop's
-    own fields (model dict, preprocessing...); `ddp` is a DistributedDataParallel-wrapped
-    LossModule when running under torchrun (see poco_core.distributed)."""
+    """One optimisation run. `payload` builds what the checkpoint stores besides the loop's own
+    fields (model dict, preprocessing...). Under torchrun, `wrap` wraps the loss module in
+    DistributedDataParallel and `is_cancelled` agrees on cancellation across ranks
+    (see poco_core.distributed)."""
 
     model: nn.Module
     data: Any
@@ -209,10 +211,10 @@ class Loop:
                 "unit_ids": [sd.unit_ids[i] for i in units], "context": pick(w[:, :ctx]),
                 "actual": pick(w[:, ctx:]), "forecast": pick(pred)}
 
-    def save(self, step: int, metrics: dict | None = None) -> Event | None:
+    def save(self, step: int) -> Event | None:
         if self.rank != 0:
             return None
-        payload = {**self.payload(), "history": self.state.history, "metrics": metrics or {}, "step": step,
+        payload = {**self.payload(), "history": self.state.history, "metrics": {}, "step": step,
                    "best_val_mse": self.state.best_val_mse, "loop": self.opts.to_dict(), "kind": self.kind,
                    "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                    "rng": rng_state(self.np_rng)}
@@ -224,13 +226,8 @@ class Loop:
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> Iterator[Event]:
-        try:
-            yield from self._run()
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            yield {"type": "error", "message": str(exc) or type(exc).__name__, "error": type(exc).__name__}
-            raise
+        """The run's events. Failures raise; the consumer (CLI, GUI job) reports them as `error` events."""
+        return self._run()
 
     def _run(self) -> Iterator[Event]:
         opts, st = self.opts, self.state
@@ -244,6 +241,9 @@ class Loop:
                 cancelled, step = True, step - 1
                 break
             loss = self.train_step()
+            if not math.isfinite(loss):
+                raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
+                                "or check the data")
             st.history["loss"].append(loss)
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                    "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9)}
@@ -267,7 +267,7 @@ class Loop:
         metrics: dict = {}
         if self.rank == 0:
             best = load_checkpoint(self.checkpoint)
-            self.model.load_state_dict(_state_dict(best["model"]))
+            self.model.load_state_dict(best["model"]["state_dict"])
             per = evaluate_windows(self.model, self.data, "test", batch_size=self.opts.eval_batch_size,
                                    stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)
             datasets, mean = summarise(per)
@@ -278,6 +278,3 @@ class Loop:
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
                "checkpoint": str(self.checkpoint), "cancelled": cancelled}
 
-
-def _state_dict(model_dict: dict) -> dict:
-    return model_dict["state_dict"]

@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import torch
-
 from .checkpoint import load_checkpoint
 from .errors import PocoError
 from .events import CancelLike, CancelToken, Event
@@ -23,7 +21,7 @@ from .loop import Loop, LoopOptions, LoopState, seed_everything
 from .models import BaseForecaster, SessionSpec, build_model
 from .preprocess import PreparedData, PreprocessConfig, prepare
 from .recording import Recording
-from .restore import model_from_checkpoint, model_info, model_payload
+from .restore import model_from_checkpoint, model_payload
 
 DataLike = PreparedData | Recording | Sequence[Recording]
 
@@ -175,14 +173,14 @@ def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = 500
     name = model if isinstance(model, str) else model.name
     checkpoint = Path(checkpoint) if checkpoint else (None if kwargs.get("resume") else default_checkpoint(name))
     token = CancelToken()
-    combined = _either(token, cancel)
+    combined = AnyCancelled(token, cancel)
     events = train_events(data, model, checkpoint=checkpoint, model_config=model_config, cancel=combined,
                           steps=steps, device=device, **kwargs)
     return TrainRun(events, checkpoint, token)
 
 
-class _either:
-    """Cancelled when any of the tokens is."""
+class AnyCancelled:
+    """A cancel token set when any of the given ones is (the run's own and the caller's)."""
 
     def __init__(self, *tokens: CancelLike | None):
         self.tokens = [t for t in tokens if t is not None]

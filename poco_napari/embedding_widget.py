@@ -203,13 +203,15 @@ class EmbeddingWidget(QWidget):
         for link in self._links:
             self._write_features(link)
             selection_for(link.rec).changed.connect(self._show_selection)
-        self.status.setText(self._describe(result))
+        unmatched = "" if self._links else " No open recording matches the model's sessions, so no ROIs are painted."
+        self.status.setText(self._describe(result) + unmatched)
+        groups = ["cluster"] + (["region"] if result.region is not None else [])
         self.point_colors.blockSignals(True)
         self.point_colors.clear()
-        self.point_colors.addItems(["cluster"] + (["region"] if result.region is not None else []))
+        self.point_colors.addItems(groups)
         self.point_colors.blockSignals(False)
         self.paint_column.clear()
-        for column in self.point_colors_items():
+        for column in groups:
             self.paint_column.addItem(column, column)
         for name in result.region_names:
             self.paint_column.addItem(f"similarity to {name}", SIMILARITY + name)
@@ -220,9 +222,6 @@ class EmbeddingWidget(QWidget):
         self.paint_by("cluster")
         self._show_selection()
         self.analysis_done.emit(result)
-
-    def point_colors_items(self) -> list[str]:
-        return [self.point_colors.itemText(i) for i in range(self.point_colors.count())]
 
     @staticmethod
     def _describe(result: EmbeddingAnalysis) -> str:
@@ -270,6 +269,8 @@ class EmbeddingWidget(QWidget):
                 apply_colors(layer, colors)
                 layer.metadata["poco_color_by"] = column
         self.paint_column.setCurrentIndex(max(self.paint_column.findData(column), 0))
+        region = column[len(SIMILARITY):] if column.startswith(SIMILARITY) else None
+        self.heatmap.mark_row(self.heatmap.names.index(region) if region in self.heatmap.names else None)
         self._show_legend(column)
         self.painted.emit(column)
 

@@ -35,22 +35,32 @@ OFFSET = 4.0  # z units between stacked traces
 
 
 class DisplayBuffer:
-    """The last ``capacity`` unit-space frames, oldest first, for drawing (GUI thread only)."""
+    """The last ``capacity`` unit-space frames in a ring (GUI thread only); reads take only the columns drawn."""
 
     def __init__(self, n_units: int, capacity: int):
-        self.values = np.full((capacity, n_units), np.nan, np.float32)
+        self._buf = np.full((capacity, n_units), np.nan, np.float32)
+        self._pos = 0  # ring slot of the oldest frame
         self.end = 0  # absolute index of the frame after the newest
 
+    @property
+    def n_units(self) -> int:
+        return self._buf.shape[1]
+
     def extend(self, units: np.ndarray, end: int) -> None:
-        k = min(len(units), len(self.values))
-        if k:
-            self.values = np.roll(self.values, -k, axis=0)
-            self.values[-k:] = units[-k:]
+        cap = len(self._buf)
+        units = units[-cap:]
+        self._buf[(self._pos + np.arange(len(units))) % cap] = units
+        self._pos = (self._pos + len(units)) % cap
         self.end = end
 
+    def columns(self, cols: np.ndarray | list[int] | slice) -> np.ndarray:
+        """(capacity, k) values of the chosen units, oldest frame first (NaN before the first frame)."""
+        order = (self._pos + np.arange(len(self._buf))) % len(self._buf)
+        return self._buf[:, cols][order]
+
     def frames(self) -> np.ndarray:
-        """Absolute frame indices of the rows of ``values``."""
-        return np.arange(self.end - len(self.values), self.end)
+        """Absolute frame indices of the rows ``columns`` returns."""
+        return np.arange(self.end - len(self._buf), self.end)
 
 
 class LivePlots(ThemedPlots):
@@ -98,6 +108,7 @@ class _Relay(QObject):
 class LiveWidget(QWidget):
     """Dock widget; ``napari_viewer`` is injected by napari (unused outside napari)."""
 
+    updated = Signal(object)  # each LiveUpdate as it reaches the GUI thread (for other docks, benchmarks)
     drawn = Signal(int)  # the newest frame index on screen, after each redraw
 
     def __init__(self, napari_viewer=None):
@@ -110,7 +121,7 @@ class LiveWidget(QWidget):
         self._buffer: DisplayBuffer | None = None
         self._forecasts: dict[int, Forecast] = {}
         self._pending: list[LiveUpdate] = []
-        self._last: LiveUpdate | None = None
+        self.last_update: LiveUpdate | None = None
         self._relay = _Relay()
         self._relay.update.connect(self._on_update)
         self._relay.failed.connect(self._on_failed)
@@ -209,7 +220,7 @@ class LiveWidget(QWidget):
         if model is None and ckpt:
             model = load_model(ckpt)
         self.session = LiveSession(source, model, self.config())
-        self._buffer, self._forecasts, self._last = None, {}, None
+        self._buffer, self._forecasts, self.last_update = None, {}, None
         self._stop.clear()
         self._thread = threading.Thread(target=self._work, name="poco-live", daemon=True)
         self._thread.start()
@@ -248,7 +259,7 @@ class LiveWidget(QWidget):
 
     # -- frames in ---------------------------------------------------------------------
     def selected_units(self) -> list[int]:
-        n = 0 if self._buffer is None else self._buffer.values.shape[1]
+        n = 0 if self._buffer is None else self._buffer.n_units
         try:
             picked = [int(p) for p in self.units_edit.text().replace(";", ",").split(",") if p.strip()]
         except ValueError:
@@ -262,6 +273,7 @@ class LiveWidget(QWidget):
 
     def _on_update(self, update: LiveUpdate) -> None:
         self._pending.append(update)
+        self.updated.emit(update)
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
@@ -276,7 +288,7 @@ class LiveWidget(QWidget):
                 self._buffer.extend(update.units, update.units_end)
             for f in update.forecasts:
                 self._forecasts[f.t] = f
-            self._last = update
+            self.last_update = update
         self._pending = []
         if self._buffer is not None and self.session.forecaster is not None:
             horizon = self.session.forecaster.horizon
@@ -285,45 +297,47 @@ class LiveWidget(QWidget):
     # -- drawing -----------------------------------------------------------------------
     def _redraw(self) -> None:
         self._absorb()
-        if self._buffer is None or self._last is None:
+        if self._buffer is None or self.last_update is None:
             return
         fs = self.session.source.fs
-        mean, sd = self._last.mean, self._last.sd
+        mean, sd = self.last_update.mean, self.last_update.sd
         t_axis = self._buffer.frames() / fs
-        z = (self._buffer.values - mean) / sd
+        units = self.selected_units()
+        z = (self._buffer.columns(units) - mean[units]) / sd[units]
         now = self._buffer.end - 1
         latest = self._forecasts.get(now)
         horizon = self.session.forecaster.horizon if self.session.forecaster else 0
         past = self._forecasts.get(now - horizon)
         ids = self._unit_names()
-        for row, (i, (actual, ahead, old, label)) in enumerate(zip(self.selected_units(), self.plots.curves)):
+        for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row
-            actual.setData(t_axis, z[:, i] + off, connect="finite")
+            actual.setData(t_axis, z[:, row] + off, connect="finite")
             _draw_forecast(ahead, latest, i, mean, sd, off, fs)
             _draw_forecast(old, past, i, mean, sd, off, fs)
             label.setText(ids[i])
             label.setPos(t_axis[0], off + OFFSET / 2)
         self.plots.now_line.setPos(now / fs)
         self.plots.traces.setXRange(t_axis[0], (now + 1 + horizon) / fs, padding=0)
-        self._draw_raster(z, t_axis)
+        self._draw_raster(t_axis, mean, sd)
         self._update_labels()
-        self.drawn.emit(int(self._last.last))
+        self.drawn.emit(int(self.last_update.last))
 
     def _unit_names(self) -> list[str]:
         pre = self.session.preprocessor
         return pre.unit_ids or [str(u) for u in self.session.source.roi_ids]
 
-    def _draw_raster(self, z: np.ndarray, t_axis: np.ndarray) -> None:
-        step = max(1, int(np.ceil(z.shape[1] / RASTER_ROWS)))
-        rows = np.nan_to_num(z[:, ::step].T, nan=0.0)
+    def _draw_raster(self, t_axis: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> None:
+        n = self._buffer.n_units
+        step = max(1, int(np.ceil(n / RASTER_ROWS)))
+        cols = slice(None, None, step)
+        rows = np.nan_to_num(((self._buffer.columns(cols) - mean[cols]) / sd[cols]).T, nan=0.0)
         self.plots.raster.setImage(rows, levels=(-3, 3), autoLevels=False)
         dt = t_axis[1] - t_axis[0] if len(t_axis) > 1 else 1.0
         self.plots.raster.setRect(t_axis[0], 0, len(t_axis) * dt, rows.shape[0])
-        label = "units" if step == 1 else f"units (every {step}th of {z.shape[1]})"
-        self.plots.raster_plot.setLabel("left", label)
+        self.plots.raster_plot.setLabel("left", "units" if step == 1 else f"units (every {step}th of {n})")
 
     def _update_labels(self) -> None:
-        session, update = self.session, self._last
+        session, update = self.session, self.last_update
         latency = (time.monotonic() - update.received_at) * 1000
         self.status_label.setText(f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after arrival")
         self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")

@@ -17,7 +17,7 @@ import numpy as np
 import platformdirs
 import pyqtgraph as pg
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
                             QVBoxLayout, QWidget)
@@ -36,6 +36,7 @@ FILTER_NAMES = {"none": "none", "lowpass": "low-pass (zero phase)", "bandpass": 
                 "causal_lowpass": "causal low-pass (live)"}
 FIT_ON = {"all": "whole recording", "train": "training part only"}
 DEBOUNCE_MS = 150
+PREVIEW_WINDOW_S = 60.0  # the preview opens on the first minute, where filtering is visible
 
 
 def settings_path() -> Path:
@@ -144,13 +145,15 @@ class PreprocessWidget(QWidget):
 
     def _build_preview(self) -> None:
         self.preview_plot = pg.GraphicsLayoutWidget()
-        self.preview_plot.setMinimumHeight(260)
+        self.preview_plot.setMinimumHeight(200)
         self.before_plot = self.preview_plot.addPlot(row=0, col=0, title="before (raw)")
         self.after_plot = self.preview_plot.addPlot(row=1, col=0, title="after")
         self.after_plot.setXLink(self.before_plot)
         self.after_plot.setLabel("bottom", "time", units="s")
         self.before_curve = self.before_plot.plot(pen=pg.mkPen((180, 180, 180), width=1))
         self.after_curve = self.after_plot.plot(pen=pg.mkPen((255, 200, 60), width=1))
+        for plot in (self.before_plot, self.after_plot):
+            plot.getAxis("left").setWidth(48)  # equal widths keep the two time axes aligned
         for curve in (self.before_curve, self.after_curve):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
@@ -212,6 +215,7 @@ class PreprocessWidget(QWidget):
         self._watched = rec
         if rec is not None:
             selection_for(rec).changed.connect(self._schedule_preview)
+            self.before_plot.setXRange(0, min(rec.duration_s, PREVIEW_WINDOW_S), padding=0)
         self._schedule_preview()
 
     def _schedule_preview(self, *_) -> None:
@@ -273,7 +277,6 @@ class PreprocessWidget(QWidget):
         preprocessed.set(rec, data)
         dropped = f"; dropped {len(data.state.dropped)} ROIs" if data.state.dropped else ""
         self.status.setText(f"Applied to {rec.session}: {data.values.shape[1]} units x {data.values.shape[0]} frames{dropped}")
-        show_info(f"Preprocessing applied to {rec.session}")
         self.applied.emit(data)
 
     def _apply_failed(self, exc: Exception) -> None:

@@ -135,7 +135,8 @@ class _LayerLink:
             np.empty((0, 2)), name=f"{layer.name} selected", size=self._size, symbol="disc",
             face_color="transparent", border_color="white", border_width=0.12,
             features={"roi_id": np.empty(0, dtype=str)},
-            text={"string": "{roi_id}", "color": "white", "size": 10, "anchor": "upper_left"},
+            text={"string": "{roi_id}", "color": "white", "size": 10, "anchor": "center",
+                  "translation": [-(self._size / 2 + 5), 0]},  # just above the ring
             translate=layer.translate, scale=layer.scale,
             metadata={RECORDING_KEY: recording_of(layer), "poco_role": "selection"},
         )
@@ -151,7 +152,7 @@ def _ring_size(rec: Recording, points: bool) -> float:
     if points or rec.footprints is None:
         return 16.0
     area = float(np.median(np.diff(rec.footprints.indptr)))
-    return 2.0 * np.sqrt(max(area, 1.0) / np.pi) + 8.0
+    return 2.0 * np.sqrt(max(area, 1.0) / np.pi) + 6.0
 
 
 def _stepper(delta: int):

@@ -1,4 +1,4 @@
-"""Region x region similarity heatmap with region names on both axes; a click picks a row."""
+"""Region x region similarity heatmap with region names on both axes; a click picks a row, which is outlined."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +31,11 @@ class SimilarityHeatmap(pg.PlotWidget):
         self.image = _RowImage(self.row_clicked.emit)
         self.addItem(self.image)
         self.invertY(True)
-        self.setAspectLocked(True)
+        self.row_box = pg.QtWidgets.QGraphicsRectItem()
+        self.row_box.setPen(pg.mkPen("w", width=2))
+        self.row_box.setZValue(10)
+        self.row_box.hide()
+        self.addItem(self.row_box, ignoreBounds=True)
         self.setMouseEnabled(False, False)
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(COLORMAP), interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.getPlotItem())
@@ -44,4 +48,11 @@ class SimilarityHeatmap(pg.PlotWidget):
         ticks = [[(k + 0.5, name) for k, name in enumerate(self.names)]]
         for axis in ("left", "bottom"):
             self.getAxis(axis).setTicks(ticks)
+        self.row_box.hide()
         self.autoRange(padding=0)
+
+    def mark_row(self, k: int | None) -> None:
+        """Outline row `k` (the region the ROIs are painted by), or nothing."""
+        self.row_box.setVisible(k is not None)
+        if k is not None:
+            self.row_box.setRect(0, k, len(self.names), 1)

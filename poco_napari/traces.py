@@ -25,7 +25,8 @@ from .store import PerObject, preprocessed, roi_layers
 MAX_TRACES = 40  # more selected ROIs than this: the first ones are drawn
 RASTER_BINS = 2000  # time columns of the raster
 RASTER_ROWS = 2000  # more ROIs than this: neighbouring rows (after sorting) are averaged
-SPLIT_COLORS = {"train": (46, 160, 67, 45), "val": (255, 160, 0, 55), "test": (214, 39, 40, 55)}
+SPLIT_COLORS = {"train": (46, 160, 67, 60), "val": (255, 160, 0, 70), "test": (214, 39, 40, 70)}
+AXIS_WIDTH = 90
 HINT = "Click an ROI in the viewer (shift-click adds, Up/Down steps)"
 
 
@@ -88,6 +89,9 @@ class TracesWidget(QWidget):
         splitter.addWidget(self.plot)
         splitter.addWidget(self.raster)
         splitter.setSizes([600, 300])
+        for plot in (self.plot, self.raster):
+            plot.getAxis("left").setWidth(AXIS_WIDTH)  # same width: the linked time axes line up
+        self.setMinimumHeight(420)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -127,6 +131,8 @@ class TracesWidget(QWidget):
         self._draw_traces()
         self._draw_raster()
         self._draw_bands()
+        if rec is not None:
+            self.plot.setXRange(0, rec.duration_s, padding=0.01)
 
     def curve(self, index: int) -> pg.PlotDataItem | None:
         """The curve drawing ROI ``index`` of the current recording, if shown."""
@@ -194,7 +200,7 @@ class TracesWidget(QWidget):
             label = pg.TextItem(f"{rec.roi_ids[i]} · {region}", color=rgb, anchor=(0, 0), fill=(0, 0, 0, 160))
             label.setPos(0, offset + 0.95)
             label.setZValue(30)
-            self.plot.addItem(label)
+            self.plot.addItem(label, ignoreBounds=True)  # labels follow the view; must not resize it
             self._labels.append(label)
         self.plot.setYRange(-0.1, len(shown) + 0.05, padding=0)
         self._place_labels()

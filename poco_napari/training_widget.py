@@ -14,7 +14,7 @@ from typing import Any
 import platformdirs
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QListWidgetItem, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 from superqt import QCollapsible
@@ -29,6 +29,7 @@ from .plots import Throttle, docks_for
 from .store import preprocessed, recordings_in
 
 Rows = list[tuple[str, QWidget]]
+NICE = 5  # niceness of a low-priority job (POSIX)
 
 
 def runs_dir() -> Path:
@@ -117,6 +118,9 @@ class JobLauncher(QWidget):
         self.device.addItems(available_devices())
         self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=val_every, suffix=" steps")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores")
+        self.low_priority = QCheckBox("run below napari's priority")
+        self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
+        self.low_priority.setChecked(True)
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText(f"automatic, in {runs_dir()}")
         browse = QPushButton("...")
@@ -145,7 +149,7 @@ class JobLauncher(QWidget):
         layout.addWidget(collapsible("Optimisation", [
             ("steps", self.steps), ("batch size", self.batch_size), ("learning rate", self.lr),
             ("validate every", self.val_every), ("seed", self.seed), ("device", self.device),
-            ("CPU threads", self.threads)], expanded=False))
+            ("CPU threads", self.threads), ("", self.low_priority)], expanded=False))
         layout.addWidget(collapsible("Output", [("checkpoint", out_row)], expanded=False))
         buttons = QHBoxLayout()
         buttons.addWidget(self.button)
@@ -174,7 +178,8 @@ class JobLauncher(QWidget):
             job = make_job(self.kind, recordings, checkpoint=self._output_path(fields["name"]),
                            steps=self.steps.value(), batch_size=self.batch_size.value(), lr=self.lr.value(),
                            seed=self.seed.value(), device=self.device.currentText(),
-                           val_every=self.val_every.value(), threads=self.threads.value(), **fields)
+                           val_every=self.val_every.value(), threads=self.threads.value(),
+                           nice=NICE if self.low_priority.isChecked() else 0, **fields)
         except (PocoError, OSError, ValueError) as exc:
             self.status.setText(f"Cannot start: {exc}")
             return None

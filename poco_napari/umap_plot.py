@@ -1,14 +1,14 @@
 """The UMAP scatter: one point per ROI, drawn per colour group so 80,000 points stay fast.
 
 Clicking a point or dragging a rectangle (left button) picks rows; shift adds to the pick.
-Right-drag / wheel zoom as in any pyqtgraph plot. Picked rows are ringed.
+Right-drag / wheel zoom as in any pyqtgraph plot. Picked rows are ringed; a legend names the groups.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QRectF, Qt, Signal
-from qtpy.QtGui import QColor, QPen
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QGraphicsRectItem
 
 POINT_SIZE = 6
@@ -59,6 +59,7 @@ class UmapPlot(pg.PlotWidget):
         self.rings = pg.ScatterPlotItem(size=RING_SIZE, pen=pg.mkPen("w", width=2), brush=None)
         self.rings.setZValue(10)
         self.addItem(self.rings)
+        self.legend = self.addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.box.rect_selected.connect(self._pick_rect)
 
     def set_points(self, pos: np.ndarray, colors: np.ndarray, groups: np.ndarray) -> None:
@@ -70,7 +71,7 @@ class UmapPlot(pg.PlotWidget):
         for value in np.unique(groups):
             rows = np.flatnonzero(groups == value)
             item = pg.ScatterPlotItem(
-                pos=self.pos[rows], size=POINT_SIZE, pen=None, brush=qcolor(colors[rows[0]]), data=rows, hoverable=False
+                pos=self.pos[rows], size=POINT_SIZE, pen=None, brush=qcolor(colors[rows[0]]), data=rows, name=str(value)
             )
             item.sigClicked.connect(self._pick_points)
             self.addItem(item)

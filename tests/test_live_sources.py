@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from poco_core.io import save_recording
 from poco_core.live import H5LiveWriter
 from poco_core.live_sources import FolderSource, H5LiveSource, LiveRecording, LiveSourceError
 from poco_core.recording import Recording
@@ -25,8 +26,9 @@ def _template(n_rois: int = N_ROIS) -> Recording:
     return Recording(traces=np.zeros((0, n_rois), np.float32), fs=20.0, roi_ids=[f"r{i}" for i in range(n_rois)])
 
 
-def write_in_chunks(path: str, restart_at: int, different: bool) -> None:
-    """Spawned writer: appends 1-4 frames at a time; optionally recreates the file midway."""
+def write_in_chunks(path: str, restart_at: int, different: bool, reader_has: mp.Value) -> None:
+    """Spawned writer: appends 1-4 frames at a time; optionally recreates the file midway, once the
+    reader has seen the first file's frames (else it could never tell the files apart)."""
     data = _frames()
     rng = np.random.default_rng(0)
     writer = H5LiveWriter(path, _template())
@@ -37,6 +39,8 @@ def write_in_chunks(path: str, restart_at: int, different: bool) -> None:
         i += k
         time.sleep(0.002)
         if restart_at and i >= restart_at:
+            while reader_has.value < i:
+                time.sleep(0.01)
             writer.close()
             writer = H5LiveWriter(path, _template())
             writer.append(data[:i] + (1000.0 if different else 0.0))
@@ -44,26 +48,30 @@ def write_in_chunks(path: str, restart_at: int, different: bool) -> None:
     writer.close()
 
 
-def _follow(source, n: int, timeout: float = 60.0) -> np.ndarray:
+def _follow(source, n: int, seen=None, timeout: float = 60.0) -> np.ndarray:
     got, deadline = [], time.monotonic() + timeout
     while sum(len(g) for g in got) < n and time.monotonic() < deadline:
         got.append(source.poll())
+        if seen is not None:
+            seen.value = source.n_frames
         time.sleep(0.002)
     return np.concatenate([g for g in got if g.size]) if any(g.size for g in got) else np.zeros((0, N_ROIS))
 
 
 def _spawn(path: Path, restart_at: int = 0, different: bool = False):
-    proc = mp.get_context("spawn").Process(target=write_in_chunks, args=(str(path), restart_at, different))
+    ctx = mp.get_context("spawn")
+    seen = ctx.Value("i", 0)
+    proc = ctx.Process(target=write_in_chunks, args=(str(path), restart_at, different, seen))
     proc.start()
-    return proc
+    return proc, seen
 
 
 @pytest.mark.parametrize("restart_at", [0, N_FRAMES // 2])
 def test_h5_frames_from_another_process_arrive_once_in_order(tmp_path, restart_at):
     path = tmp_path / "live.h5"
-    proc = _spawn(path, restart_at)
+    proc, seen = _spawn(path, restart_at)
     source = H5LiveSource(path)
-    got = _follow(source, N_FRAMES)
+    got = _follow(source, N_FRAMES, seen)
     proc.join(30)
     assert proc.exitcode == 0
     np.testing.assert_array_equal(got, _frames())
@@ -74,20 +82,20 @@ def test_h5_frames_from_another_process_arrive_once_in_order(tmp_path, restart_a
 
 def test_h5_recreated_with_other_data_is_reported(tmp_path):
     path = tmp_path / "live.h5"
-    proc = _spawn(path, N_FRAMES // 2, different=True)
+    proc, seen = _spawn(path, N_FRAMES // 2, different=True)
     source = H5LiveSource(path)
     with pytest.raises(LiveSourceError, match="recreated with different data"):
-        _follow(source, N_FRAMES)
+        _follow(source, N_FRAMES, seen)
     proc.join(30)
 
 
 def test_h5_waits_for_a_file_that_does_not_exist_yet(tmp_path):
     source = H5LiveSource(tmp_path / "later.h5")
-    assert source.poll().shape[0] == 0 and not source.connected
-    with H5LiveWriter(tmp_path / "later.h5", _template()) as writer:
-        writer.append(_frames(3))
-        np.testing.assert_array_equal(source.poll(), _frames(3))
-        assert source.poll().shape == (0, N_ROIS)  # a stalled writer: nothing new, no error
+    assert source.poll().shape[0] == 0 and not source.connected and "waiting" in source.status
+    save_recording(Recording(traces=_frames(3), fs=20.0, roi_ids=[f"r{i}" for i in range(N_ROIS)]), tmp_path / "later.h5")
+    np.testing.assert_array_equal(source.poll(), _frames(3))
+    assert source.poll().shape == (0, N_ROIS)  # a stalled writer: nothing new, no error
+    source.close()
 
 
 def _save_npy(path: Path, block: np.ndarray) -> None:

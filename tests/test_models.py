@@ -164,6 +164,12 @@ def test_parameter_groups_partition() -> None:
     ids = [id(p) for g in groups.values() for p in g]
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
     assert sum(p.numel() for p in groups["embeddings"]) == 4 * 16 + 16
+    one = model.parameter_groups(session="a")
+    assert [p.shape for p in one["embeddings"]] == [(4, 16), (16,)]
+    tsmixer = build_model("tsmixer", [spec("a", 4), spec("b", 5)])
+    only_b = tsmixer.parameter_groups(session="b")
+    assert only_b["embeddings"] and all(p.shape[-1] in (5, 64) for p in only_b["embeddings"])
+    assert len(only_b["rest"]) == len(tsmixer.parameter_groups()["rest"])
     assert build_model("copy", [spec("a", 4)]).parameter_groups() == {"embeddings": [], "mlp": [], "rest": []}
     with pytest.raises(NotImplementedError):
         build_model("mlp", [spec("a", 4)]).unit_embeddings("a")

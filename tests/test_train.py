@@ -5,16 +5,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from poco_core.errors import RecordingError
 from poco_core.events import CancelToken
 from poco_core.loop import Loop, LoopOptions
-from poco_core.restore import load_model
 from poco_core.models import build_model
+from poco_core.restore import load_model
 from poco_core.train import session_specs, train, train_events
 
-from test_train_support import FAST, HORIZON, PREP, TINY_POCO, cohort, prepared
+from test_train_support import FAST, HORIZON, TINY_POCO, cohort, prepared
 
 
 def run_losses(tmp_path, name="a.pt", **kw):

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import torch
+
 from poco_core.preprocess import PreparedData, PreprocessConfig, prepare
 from poco_core.recording import Recording
 from poco_core.simulate import simulate_cohort
+
+# On this shared 2-core machine two intra-op threads contend with other processes and make a
+# tiny step ~30x slower (34 ms vs 960 ms measured); one thread keeps these tests fast.
+torch.set_num_threads(1)
 
 CONTEXT, HORIZON = 12, 4
 TINY_POCO = dict(context=CONTEXT, horizon=HORIZON, hidden=32, d_model=16, self_attn_heads=2,

@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,7 +110,7 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
     """Consume a run's events with progress output; the exit code says finished or interrupted."""
     done: Event | None = None
     bar = None
-    with _GracefulInterrupt(token):
+    with _GracefulInterrupt(token), _reported(as_json):
         for event in events:
             kind = event["type"]
             if kind == "done":
@@ -133,6 +134,17 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")
     return EXIT_INTERRUPTED if done is None or done["cancelled"] else EXIT_OK
+
+
+@contextmanager
+def _reported(as_json: bool) -> Iterator[None]:
+    """With --json, a failure also appears on stdout as an `error` event before it propagates."""
+    try:
+        yield
+    except Exception as exc:
+        if as_json:
+            print_json({"type": "error", "message": str(exc) or type(exc).__name__, "error": type(exc).__name__})
+        raise
 
 
 def _bar(start: Event):

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="a POCO checkpoint (.pt)")
     p.add_argument("data", nargs="*", type=Path, help="recordings giving each session's ROI regions")
     p.add_argument("--out", type=Path, help="results file: .csv (plus <stem>_region_similarity.csv) or .h5")
-    p.add_argument("--clusters", type=_clusters, default=None, metavar="K|auto", help="number of k-means clusters (default auto: best silhouette)")
+    p.add_argument("--clusters", type=_clusters, default=None, metavar="K|auto",
+                   help="number of k-means clusters (default auto: best silhouette over 2-10)")
     p.add_argument("--method", choices=("kmeans", "hdbscan"), default="kmeans")
     p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN's smallest cluster (default max(5, units/100))")
     p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
@@ -77,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe(s: dict) -> str:
-    lines = [f"{s['n_units']} units from {len(s['sessions'])} session(s): {s['n_clusters']} clusters ({s['method']}, {s['metric']})"]
+    lines = [f"{s['n_units']} units from {len(s['sessions'])} session(s): "
+             f"{s['n_clusters']} clusters ({s['method']}, {s['metric']})"]
     rec = s["recovery"]
     if rec:
         lines.append(f"ARI clusters vs regions {rec['ari']:.3f} (shuffled {rec['ari_shuffled']:.3f})")
         if "accuracy" in rec:
             lines.append(
-                f"region classifier accuracy {rec['accuracy']:.3f} (shuffled {rec['accuracy_shuffled']:.3f}, chance {rec['chance']:.3f}, {rec['folds']}-fold)"
+                f"region classifier accuracy {rec['accuracy']:.3f} (shuffled {rec['accuracy_shuffled']:.3f}, "
+                f"chance {rec['chance']:.3f}, {rec['folds']}-fold)"
             )
     lines += [f"wrote {f}" for f in s["files"]]
     return "\n".join(lines)

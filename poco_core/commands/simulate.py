@@ -5,6 +5,7 @@ import argparse
 
 from ..errors import PocoError
 from ..simulate import make_sample_data, simulate_cohort, simulate_recording, write_cohort
+from .live import add_live_options, replay_command
 
 
 def _counts(text: str) -> list[int]:
@@ -15,6 +16,8 @@ def _counts(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.live:
+        return replay_command(args)
     if args.sample_data:
         paths = make_sample_data(args.sample_data)
     elif args.out is None:
@@ -52,4 +55,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--calcium", action="store_true", help="fluorescence through a calcium kernel instead of z-scored rates")
     p.add_argument("--fs", type=float, default=5.0, help="frame rate the frames are labelled with (default 5 Hz)")
     p.add_argument("--sample-data", metavar="DIR", help="regenerate the repository's sample_data/ into DIR")
+    add_live_options(p)
     p.set_defaults(func=run)

@@ -142,28 +142,36 @@ class BaseForecaster(nn.Module):
         )
         return mse_loss(preds, [w[:, c:] for w in windows])
 
-    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Groups for finetune modes; a parameter-free model (copy) gives three empty lists."""
-        emb = self._embedding_params()
+    def parameter_groups(self, session: str | None = None) -> dict[str, list[nn.Parameter]]:
+        """Disjoint groups for the finetune modes; a parameter-free model (copy) gives empty lists.
+
+        With ``session`` (finetuning one session), "embeddings" holds only that session's
+        per-session parameters (plus a dataset row no other session uses), and parameters
+        that only serve other sessions are left out of every group."""
+        all_emb = self._embedding_params()
+        emb = all_emb if session is None else self._session_params(self.session_key(session))
         mlp = self._mlp_params()
-        taken = {id(p) for p in emb + mlp}
+        taken = {id(p) for p in all_emb + mlp}
         rest = [p for p in self.parameters() if id(p) not in taken]
         return {"embeddings": emb, "mlp": mlp, "rest": rest}
+
+    def _session_params(self, key: str) -> list[nn.Parameter]:
+        """The per-session parameters of one session."""
+        return list(self.per_session[key].parameters()) if key in self.per_session else []
 
     def unit_embeddings(self, session: str) -> Tensor:
         """(N, d) unit embeddings of a session, without the session embedding (POCO family only)."""
         raise NotImplementedError(f"{self.name} has no unit embeddings")
 
-    def _check(self, xs: list[Tensor], sessions: list[str]) -> None:
+    def _check(self, xs: list[Tensor], sessions: list[str], length: int | None = None) -> None:
         """Fail early and clearly on mismatched inputs (shape errors deep in attention are opaque)."""
         if len(xs) != len(sessions):
             raise PocoError(f"{len(xs)} input tensors but {len(sessions)} session ids")
+        t = self.config.context if length is None else length
         for x, s in zip(xs, sessions):
             n = self.session_spec(s).n_units
-            if x.ndim != 3 or x.shape[1] != self.config.context or x.shape[2] != n:
-                raise PocoError(
-                    f"session {s!r}: expected input (B, {self.config.context}, {n}), got {tuple(x.shape)}"
-                )
+            if x.ndim != 3 or x.shape[1] != t or x.shape[2] != n:
+                raise PocoError(f"session {s!r}: expected (B, {t}, {n}), got {tuple(x.shape)}")
 
 
 class UnivariateForecaster(BaseForecaster):
@@ -189,6 +197,7 @@ class StepwiseForecaster(BaseForecaster):
         return [self.rollout(x, self.session_key(s)) for x, s in zip(xs, sessions)]
 
     def loss(self, windows: list[Tensor], sessions: list[str]) -> Tensor:
+        self._check(windows, sessions, self.config.context + self.config.horizon)
         preds = [self.step_predictions(w, self.session_key(s)) for w, s in zip(windows, sessions)]
         return mse_loss(preds, [w[:, 1:] for w in windows])
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import BaseConfig, BaseForecaster, SessionSpec, over_unit_chunks
-from .rotary import RotaryTime, default_t_max, rotate
+from .rotary import default_t_max, rotary_angles, rotate
 
 Rot = tuple[Tensor, Tensor]
 
@@ -63,7 +63,9 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         a, gate = self.up(self.norm(x)).chunk(2, dim=-1)
-        return self.down(self.drop(a * F.gelu(gate)))
+        if torch.is_grad_enabled():
+            return self.down(self.drop(a * F.gelu(gate)))
+        return self.down(self.drop(a.mul_(F.gelu(gate))))  # inference: no extra buffer
 
 
 def _split_heads(t: Tensor, heads: int) -> Tensor:
@@ -139,10 +141,20 @@ class PerceiverEncoder(nn.Module):
         self.proc_drop = nn.Dropout(c.self_attn_dropout)
         self.dec_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, False, c.attn_dropout)
         self.dec_ffn = FeedForward(d, c.ff_mult, c.ff_dropout)
-        self.rot_cross = RotaryTime(c.cross_head_dim, c.rotary_t_max)
-        self.rot_self = RotaryTime(c.self_attn_head_dim, c.rotary_t_max)
-        n = c.n_latents
-        self.register_buffer("latent_t", torch.arange(n, dtype=torch.float32) * c.context / n, persistent=False)
+        # all timestamps are fixed by the config, so the rotations are buffers (no trig per call)
+        tc, hx, hs, tmax = c.token_len, c.cross_head_dim, c.self_attn_head_dim, c.rotary_t_max
+        n_tok = c.context // tc
+        latent_t = torch.arange(c.n_latents, dtype=torch.float64) * c.context / c.n_latents
+        token_t = c.context - n_tok * tc + tc * torch.arange(n_tok, dtype=torch.float64)
+        for name, (t, dim) in {
+            "lat_x": (latent_t, hx),  # latents in the cross-attentions
+            "lat_s": (latent_t, hs),  # latents in self-attention
+            "tok": (token_t, hx),  # the K tokens of a unit
+            "query": (torch.full((1,), float(c.context), dtype=torch.float64), hx),
+        }.items():
+            cos, sin = rotary_angles(t, dim, tmax)
+            self.register_buffer(f"{name}_cos", cos, persistent=False)
+            self.register_buffer(f"{name}_sin", sin, persistent=False)
 
     def encode(self, x: Tensor, token_bias: Tensor) -> Tensor:
         """x (B, C, N), token_bias (N, d) -> latents (B, L, d).
@@ -155,10 +167,11 @@ class PerceiverEncoder(nn.Module):
         offset = c - k * tc
         seg = x[:, offset:].transpose(1, 2).reshape(b, n, k, tc)
         tokens = (self.token_proj(seg) + token_bias[:, None, :]).reshape(b, n * k, -1)
-        token_t = (offset + tc * torch.arange(k, device=x.device, dtype=torch.float32)).repeat(n)
-        lat_cross, lat_self = self.rot_cross(self.latent_t), self.rot_self(self.latent_t)
+        lat_cross = (self.lat_x_cos, self.lat_x_sin)
+        lat_self = (self.lat_s_cos, self.lat_s_sin)
+        tok_rot = (self.tok_cos.repeat(n, 1), self.tok_sin.repeat(n, 1))  # token order: unit-major
         lat = self.latents.expand(b, -1, -1)
-        lat = lat + self.enc_atn(lat, tokens, lat_cross, self.rot_cross(token_t))
+        lat = lat + self.enc_atn(lat, tokens, lat_cross, tok_rot)
         lat = lat + self.enc_ffn(lat)
         for attn, ff in self.proc:  # type: ignore[misc]
             lat = lat + self.proc_drop(attn(lat, lat_self))
@@ -168,8 +181,8 @@ class PerceiverEncoder(nn.Module):
     def decode(self, latents: Tensor, queries: Tensor) -> Tensor:
         """latents (B, L, d), queries (n, d) -> (B, n, d); queries sit at timestamp C.
         Values are not rotated here: the output is a per-unit code, not a time signal."""
-        q_t = torch.full((1,), float(self.context), device=latents.device)
-        out = queries + self.dec_atn(queries, latents, self.rot_cross(q_t), self.rot_cross(self.latent_t))
+        q_rot, lat_rot = (self.query_cos, self.query_sin), (self.lat_x_cos, self.lat_x_sin)
+        out = queries + self.dec_atn(queries, latents, q_rot, lat_rot)
         return out + self.dec_ffn(out)
 
 
@@ -198,6 +211,14 @@ class SessionEmbeddings(nn.Module):
                 self._dataset_key[spec.dataset] = dkey
                 self.dataset[dkey] = self._fresh(self.dim)
             self._session_dataset[key] = self._dataset_key[spec.dataset]
+
+    def session_params(self, key: str) -> list[nn.Parameter]:
+        """A session's unit and session rows, plus its dataset row if no other session shares it."""
+        params = [self.unit[key], self.session[key]]
+        dkey = self._session_dataset.get(key)
+        if dkey is not None and list(self._session_dataset.values()).count(dkey) == 1:
+            params.append(self.dataset[dkey])
+        return params
 
     def query(self, key: str) -> Tensor:
         """Decoder queries: unit + session embedding, (N, d)."""
@@ -236,6 +257,9 @@ class PopulationForecaster(BaseForecaster):
     def _embedding_params(self) -> list[nn.Parameter]:
         return list(self.embeddings.parameters())
 
+    def _session_params(self, key: str) -> list[nn.Parameter]:
+        return self.embeddings.session_params(key)
+
     def unit_embeddings(self, session: str) -> Tensor:
         return self.embeddings.unit[self.session_key(session)].detach()
 
@@ -252,7 +276,7 @@ class PopulationForecaster(BaseForecaster):
         # (checkpointed slices are re-run during backward)
         latents = self.encoder.encode(x, self.embeddings.token_bias(key))
         queries = self.embeddings.query(key)
-        x_units = x.transpose(1, 2)
+        x_units = x.transpose(1, 2).contiguous()  # unit-major rows: the MLP matmul is faster
 
         def per_units(sl: slice) -> Tensor:
             e = self.encoder.decode(latents, queries[sl])

@@ -21,7 +21,7 @@ class MLPHead(nn.Module):
 
     def hidden(self, x: Tensor) -> Tensor:
         """(..., C) -> (..., H)."""
-        return F.relu(self.w_in(x))
+        return F.relu(self.w_in(x), inplace=True)  # safe: linear does not keep its output
 
     def forward(self, x: Tensor) -> Tensor:
         return self.w_out(self.hidden(x))

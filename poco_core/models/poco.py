@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -32,7 +33,9 @@ class FiLMHead(nn.Module):
         """x (..., C), cond (..., cond_dim) -> (..., P); ``hidden`` = self.mlp.hidden(x) if precomputed."""
         h = self.mlp.hidden(x) if hidden is None else hidden
         w_out = self.mlp.w_out
-        y = F.linear(h * self.alpha(cond), w_out.weight)
+        alpha = self.alpha(cond)
+        # without autograd the product can overwrite alpha (saves a B x N x hidden buffer)
+        y = F.linear(alpha.mul_(h) if not torch.is_grad_enabled() else alpha * h, w_out.weight)
         beta_w = w_out.weight @ self.beta.weight
         beta_b = w_out.weight @ self.beta.bias + w_out.bias
         return y + F.linear(cond, beta_w, beta_b)

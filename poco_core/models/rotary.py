@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def default_t_max(context: int) -> float:
@@ -20,20 +20,14 @@ def default_t_max(context: int) -> float:
     return 400.0
 
 
-class RotaryTime(nn.Module):
-    """Turns timestamps into (cos, sin) of shape (..., head_dim // 4); no parameters."""
-
-    def __init__(self, head_dim: int, t_max: float, t_min: float | None = None):
-        super().__init__()
-        if head_dim % 4:
-            raise ValueError(f"rotary head_dim must be a multiple of 4, got {head_dim}")
-        t_min = t_max / 1000 if t_min is None else t_min
-        periods = torch.logspace(math.log10(t_min), math.log10(t_max), head_dim // 4, dtype=torch.float64)
-        self.register_buffer("freq", (2 * math.pi / periods).float(), persistent=False)
-
-    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        ang = t.to(self.freq.dtype)[..., None] * self.freq
-        return ang.cos(), ang.sin()
+def rotary_angles(t: Tensor, head_dim: int, t_max: float) -> tuple[Tensor, Tensor]:
+    """(cos, sin) of shape (*t.shape, head_dim // 4) for timestamps t; periods are log-spaced
+    over [t_max / 1000, t_max]."""
+    if head_dim % 4:
+        raise ValueError(f"rotary head_dim must be a multiple of 4, got {head_dim}")
+    periods = torch.logspace(math.log10(t_max / 1000), math.log10(t_max), head_dim // 4, dtype=torch.float64)
+    ang = t.to(torch.float64)[..., None] * (2 * math.pi / periods)
+    return ang.cos().float(), ang.sin().float()
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -1,0 +1,118 @@
+"""POCO speed and memory on this machine (issue 3's goals: single-window inference for 512
+units <= 3.5 ms median; forward+backward for 80,000 units within 8 GB).
+
+Each case runs in its own subprocess so ``ru_maxrss`` (the process's peak resident memory)
+belongs to that case alone; memory is reported as the peak increase over the state just
+after building the model and its inputs, and as the absolute peak.
+
+    python benchmarks/bench_models.py                  # all cases, default model config
+    python benchmarks/bench_models.py --threads 1      # pin torch's intra-op threads
+    python benchmarks/bench_models.py --case 512 --batch 64 --runs 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CASES = [  # (units, training batch, inference runs, training steps)
+    (512, 64, 200, 20),
+    (10_000, 1, 50, 5),
+    (80_000, 1, 10, 3),
+]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> dict:
+    import torch
+
+    from poco_core.models import SessionSpec, build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_name, [SessionSpec("bench", "bench", [f"u{i}" for i in range(units)])])
+    c, p = model.config.context, model.config.horizon
+    window = [torch.randn(1, c, units)]
+    train_batch = [torch.randn(batch, c + p, units)]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4, amsgrad=True)
+    base = _rss_mb()
+
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for i in range(runs + 5):
+            t0 = time.perf_counter()
+            model(window, ["bench"])
+            if i >= 5:  # warm-up
+                times.append(time.perf_counter() - t0)
+    inference_peak = _rss_mb()
+    times.sort()
+
+    model.train()
+    step_times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = model.loss(train_batch, ["bench"])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        if i >= 1:
+            step_times.append(time.perf_counter() - t0)
+    train_peak = _rss_mb()
+    return {
+        "units": units,
+        "threads": torch.get_num_threads(),
+        "infer_median_ms": 1e3 * statistics.median(times),
+        "infer_p99_ms": 1e3 * times[min(len(times) - 1, int(0.99 * len(times)))],
+        "infer_peak_mb": inference_peak - base,
+        "train_batch": batch,
+        "train_steps_per_s": 1 / statistics.median(step_times),
+        "train_peak_mb": train_peak - base,
+        "abs_peak_mb": train_peak,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="poco")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--case", type=int, default=None, help="run one case with this many units (in-process)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--json", action="store_true", help="print the result as JSON (used by the driver)")
+    a = ap.parse_args()
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    if a.case is not None:
+        r = run_case(a.case, a.batch, a.runs, a.steps, a.model)
+        print(json.dumps(r) if a.json else r)
+        return
+    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1) | infer peak | train steps/s (batch) | train peak | abs peak")
+    for units, batch, runs, steps in CASES:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
+               "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--json"]
+        if a.threads:
+            cmd += ["--threads", str(a.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{'':>6}{r['units']:>6} | {r['infer_median_ms']:9.2f} / {r['infer_p99_ms']:9.2f}"
+            f"            | {r['infer_peak_mb']:7.0f} MB | {r['train_steps_per_s']:8.2f} ({r['train_batch']:>2})"
+            f"          | {r['train_peak_mb']:7.0f} MB | {r['abs_peak_mb']:6.0f} MB  [{r['threads']} threads]",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The Live panel follows a source as frames are appended: traces, raster, forecasts, score."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from qtpy.QtCore import Qt
+
+from poco_core.live import LiveRecording
+from poco_core.models import SessionSpec, build_model
+from poco_napari.live_widget import LiveWidget
+
+N, FS, C, P = 10, 5.0, 8, 3
+
+
+def _traces(n: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.cumsum(rng.normal(size=(n, N)), axis=0).astype(np.float32)
+
+
+@pytest.fixture
+def panel(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = LiveWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    yield widget
+    widget.disconnect_source()
+
+
+def _drawn_up_to(widget, frame: int):
+    return lambda last: last >= frame
+
+
+def test_panel_updates_as_frames_are_appended(panel, qtbot):
+    torch.manual_seed(0)
+    model = build_model("nlinear", [SessionSpec("fish", "d", [str(i) for i in range(N)])], context=C, horizon=P)
+    source = LiveRecording(N, FS)
+    panel.units_edit.setText("1, 4")
+    panel.connect_source(source, model)
+    x = _traces(60)
+    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 29)):
+        source.append(x[:30])
+    actual, ahead, past, label = panel.plots.curves[0]
+    assert len(panel.plots.curves) == 2 and label.toPlainText() == "1"
+    assert np.nanmax(actual.getData()[0]) == pytest.approx(29 / FS)
+    assert ahead.getData()[0][0] == pytest.approx(30 / FS) and len(ahead.getData()[0]) == P  # ahead of now
+    assert past.getData()[0][-1] == pytest.approx(29 / FS)  # the forecast of P frames ago ends at now
+    assert "running mean/std" in panel.preprocess_label.text()
+    assert "score vs copy" in panel.score_label.text()
+    assert panel.adapt_btn.isEnabled()
+    for i in range(30, 60, 5):  # frames keep arriving: the plots keep extending
+        with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, i + 4)):
+            source.append(x[i : i + 5])
+    assert np.nanmax(actual.getData()[0]) == pytest.approx(59 / FS)
+    assert panel.plots.raster.image.shape[0] == N
+    assert "running score vs copy" in panel.score_label.text()
+
+
+def test_panel_connects_to_a_chunk_folder_without_a_model(panel, qtbot, tmp_path):
+    x = _traces(20)
+    np.save(tmp_path / "chunk_000.npy", x[:12])
+    panel.source_edit.setText(str(tmp_path))
+    panel.fs_spin.setValue(FS)
+    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 11)):
+        qtbot.mouseClick(panel.connect_btn, Qt.LeftButton)
+    assert panel.connect_btn.text() == "Disconnect"
+    assert "no model" in panel.score_label.text() and not panel.adapt_btn.isEnabled()
+    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 19)):
+        np.save(tmp_path / "chunk_001.npy", x[12:])
+    qtbot.mouseClick(panel.connect_btn, Qt.LeftButton)
+    assert panel.connect_btn.text() == "Connect" and not panel.connected

@@ -1,0 +1,87 @@
+"""`poco train/evaluate/finetune/forecast` end to end, JSON output and exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import poco_core.cli as cli
+from poco_core.commands.common import drive
+from poco_core.events import CancelToken
+from poco_core.io import save_recording
+from poco_core.train import train_events
+
+from test_train_support import FAST, TINY_POCO, cohort, prepared
+
+SETS = [a for k, v in TINY_POCO.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
+FAST_ARGS = ["--batch-size", "8", "--max-val-windows", "16", "--device", "cpu"]
+
+
+@pytest.fixture()
+def poco(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("train", "evaluate", "finetune", "forecast"))
+
+    def run(*argv) -> tuple[int, str, str]:
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture()
+def files(tmp_path):
+    paths = []
+    for rec in cohort():
+        paths.append(tmp_path / f"{rec.session}.h5")
+        save_recording(rec, paths[-1])
+    return paths
+
+
+def test_train_evaluate_finetune_forecast_round_trip(poco, files, tmp_path):
+    ckpt = tmp_path / "m.pt"
+    code, out, _ = poco("train", files[0], files[1], "--model", "poco", "--steps", 4, "--val-every", 2, "--out", ckpt,
+                        "--context", 12, "--horizon", 4, "--block-len", 200, *SETS, *FAST_ARGS, "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["type"] == "start" and events[-1]["type"] == "done" and events[-1]["checkpoint"] == str(ckpt)
+
+    code, out, _ = poco("evaluate", ckpt, files[0], files[1], "--json", "--out", tmp_path / "table.csv")
+    result = json.loads(out)
+    assert code == 0 and set(result["sessions"]) == {"fish01", "fish02"}
+    assert result["mean"]["score"] == pytest.approx(events[-1]["test"]["score"])
+    assert {r["model"] for r in result["table"]} == {"copy", "poco"}
+    assert (tmp_path / "table.csv").read_text().startswith("model,dataset,session,score,mse,mae")
+
+    ft = tmp_path / "ft.pt"
+    code, _, _ = poco("finetune", ckpt, files[2], "--steps", 2, "--val-every", 1, "--out", ft, *FAST_ARGS)
+    assert code == 0
+    code, out, _ = poco("forecast", ft, files[2], "--t", 100, "--t-stop", 104, "--json", "--out", tmp_path / "f.npz")
+    fc = json.loads(out)
+    assert code == 0 and np.array(fc["z"]).shape == (4, 4, 12) and np.array(fc["values"]).shape == (4, 4, 12)
+    assert np.load(tmp_path / "f.npz")["z"].shape == (4, 4, 12)
+
+
+def test_bad_input_exits_2_with_a_message(poco, files, tmp_path):
+    code, _, err = poco("train", tmp_path / "missing.h5", "--steps", 1, "--out", tmp_path / "m.pt")
+    assert code == 2 and "missing.h5" in err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    code, _, err = poco("evaluate", tmp_path / "junk.pt", files[0])
+    assert code == 2 and "junk.pt" in err
+
+
+def test_first_ctrl_c_stops_gracefully_with_exit_130(tmp_path, capsys):
+    token = CancelToken()
+
+    def events():
+        for e in train_events(prepared(cohort()[:1]), "poco", checkpoint=tmp_path / "m.pt", steps=500, val_every=250,
+                              cancel=token, model_config=TINY_POCO, **FAST):
+            if e["type"] == "step" and e["step"] == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # drive's handler turns it into a cancel request
+            yield e
+
+    assert drive(events(), token, as_json=False) == 130
+    assert (tmp_path / "m.pt").exists() and "stopping after this step" in capsys.readouterr().err

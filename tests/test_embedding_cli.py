@@ -1,0 +1,56 @@
+"""`poco embed`: a checkpoint and its recordings in, CSV / HDF5 tables and a JSON summary out."""
+from __future__ import annotations
+
+import csv
+import json
+
+import h5py
+import pytest
+
+from poco_core.cli import main
+from poco_core.io import save_recording
+from poco_core.simulate import simulate_cohort
+from poco_core.train import train
+
+TINY = dict(context=16, horizon=4, hidden=16, d_model=16, self_attn_heads=2, self_attn_head_dim=8, cross_head_dim=8)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_and_data(tmp_path_factory):
+    """A barely trained POCO (2 steps: the CLI plumbing, not the science) and its two recordings."""
+    folder = tmp_path_factory.mktemp("embed")
+    recs = simulate_cohort(2, 40, 300, seed=3)
+    paths = [save_recording(rec, folder / f"{rec.session}.h5") for rec in recs]
+    run = train(recs, "poco", steps=2, device="cpu", checkpoint=folder / "poco.pt", batch_size=4, val_every=2, **TINY)
+    return run.wait()["checkpoint"], paths
+
+
+def test_embed_writes_csv_and_similarity_matrix(checkpoint_and_data, tmp_path, capsys):
+    ckpt, paths = checkpoint_and_data
+    out = tmp_path / "embed.csv"
+    assert main(["embed", str(ckpt), *map(str, paths), "--out", str(out), "--clusters", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_units"] == 80 and summary["n_clusters"] == 3 and len(summary["sessions"]) == 2
+    assert set(summary["recovery"]) >= {"ari", "ari_shuffled", "accuracy", "accuracy_shuffled", "chance"}
+    with open(out) as fh:
+        header = next(csv.reader(fh))
+    assert header[:6] == ["session", "roi_id", "region", "umap_x", "umap_y", "cluster"]
+    assert any(h.startswith("similarity_") for h in header) and header[-1] == "emb_15"
+    assert summary["files"] == [str(out), str(tmp_path / "embed_region_similarity.csv")]
+
+
+def test_embed_writes_hdf5_with_hdbscan(checkpoint_and_data, tmp_path, capsys):
+    ckpt, paths = checkpoint_and_data
+    out = tmp_path / "embed.h5"
+    assert main(["embed", str(ckpt), *map(str, paths), "--out", str(out), "--method", "hdbscan", "--metric", "euclidean"]) == 0
+    assert "ARI clusters vs regions" in capsys.readouterr().out
+    with h5py.File(out) as f:
+        assert {"session", "roi_id", "region", "umap_x", "umap_y", "cluster", "embedding", "similarity"} <= set(f["rois"])
+        assert json.loads(f.attrs["summary"])["method"] == "hdbscan"
+
+
+def test_embed_reports_bad_input_as_exit_code_2(checkpoint_and_data, tmp_path, capsys):
+    ckpt, _ = checkpoint_and_data
+    assert main(["embed", str(ckpt), "--method", "hdbscan", "--clusters", "4"]) == 2
+    assert "HDBSCAN" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path / "missing.pt")]) == 2
