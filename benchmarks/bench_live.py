@@ -69,9 +69,13 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
     proc.start()
     made: dict[int, float] = {}
     drawn: list[tuple[int, float]] = []
+    received: list[int] = []
+    compute: list[float] = []
     source = H5LiveSource(path)
 
     def on_update(update) -> None:
+        received.append(len(update.raw))
+        compute.append(update.compute_ms / max(len(update.forecasts), 1))
         for f in update.forecasts:
             made[f.t] = f.made_at
 
@@ -95,8 +99,9 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
         loop, timer = QEventLoop(), QTimer(interval=50)
 
         def check() -> None:
+            done = log.drain()
             caught_up = drawn and drawn[-1][0] >= len(log.written) - 1
-            if log.drain() and (caught_up or time.monotonic() > log.done_at + 10):
+            if done and (caught_up or time.monotonic() > log.done_at + 10):
                 loop.quit()
 
         timer.timeout.connect(check)
@@ -118,7 +123,10 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
         stop.set()
         thread.join()
     proc.join(30)
-    return _summarise(n_rois, fs, log.written, made, drawn, model.config.context)
+    out = _summarise(n_rois, fs, log.written, made, drawn, model.config.context)
+    out["frames_received"] = int(sum(received))
+    out["cpu_ms_per_forecast"] = stats(np.array(compute[model.config.context :]))  # an idle core's wall time
+    return out
 
 
 class StampLog:

@@ -39,8 +39,12 @@ from poco_core.simulate import simulate_cohort  # noqa: E402
 from poco_core.train import train  # noqa: E402
 
 LR = 1e-3  # the paper's 3e-4 is tuned for 5-10k steps; all models get the same lr here
-# CPU-sized models: each model takes the fields its config has (POCO: 0.25 M instead of 1.5 M params)
-SMALL = {"hidden": 256, "d_model": 64, "self_attn_heads": 4, "self_attn_head_dim": 16, "cross_head_dim": 16}
+# CPU-sized models (POCO: 0.25 M instead of 1.5 M parameters); unlisted models keep their defaults
+_ENCODER = {"d_model": 64, "self_attn_heads": 4, "self_attn_head_dim": 16, "cross_head_dim": 16}
+SMALL = {"poco": {"hidden": 256, **_ENCODER}, "poyo": _ENCODER, "mlp": {"hidden": 256},
+         "mlp_transformer": {"hidden": 256, "d_model": 64, "heads": 4}, "texfilter": {"embed_size": 32, "hidden": 128},
+         "plrnn": {"latent": 128}, "ar_transformer": {"d_model": 64, "layers": 2, "heads": 4},
+         "moderntcn": {"d_model": 32, "unit_hidden": 32}}
 CURVE_MODELS = ("poco", "mlp", "nlinear")
 FT_MODES = ("embeddings", "embeddings+mlp", "all")
 
@@ -83,8 +87,8 @@ class Profile:
 PROFILES = {
     "smoke": Profile(16, 2, 400, 8, 2, 3, 2, 16, 1, (12, 48), (0.0, 1.0), 2, 400, 2, 3, 4, 2),
     "quick": Profile(32, 3, 1000, 16, 30, 60, 15, 64, 1, (4, 12, 24, 48), (0.0, 1.0), 2, 1000, 20, 40, 40, 10),
-    "full": Profile(64, 4, 2000, 32, 200, 400, 50, 256, 1, (4, 12, 24, 48), (0.0, 0.5, 1.0), 3, 1000, 150, 300,
-                    200, 20),
+    "full": Profile(64, 3, 2000, 16, 150, 300, 50, 256, 1, (4, 12, 24, 48), (0.0, 0.25, 0.5, 0.75, 1.0), 3, 1000,
+                    150, 300, 200, 20),
 }
 
 
@@ -154,7 +158,7 @@ def load_data(key: tuple) -> PreparedData:
 
 def model_config(name: str) -> dict[str, Any]:
     fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
-    return {k: v for k, v in SMALL.items() if k in fields}
+    return {k: v for k, v in SMALL.get(name, {}).items() if k in fields}
 
 
 @functools.lru_cache(maxsize=None)
@@ -190,25 +194,30 @@ def run_task(task: Task, work: str) -> dict[str, Any]:
 
 
 def run_all(tasks: Iterable[Task], work: str, jobs: int, threads: int) -> dict[Task, dict]:
-    """Training tasks first, then finetuning (which needs their checkpoints); `jobs` processes."""
+    """Runs each distinct task once with `jobs` processes, in three waves: the cheap core models
+    (so a run cut short still has every figure), finetuning (needs their checkpoints), the rest."""
     unique = list(dict.fromkeys(tasks))
+    core = set(CURVE_MODELS) | {"copy", "dlinear"}
+    waves = [[t for t in unique if not t.mode and t.model in core], [t for t in unique if t.mode],
+             [t for t in unique if not t.mode and t.model not in core]]
     results: dict[Task, dict] = {}
     t0, n = time.perf_counter(), len(unique)
-    for phase in ([t for t in unique if not t.mode], [t for t in unique if t.mode]):
-        def report(task: Task, res: dict) -> None:
-            results[task] = res
-            print(f"[{len(results)}/{n} {time.perf_counter() - t0:6.0f}s] {task.describe()}: "
-                  f"score {res['test']['mean']['score']:.3f} ({res['seconds']:.0f}s)", flush=True)
 
-        if jobs <= 1:
-            for task in phase:
-                report(task, run_task(task, work))
-            continue
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=set_threads, initargs=(threads,)) as pool:
-            futures = {pool.submit(run_task, task, work): task for task in phase}
+    def record(task: Task, res: dict) -> None:
+        results[task] = res
+        print(f"[{len(results)}/{n} {time.perf_counter() - t0:6.0f}s] {task.describe()}: "
+              f"score {res['test']['mean']['score']:.3f} ({res['seconds']:.0f}s)", flush=True)
+
+    if jobs <= 1:
+        for task in (t for wave in waves for t in wave):
+            record(task, run_task(task, work))
+        return results
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=set_threads, initargs=(threads,)) as pool:
+        for wave in waves:
+            futures = {pool.submit(run_task, task, work): task for task in wave}
             for fut in as_completed(futures):
-                report(futures[fut], fut.result())
+                record(futures[fut], fut.result())
     return results
 
 
@@ -460,7 +469,7 @@ def setup_report(args: argparse.Namespace, mode: str, p: Profile, seeds: list[in
         f"(paper: 5,000 / 10,000 steps, batch 64, lr 3e-4), validation every {p.val_every} steps on at most "
         f"{p.max_val_windows} evenly spaced windows per session; test metrics of the best-validation checkpoint "
         "on all test windows (stride 1).",
-        "- Models are shrunk for a CPU (fields each model's config has):", "",
+        "- Models are shrunk for a CPU:", "",
         md_table(["model", "config overrides"], configs), "",
         "- Data: 1000-frame blocks split 3:1:1 train/val/test, z-scored per ROI (fitted on the whole recording, "
         "as the paper), context 48, horizon 16 unless stated.", "",

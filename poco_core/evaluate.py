@@ -219,6 +219,11 @@ def evaluate_windows(
 
 
 def evaluate(model: torch.nn.Module, data, split: str = "test", *, name: str | None = None, **kwargs: Any) -> EvalResult:
-    """Evaluate a model on PreparedData; see `evaluate_windows` for options. Copy baseline included."""
+    """Evaluate a model on PreparedData, or on recordings of its sessions (normalised with the
+    model's stored preprocessing); options as in `evaluate_windows`. Copy baseline included."""
+    if not hasattr(data, "sessions"):
+        from .restore import prepare_for_model
+
+        data = prepare_for_model(model, data)
     sessions = evaluate_windows(model, data, split, **kwargs)
     return EvalResult(name or getattr(model, "name", type(model).__name__.lower()), split, sessions)

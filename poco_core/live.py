@@ -145,6 +145,7 @@ class LiveUpdate:
     mean: np.ndarray
     sd: np.ndarray
     received_at: float
+    compute_ms: float  # CPU time this thread spent reading, preprocessing and forecasting
 
     @property
     def last(self) -> int:
@@ -191,7 +192,7 @@ class LiveSession:
 
     def step(self) -> LiveUpdate | None:
         """Poll once; None when nothing new arrived."""
-        first = self.source.n_frames
+        first, cpu = self.source.n_frames, time.thread_time()
         raw = self.source.poll()
         if len(raw) == 0:
             return None
@@ -206,7 +207,8 @@ class LiveSession:
             units, forecasts, score = self.preprocessor.push(raw)[0], [], None
         self._units_end += len(units)
         mean, sd = self.preprocessor.current_stats()
-        return LiveUpdate(first, raw, units, self._units_end, forecasts, score, mean, sd, received)
+        compute_ms = (time.thread_time() - cpu) * 1000
+        return LiveUpdate(first, raw, units, self._units_end, forecasts, score, mean, sd, received, compute_ms)
 
     def status(self) -> str:
         """Source status, and 'stalled' when no frame came for STALL_PERIODS frame periods."""

@@ -275,7 +275,11 @@ class RollingForecaster:
     held behind a lock and replaced with ``set_model`` (e.g. after online adaptation) without
     interrupting forecasting: a forward pass already running finishes with the old model.
     A backlog longer than ``catch_up`` frames (connecting to a long recording) is preprocessed in
-    full but forecast only at its last ``catch_up`` frames.
+    full but forecast only at its last ``catch_up`` frames. With ``shed_load`` the forecaster also
+    keeps itself real-time on a machine too slow (or busy) to forecast every frame: each update
+    forecasts only as many of the newest frames as fit in one frame period at the measured cost
+    per window (at least the newest one); ``skipped`` counts the frames left without a forecast.
+    Every frame is still preprocessed, kept and scored against.
     """
 
     def __init__(
@@ -287,6 +291,7 @@ class RollingForecaster:
         score_window_s: float = 120.0,
         catch_up: int = 64,
         keep_forecasts: int | None = None,
+        shed_load: bool = True,
     ):
         self.context = int(model.config.context)
         self.horizon = int(model.config.horizon)
@@ -301,6 +306,9 @@ class RollingForecaster:
         self._errors: deque[tuple[int, float, float, int]] = deque()  # (frame, mse model, mse copy, model version)
         self.model_version = 0
         self.latest: Forecast | None = None
+        self.shed_load = shed_load
+        self.skipped = 0
+        self._window_cost = 0.0  # running estimate of wall seconds per forecast window
 
     # -- the model -------------------------------------------------------------------
     @property
@@ -327,14 +335,23 @@ class RollingForecaster:
         with self._lock:
             self.history.append(u)
         ends = np.arange(first, self.history.n_total)
-        pick = (ends >= max(self.context, self.pre.ready_from) - 1) & (ends > self.history.n_total - 1 - self.catch_up)
+        due = ends >= max(self.context, self.pre.ready_from) - 1
+        pick = due & (ends > self.history.n_total - 1 - self._how_many())
+        self.skipped += int(due.sum() - pick.sum())
         rows = lambda a: a if len(a) == 1 else a[pick]  # noqa: E731  per-frame stats, or fixed ones
         made = self._forecast(ends[pick], rows(mean), rows(sd)) if pick.any() else []
         self._score(ends)  # after forecasting: a catch-up block completes some of its own forecasts
         return u, made
 
+    def _how_many(self) -> int:
+        """How many of the newest frames to forecast at in this update."""
+        if not self.shed_load or self._window_cost == 0.0:
+            return self.catch_up
+        return int(np.clip(1.0 / (self.pre.fs * self._window_cost), 1, self.catch_up))
+
     def _forecast(self, ends: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> list[Forecast]:
         """One batched forward pass for all windows; each is normalised with its own frame's stats."""
+        start = time.monotonic()
         x = (self.history.windows(ends, self.context) - mean[:, None]) / sd[:, None]
         with self._lock:
             model, version = self._model, self.model_version
@@ -343,6 +360,8 @@ class RollingForecaster:
             z = model([torch.from_numpy(x).to(dev)], [self.session])[0].float().cpu().numpy()
         values = z * sd[:, None] + mean[:, None]
         now = time.monotonic()
+        cost = (now - start) / len(ends)
+        self._window_cost = cost if self._window_cost == 0.0 else 0.7 * self._window_cost + 0.3 * cost
         out = [Forecast(int(t), v, now, version) for t, v in zip(ends, values)]
         self._forecasts.extend(out)
         self.latest = out[-1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 PLUGIN = "poco-napari"
-DOCKS = ("Traces", "Preprocessing")
+DOCKS = ("Traces", "Preprocessing", "Training", "Finetuning")
 
 
 def open_viewer(docks: tuple[str, ...] = DOCKS):

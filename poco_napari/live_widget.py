@@ -230,28 +230,26 @@ class LiveWidget(QWidget):
     def _work(self) -> None:
         try:
             self.session.run(self._relay.update.emit, self._stop)
-        except PocoError as exc:
-            self._relay.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001  shown in the panel instead of dying silently in a thread
+            self._relay.failed.emit(str(exc) if isinstance(exc, PocoError) else f"{type(exc).__name__}: {exc}")
 
-    def disconnect_source(self) -> None:
+    def disconnect_source(self, message: str = "disconnected") -> None:
         if self.adapter is not None:
             self.adapter.stop(timeout=5)
             self.adapter = None
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join()  # at most one poll + forecast: the worker checks the flag every poll
         if self.session is not None:
             self.session.source.close()
         self._thread = None
         self.connect_btn.setText("Connect")
         self.adapt_btn.setText("Adapt to this animal")
         self.adapt_btn.setEnabled(False)
-        self.status_label.setText("disconnected")
+        self.status_label.setText(message)
 
     def _on_failed(self, message: str) -> None:
-        self.status_label.setText(f"stopped: {message}")
-        self.disconnect_source()
-        self.status_label.setText(f"stopped: {message}")
+        self.disconnect_source(f"stopped: {message}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
         self.disconnect_source()

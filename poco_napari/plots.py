@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 from .colors import category_palette
 
 REPAINT_HZ = 10
+MIN_PLOT_HEIGHT = 220  # below this pyqtgraph's axis labels overlap
 COPY_STYLE = Qt.DashLine
 
 
@@ -45,6 +46,7 @@ class ThemedPlots(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.graphics = pg.GraphicsLayoutWidget()
+        self.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.text_color = "#f0f1f2"
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -82,12 +84,11 @@ class Throttle:
 
 
 class TrainingCurves(ThemedPlots):
-    """Training loss (log scale) and validation score, with the copy baseline (score 0)."""
+    """Training loss and validation score, with the copy baseline (score 0)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.loss_plot = self.graphics.addPlot(row=0, col=0, title="training loss")
-        self.loss_plot.setLogMode(y=True)
         self.val_plot = self.graphics.addPlot(row=1, col=0, title="validation score (1 - MSE / copy MSE)")
         self.val_plot.setXLink(self.loss_plot)
         self.val_plot.setLabel("bottom", "step")
@@ -112,7 +113,7 @@ class TrainingCurves(ThemedPlots):
 
     def add_events(self, events: Sequence[dict[str, Any]]) -> None:
         for ev in events:
-            if ev.get("type") == "step" and ev["loss"] > 0:
+            if ev.get("type") == "step":
                 self.steps.append(ev["step"])
                 self.losses.append(ev["loss"])
             elif ev.get("type") == "validation" and ev.get("val_score") is not None:
@@ -256,6 +257,7 @@ class ResultsDock(QWidget):
         self.table = ScoreTable()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.table.setMinimumHeight(120)
         layout.addWidget(self.errors, 3)
         layout.addWidget(self.table, 2)
 
@@ -285,8 +287,9 @@ class ForecastDock(QWidget):
         super().__init__(parent)
         self.view = ForecastView()
         self.slider = QSlider(Qt.Horizontal)
-        self.slider.setEnabled(False)
+        self.slider.setVisible(False)
         self.frame_label = QLabel("during training: validation samples")
+        self.frame_label.setMinimumWidth(90)
         self.rolling = QCheckBox("rolling")
         self.rolling.setToolTip("sweep the forecast across the recording")
         self.copy = QCheckBox("copy baseline")
@@ -324,7 +327,7 @@ class ForecastDock(QWidget):
         """Back to showing the job's validation samples."""
         self._forecast_at = None
         self.rolling.setChecked(False)
-        self.slider.setEnabled(False)
+        self.slider.setVisible(False)
         self.frame_label.setText("during training: validation samples")
 
     def set_source(self, forecast_at: Callable[[int], dict[str, Any]], first: int, last: int, step: int) -> None:
@@ -333,7 +336,7 @@ class ForecastDock(QWidget):
         self.slider.setRange(first, last)
         self.slider.setSingleStep(1)
         self.slider.setPageStep(step)
-        self.slider.setEnabled(True)
+        self.slider.setVisible(True)
         self.scrub(self.slider.value())
 
     def scrub(self, frame: int) -> None:
@@ -353,7 +356,8 @@ class ForecastDock(QWidget):
         frame, self._pending_frame = self._pending_frame, None
         out = self._forecast_at(frame)
         self.frame_label.setText(f"frame {frame}")
-        self.view.show_forecast(out["context"], out["actual"], out["forecast"], out["labels"], x0=frame, title=out["title"])
+        self.view.show_forecast(out["context"], out["actual"], out["forecast"], out["labels"], x0=frame + 1,
+                                title=out["title"])
 
     def _advance(self) -> None:
         nxt = self.slider.value() + self.slider.pageStep()
@@ -399,7 +403,7 @@ class ModelForecaster:
             "actual": np.asarray(traces[t + 1:t + self.horizon + 1])[:, rois].T,
             "forecast": fc.values[0][:, units].T,
             "labels": [self.recording.roi_ids[i] for i in rois],
-            "title": f"{self.recording.session}: forecast from frame {t}",
+            "title": f"{self.recording.session}: forecast after frame {t}",
         }
 
 

@@ -95,6 +95,7 @@ class JobTable(QTableWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(job.message)
                 self.setItem(row, col, item)
+        self.resizeColumnsToContents()
 
 
 class JobLauncher(QWidget):

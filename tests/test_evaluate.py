@@ -67,3 +67,18 @@ def test_table_always_includes_copy_and_exports():
     assert {p["model"] for p in parsed} == {"copy", "poco"} and set(parsed[0]) == {"model", "dataset", "session", "score", "mse", "mae"}
     assert json.loads(r1.to_json())["sessions"]["s1"]["score"] == pytest.approx(m["score"])
     assert len(json.loads(table_to_json(rows))) == len(rows)
+
+
+def test_evaluate_accepts_recordings_of_a_loaded_model(tmp_path):
+    from poco_core.evaluate import evaluate
+    from poco_core.restore import load_model
+    from poco_core.train import train
+
+    from test_train_support import FAST, cohort, prepared
+
+    data = prepared(cohort()[:2])
+    done = train(data, "nlinear", steps=3, val_every=3, checkpoint=tmp_path / "m.pt", context=12, horizon=4, **FAST).wait()
+    model = load_model(tmp_path / "m.pt")
+    by_recs, by_data = evaluate(model, list(cohort()[:2])), evaluate(model, data)
+    assert by_recs.score == pytest.approx(by_data.score) == pytest.approx(done["test"]["score"])
+    assert by_recs.model == "nlinear"

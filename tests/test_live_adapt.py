@@ -48,7 +48,7 @@ def test_adaptation_swaps_in_better_embeddings_without_stopping_forecasts(cohort
     adapter.start()
     feed(400, 450)  # forecasts go on while the adapter trains in the background
     assert adapted.forecaster.latest.t == 449
-    assert swapped.wait(300), [e for e in events if e["type"] == "error"]
+    assert swapped.wait(900), [e for e in events if e["type"] == "error"]
     adapter.stop(timeout=60)
     assert adapted.forecaster.model_version >= 1 and base.forecaster.model_version == 0
     feed(450, len(x))

@@ -1,6 +1,8 @@
 """Online preprocessing and the rolling forecaster: honest (no future frames), scored against copy."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -28,7 +30,7 @@ def _model(units: list[str], name: str = "nlinear") -> torch.nn.Module:
 def _forecaster(config: OnlineConfig, name: str = "nlinear") -> RollingForecaster:
     pre = OnlinePreprocessor(N, FS, config)
     units = pre.unit_ids or [str(i) for i in range(N)]
-    return RollingForecaster(_model(units, name), "live", pre, catch_up=256)
+    return RollingForecaster(_model(units, name), "live", pre, catch_up=256, shed_load=False)
 
 
 CONFIGS = [
@@ -151,3 +153,23 @@ def test_poco_live_follows_a_file_and_reports_the_score(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "frame 59 · score vs copy" in out and "causal 4th-order Butterworth" in out
+
+
+def test_a_stalled_writer_is_reported_and_frames_resume():
+    source = LiveRecording(N, fs=200.0)  # 3 frame periods = 15 ms
+    session = LiveSession(source)
+    source.append(_traces(5))
+    session.step()
+    time.sleep(0.05)
+    assert session.step() is None and "writer stalled" in session.status()
+    source.append(_traces(3))
+    assert session.step().first == 5 and "stalled" not in session.status()
+
+
+def test_a_forecaster_too_slow_for_the_frame_rate_forecasts_the_newest_frames_only():
+    pre = OnlinePreprocessor(N, 1000.0)  # 1 ms frame period: no CPU keeps up with one window per frame
+    fc = RollingForecaster(_model([str(i) for i in range(N)]), "live", pre)
+    x = _traces()
+    fc.update(x[:100])  # the first update forecasts the whole catch-up and measures the cost
+    _, made = fc.update(x[100:150])
+    assert [f.t for f in made] == [149] and fc.skipped == 49 and fc.n_frames == 150
