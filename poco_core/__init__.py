@@ -26,6 +26,14 @@ _EXPORTS = {
     "build_model": "models",
     "resolve_device": "device",
     "CancelToken": "events",
+    "train": "train",
+    "TrainRun": "train",
+    "load_model": "restore",
+    "evaluate": "evaluate",
+    "finetune": "finetune",
+    "forecast": "forecast",
+    "rolling_forecast": "forecast",
+    "make_sample_data": "simulate",
 }
 
 

@@ -254,6 +254,7 @@ class Forecast:
     values: np.ndarray
     made_at: float
     model_version: int = 0
+    scored: bool = False
 
 
 @dataclass
@@ -308,6 +309,7 @@ class RollingForecaster:
         self.latest: Forecast | None = None
         self.shed_load = shed_load
         self.skipped = 0
+        self._due: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # frames waiting for a forecast, with their stats
         self._window_cost = 0.0  # running estimate of wall seconds per forecast window
 
     # -- the model -------------------------------------------------------------------
@@ -329,19 +331,43 @@ class RollingForecaster:
         return self.history.n_total
 
     def update(self, raw: np.ndarray) -> tuple[np.ndarray, list[Forecast]]:
-        """Push raw frames; returns the new unit-space frames and the forecasts made at them."""
+        """Ingest raw frames and forecast; returns the new unit-space frames and the forecasts made."""
+        u = self.ingest(raw)
+        return u, self.forecast_due()
+
+    def ingest(self, raw: np.ndarray) -> np.ndarray:
+        """Preprocess and keep new raw frames (cheap); they wait for ``forecast_due``. Returns unit-space frames.
+
+        Only the newest ``catch_up`` frames wait, with the statistics of frames up to each of them.
+        """
         u, mean, sd = self.pre.push(raw)
         first = self.history.n_total
         with self._lock:
             self.history.append(u)
         ends = np.arange(first, self.history.n_total)
         due = ends >= max(self.context, self.pre.ready_from) - 1
-        pick = due & (ends > self.history.n_total - 1 - self._how_many())
-        self.skipped += int(due.sum() - pick.sum())
-        rows = lambda a: a if len(a) == 1 else a[pick]  # noqa: E731  per-frame stats, or fixed ones
-        made = self._forecast(ends[pick], rows(mean), rows(sd)) if pick.any() else []
-        self._score(ends)  # after forecasting: a catch-up block completes some of its own forecasts
-        return u, made
+        if due.any():
+            rows = lambda a: np.broadcast_to(a, (len(ends), a.shape[1]))[due]  # noqa: E731  per-frame or fixed stats
+            self._due = [*self._due, (ends[due], rows(mean), rows(sd))]
+            self._drop_due(self.catch_up)
+        self._score(ends)
+        return u
+
+    def _drop_due(self, keep: int) -> None:
+        """Keep only the newest ``keep`` waiting frames; the others are counted as skipped."""
+        ends, mean, sd = (np.concatenate(parts) for parts in zip(*self._due))
+        self.skipped += max(len(ends) - keep, 0)
+        self._due = [(ends[-keep:], mean[-keep:], sd[-keep:])]
+
+    def forecast_due(self) -> list[Forecast]:
+        """Forecast at the waiting frames (with ``shed_load``, only as many of the newest as fit in a frame period)."""
+        if not self._due:
+            return []
+        self._drop_due(self._how_many())
+        (ends, mean, sd), self._due = self._due[0], []
+        made = self._forecast(ends, mean, sd)
+        self._score_made(made)
+        return made
 
     def _how_many(self) -> int:
         """How many of the newest frames to forecast at in this update."""
@@ -378,16 +404,22 @@ class RollingForecaster:
 
     # -- scoring -----------------------------------------------------------------------
     def _score(self, arrived: np.ndarray) -> None:
-        """For each arrived frame s, the forecast made at s - P is complete: score it and copy."""
+        """For each arrived frame s, the forecast made at s - P (if made already) is complete: score it."""
+        self._score_made([f for s in arrived if (f := self.forecast_at(int(s) - self.horizon)) is not None])
+
+    def _score_made(self, forecasts: list[Forecast]) -> None:
+        """Score the forecasts whose P frames have all arrived (each forecast is scored exactly once:
+        when its last frame arrives, or when it is made if that frame came first) against copy."""
         scale = self.pre.current_stats()[1]
-        for s in arrived:
-            f = self.forecast_at(int(s) - self.horizon)
-            if f is None or f.t < self.history.first:
+        for f in forecasts:
+            end = f.t + 1 + self.horizon
+            if end > self.n_frames or f.t < self.history.first or f.scored:
                 continue
-            actual = self.history.frames(f.t + 1, f.t + 1 + self.horizon)
+            f.scored = True
+            actual = self.history.frames(f.t + 1, end)
             last = self.history.frames(f.t, f.t + 1)
             model_err = float(np.mean(((f.values - actual) / scale) ** 2))
-            self._errors.append((int(s), model_err, float(np.mean(((last - actual) / scale) ** 2)), f.model_version))
+            self._errors.append((end - 1, model_err, float(np.mean(((last - actual) / scale) ** 2)), f.model_version))
         horizon_frames = self.score_window_s * self.pre.fs
         while self._errors and self._errors[0][0] <= self.n_frames - 1 - horizon_frames:
             self._errors.popleft()

@@ -337,7 +337,11 @@ class LiveWidget(QWidget):
     def _update_labels(self) -> None:
         session, update = self.session, self.last_update
         latency = (time.monotonic() - update.received_at) * 1000
-        self.status_label.setText(f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after arrival")
+        text = f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after arrival"
+        skipped = session.forecaster.skipped if session.forecaster else 0
+        if skipped:
+            text += f" · {skipped} frames left without a forecast (CPU too busy to forecast every frame)"
+        self.status_label.setText(text)
         self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")
         if session.forecaster is None:
             self.score_label.setText("no model: load a checkpoint to forecast")

@@ -59,7 +59,7 @@ class UmapPlot(pg.PlotWidget):
         self.rings = pg.ScatterPlotItem(size=RING_SIZE, pen=pg.mkPen("w", width=2), brush=None)
         self.rings.setZValue(10)
         self.addItem(self.rings)
-        self.legend = self.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.legend = self.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 150))
         self.box.rect_selected.connect(self._pick_rect)
 
     def set_points(self, pos: np.ndarray, colors: np.ndarray, groups: np.ndarray) -> None:

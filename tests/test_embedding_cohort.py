@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from poco_core.embedding import analyze_model
 from poco_core.simulate import simulate_cohort
@@ -20,9 +21,15 @@ CONFIG = dict(context=48, horizon=16, hidden=64, d_model=32, self_attn_heads=2, 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     recs = simulate_cohort(3, 120, 1024, seed=0)
-    run = train(recs, "poco", steps=600, device="cpu", checkpoint=tmp_path_factory.mktemp("cohort") / "poco.pt",
-                batch_size=16, lr=3e-3, val_every=600, **CONFIG)
-    return analyze_model(run.wait()["checkpoint"], recs, n_clusters=4, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: extra threads only spin on a shared CPU (10x slower)
+    try:
+        run = train(recs, "poco", steps=600, device="cpu", checkpoint=tmp_path_factory.mktemp("cohort") / "poco.pt",
+                    batch_size=16, lr=3e-3, val_every=600, **CONFIG)
+        checkpoint = run.wait()["checkpoint"]
+    finally:
+        torch.set_num_threads(threads)
+    return analyze_model(checkpoint, recs, n_clusters=4, seed=0)
 
 
 def test_embeddings_recover_regions_above_shuffled_control(analysis):
