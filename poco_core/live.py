@@ -129,11 +129,12 @@ def live_model(model: BaseForecaster, unit_ids: list[str], session: str = "live"
 
 @dataclass
 class LiveUpdate:
-    """What one poll brought.
+    """What one poll or one forecast pass brought.
 
-    ``raw`` (k, N) are frames ``first..first+k-1``; ``units`` (k', M) the unit-space frames that
-    became available (ROIs after filtering, or PCs), the last one being frame ``units_end - 1``;
-    ``mean``/``sd`` the normalisation in force (for display); ``forecasts`` those made at the new frames.
+    ``raw`` (k, N) are frames ``first..first+k-1`` (none in a forecast-only update); ``units`` (k', M)
+    the unit-space frames that became available (ROIs after filtering, or PCs), the last one being
+    frame ``units_end - 1``; ``mean``/``sd`` the normalisation in force (for display);
+    ``forecasts`` those just made.
     """
 
     first: int
@@ -144,8 +145,8 @@ class LiveUpdate:
     score: Score | None
     mean: np.ndarray
     sd: np.ndarray
-    received_at: float
-    compute_ms: float  # CPU time this thread spent reading, preprocessing and forecasting
+    ready_at: float  # time.monotonic() when this update was ready
+    compute_ms: float  # CPU time this thread spent on it (reading + preprocessing, or forecasting)
 
     @property
     def last(self) -> int:
@@ -190,25 +191,41 @@ class LiveSession:
             model, self.known_session = live_model(self.base_model, units, self.session)
             self.forecaster = RollingForecaster(model, self.session, self.preprocessor, **self.forecaster_options)
 
-    def step(self) -> LiveUpdate | None:
-        """Poll once; None when nothing new arrived."""
+    def poll(self) -> LiveUpdate | None:
+        """Read and preprocess what arrived (cheap; no forecast yet); None when nothing new arrived."""
         first, cpu = self.source.n_frames, time.thread_time()
         raw = self.source.poll()
         if len(raw) == 0:
             return None
-        received = time.monotonic()
-        self._last_frame_at = received
+        self._last_frame_at = time.monotonic()
         if self.preprocessor is None:
             self._build()
-        if self.forecaster is not None:
-            units, forecasts = self.forecaster.update(raw)
-            score = self.forecaster.score()
-        else:
-            units, forecasts, score = self.preprocessor.push(raw)[0], [], None
+        units = self.forecaster.ingest(raw) if self.forecaster else self.preprocessor.push(raw)[0]
         self._units_end += len(units)
+        return self._update(first, raw, units, [], cpu)
+
+    def forecast(self) -> LiveUpdate | None:
+        """Forecast at the frames polled so far; None without a model or when none is due."""
+        cpu = time.thread_time()
+        made = self.forecaster.forecast_due() if self.forecaster else []
+        if not made:
+            return None
+        empty = np.zeros((0, len(self.source.roi_ids)), np.float32)
+        return self._update(self.source.n_frames, empty, empty[:, :0], made, cpu)
+
+    def _update(self, first: int, raw: np.ndarray, units: np.ndarray, made: list[Forecast], cpu: float) -> LiveUpdate:
         mean, sd = self.preprocessor.current_stats()
-        compute_ms = (time.thread_time() - cpu) * 1000
-        return LiveUpdate(first, raw, units, self._units_end, forecasts, score, mean, sd, received, compute_ms)
+        score = self.forecaster.score() if self.forecaster else None
+        return LiveUpdate(first, raw, units, self._units_end, made, score, mean, sd, time.monotonic(),
+                          (time.thread_time() - cpu) * 1000)
+
+    def step(self) -> LiveUpdate | None:
+        """Poll and forecast in one go (notebooks, scripts); the update carries both."""
+        update = self.poll()
+        made = self.forecast()
+        if update is not None and made is not None:
+            update.forecasts, update.score = made.forecasts, made.score
+        return update
 
     def status(self) -> str:
         """Source status, and 'stalled' when no frame came for STALL_PERIODS frame periods."""
@@ -231,9 +248,12 @@ class LiveSession:
         """
         wait = getattr(self.source, "wait", None)
         while not is_cancelled(stop):
-            update = self.step()
+            update = self.poll()
             if update is not None:
-                on_update(update)
+                on_update(update)  # frames first: a display never waits for the forecast
+                made = self.forecast()
+                if made is not None:
+                    on_update(made)
             elif wait is not None:
                 wait(0.1)
             else:

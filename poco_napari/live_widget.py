@@ -109,7 +109,7 @@ class LiveWidget(QWidget):
     """Dock widget; ``napari_viewer`` is injected by napari (unused outside napari)."""
 
     updated = Signal(object)  # each LiveUpdate as it reaches the GUI thread (for other docks, benchmarks)
-    drawn = Signal(int)  # the newest frame index on screen, after each redraw
+    drawn = Signal(int, int)  # after each redraw: the newest frame on screen, and the frame of the newest forecast (-1: none)
 
     def __init__(self, napari_viewer=None):
         super().__init__()
@@ -318,7 +318,7 @@ class LiveWidget(QWidget):
         self.plots.traces.setXRange(t_axis[0], (now + 1 + horizon) / fs, padding=0)
         self._draw_raster(t_axis, mean, sd)
         self._update_labels()
-        self.drawn.emit(int(self.last_update.last))
+        self.drawn.emit(int(self.last_update.last), -1 if latest is None else latest.t)
 
     def _unit_names(self) -> list[str]:
         pre = self.session.preprocessor
@@ -336,8 +336,8 @@ class LiveWidget(QWidget):
 
     def _update_labels(self) -> None:
         session, update = self.session, self.last_update
-        latency = (time.monotonic() - update.received_at) * 1000
-        text = f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after arrival"
+        latency = (time.monotonic() - update.ready_at) * 1000
+        text = f"{session.status()} · frame {update.last} · drawn {latency:.0f} ms after it was read"
         skipped = session.forecaster.skipped if session.forecaster else 0
         if skipped:
             text += f" · {skipped} frames left without a forecast (CPU too busy to forecast every frame)"

@@ -27,8 +27,9 @@ def panel(make_napari_viewer, qtbot):
     widget.disconnect_source()
 
 
-def _drawn_up_to(widget, frame: int):
-    return lambda last: last >= frame
+def _drawn_up_to(widget, frame: int, forecast: bool = False):
+    """A waitSignal check: frame ``frame`` on screen (and, with ``forecast``, the forecast made at it)."""
+    return lambda last, forecast_t: last >= frame and (not forecast or forecast_t >= frame)
 
 
 def test_panel_updates_as_frames_are_appended(panel, qtbot):
@@ -38,7 +39,7 @@ def test_panel_updates_as_frames_are_appended(panel, qtbot):
     panel.units_edit.setText("1, 4")
     panel.connect_source(source, model)
     x = _traces(60)
-    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 29)):
+    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 29, forecast=True)):
         source.append(x[:30])
     actual, ahead, past, label = panel.plots.curves[0]
     assert len(panel.plots.curves) == 2 and label.toPlainText() == "1"
@@ -49,7 +50,7 @@ def test_panel_updates_as_frames_are_appended(panel, qtbot):
     assert "score vs copy" in panel.score_label.text()
     assert panel.adapt_btn.isEnabled()
     for i in range(30, 60, 5):  # frames keep arriving: the plots keep extending
-        with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, i + 4)):
+        with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, i + 4, forecast=True)):
             source.append(x[i : i + 5])
     assert np.nanmax(actual.getData()[0]) == pytest.approx(59 / FS)
     assert panel.plots.raster.image.shape[0] == N
