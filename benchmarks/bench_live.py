@@ -49,6 +49,8 @@ def writer(path: str, n_rois: int, n_frames: int, fs: float, start_at: float, st
 
 
 def stats(ms: np.ndarray) -> dict[str, float]:
+    if not len(ms):
+        return {"frames": 0}
     return {"median_ms": round(float(np.median(ms)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
             "max_ms": round(float(ms.max()), 1), "frames": int(len(ms))}
 
@@ -176,7 +178,9 @@ def _summarise(n_rois: int, fs: float, written: dict, made: dict, drawn: list, c
     if drawn:
         draws = np.array(drawn)
         out["frame_drawn"] = _first_drawn(written, draws[:, 0], draws[:, 2], fs)
-        shown = {int(t): at for t, at in zip(draws[:, 1], draws[:, 2]) if t >= 0}
+        shown: dict[int, float] = {}
+        for t, when in zip(draws[:, 1], draws[:, 2]):
+            shown.setdefault(int(t), when)  # the first redraw that showed the forecast made at t
         at = [shown.get(t) for t in expected]
         ms = np.array([(a - written[t]) * 1000 for t, a in zip(expected, at) if a is not None])
         out["forecast_drawn"] = {**stats(ms), "never_drawn": int(sum(a is None for a in at))}

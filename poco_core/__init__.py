@@ -34,6 +34,8 @@ _EXPORTS = {
     "forecast": "forecast",
     "rolling_forecast": "forecast",
     "make_sample_data": "simulate",
+    "analyze_model": "embedding",
+    "EmbeddingAnalysis": "embedding",
 }
 
 

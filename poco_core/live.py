@@ -241,23 +241,46 @@ class LiveSession:
         return "" if self.preprocessor is None else self.preprocessor.describe()
 
     def run(self, on_update: Callable[[LiveUpdate], None], stop: CancelLike, interval: float = 0.005) -> None:
-        """Poll until ``stop`` is set, calling ``on_update`` for every poll that brought frames.
+        """Poll until ``stop`` is set, calling ``on_update`` with frames and, separately, with forecasts.
 
-        An in-process LiveRecording wakes the loop as soon as frames are appended; file sources
-        are polled every ``interval`` seconds (a refresh costs well under a millisecond).
+        This thread reads frames and hands them on at once; a second thread makes the forecasts,
+        so a slow forecast (many ROIs, a busy CPU) never delays reading or showing frames.
+        ``on_update`` is therefore called from two threads. An in-process LiveRecording wakes the
+        loop as soon as frames are appended; file sources are polled every ``interval`` seconds
+        (a refresh costs well under a millisecond). An error in either thread ends the run.
         """
         wait = getattr(self.source, "wait", None)
-        while not is_cancelled(stop):
-            update = self.poll()
-            if update is not None:
-                on_update(update)  # frames first: a display never waits for the forecast
-                made = self.forecast()
-                if made is not None:
-                    on_update(made)
-            elif wait is not None:
-                wait(0.1)
-            else:
-                time.sleep(interval)
+        done, failed = threading.Event(), []
+        worker: threading.Thread | None = None
+        try:
+            while not is_cancelled(stop) and not failed:
+                update = self.poll()
+                if update is not None:
+                    on_update(update)
+                    if worker is None and self.forecaster is not None:
+                        worker = threading.Thread(target=self._forecast_loop, args=(on_update, done, failed),
+                                                  name="poco-live-forecast", daemon=True)
+                        worker.start()
+                elif wait is not None:
+                    wait(0.1)
+                else:
+                    time.sleep(interval)
+        finally:
+            done.set()
+            if worker is not None:
+                worker.join()
+        if failed:
+            raise failed[0]
+
+    def _forecast_loop(self, on_update: Callable[[LiveUpdate], None], done: threading.Event, failed: list) -> None:
+        try:
+            while not done.is_set():
+                if self.forecaster.frames_due.wait(0.1):
+                    made = self.forecast()
+                    if made is not None:
+                        on_update(made)
+        except Exception as exc:  # noqa: BLE001  handed to the reading thread, which raises it
+            failed.append(exc)
 
 
 class OnlineAdapter:

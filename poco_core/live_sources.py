@@ -57,7 +57,6 @@ class LiveRecording:
         if self._roi_ids.shape != (n_rois,):
             raise InvalidTraces(None, f"{len(self._roi_ids)} ROI ids for {n_rois} ROIs")
         self._pending: list[np.ndarray] = []
-        self._appended = 0
         self._delivered = 0
         self._cond = threading.Condition()
 
@@ -69,10 +68,6 @@ class LiveRecording:
     def n_frames(self) -> int:
         return self._delivered
 
-    @property
-    def n_appended(self) -> int:
-        return self._appended
-
     def append(self, frames: np.ndarray) -> None:
         """Add one frame (N,) or a block (k, N); copies, so the caller may reuse its buffer."""
         block = np.array(frames, dtype=np.float32, ndmin=2)
@@ -80,7 +75,6 @@ class LiveRecording:
             raise InvalidTraces(None, f"appended frames have {block.shape[1]} ROIs, stream has {len(self._roi_ids)}")
         with self._cond:
             self._pending.append(block)
-            self._appended += len(block)
             self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -302,7 +302,8 @@ class RollingForecaster:
         self.score_window_s = score_window_s
         self.history = History(preprocessor.n_units, max(history_frames, self.context + self.horizon + catch_up))
         self._model = model.eval()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # model, history, waiting frames, forecasts and errors
+        self.frames_due = threading.Event()  # set by ingest, for a forecasting thread to wait on
         self._forecasts: deque[Forecast] = deque(maxlen=keep_forecasts or max(4 * self.horizon, catch_up))
         self._errors: deque[tuple[int, float, float, int]] = deque()  # (frame, mse model, mse copy, model version)
         self.model_version = 0
@@ -339,18 +340,20 @@ class RollingForecaster:
         """Preprocess and keep new raw frames (cheap); they wait for ``forecast_due``. Returns unit-space frames.
 
         Only the newest ``catch_up`` frames wait, with the statistics of frames up to each of them.
+        Safe to call from one thread while another runs ``forecast_due``.
         """
-        u, mean, sd = self.pre.push(raw)
-        first = self.history.n_total
         with self._lock:
+            u, mean, sd = self.pre.push(raw)
+            first = self.history.n_total
             self.history.append(u)
-        ends = np.arange(first, self.history.n_total)
-        due = ends >= max(self.context, self.pre.ready_from) - 1
-        if due.any():
-            rows = lambda a: np.broadcast_to(a, (len(ends), a.shape[1]))[due]  # noqa: E731  per-frame or fixed stats
-            self._due = [*self._due, (ends[due], rows(mean), rows(sd))]
-            self._drop_due(self.catch_up)
-        self._score(ends)
+            ends = np.arange(first, self.history.n_total)
+            due = ends >= max(self.context, self.pre.ready_from) - 1
+            if due.any():
+                rows = lambda a: np.broadcast_to(a, (len(ends), a.shape[1]))[due]  # noqa: E731  per-frame or fixed stats
+                self._due = [*self._due, (ends[due], rows(mean), rows(sd))]
+                self._drop_due(self.catch_up)
+            self._score(ends)
+        self.frames_due.set()
         return u
 
     def _drop_due(self, keep: int) -> None:
@@ -360,13 +363,29 @@ class RollingForecaster:
         self._due = [(ends[-keep:], mean[-keep:], sd[-keep:])]
 
     def forecast_due(self) -> list[Forecast]:
-        """Forecast at the waiting frames (with ``shed_load``, only as many of the newest as fit in a frame period)."""
-        if not self._due:
-            return []
-        self._drop_due(self._how_many())
-        (ends, mean, sd), self._due = self._due[0], []
-        made = self._forecast(ends, mean, sd)
-        self._score_made(made)
+        """Forecast at the waiting frames (with ``shed_load``, only as many of the newest as fit in a
+        frame period). The forward pass runs outside the lock, so ingesting never waits for it."""
+        with self._lock:
+            self.frames_due.clear()
+            if not self._due:
+                return []
+            self._drop_due(self._how_many())
+            (ends, mean, sd), self._due = self._due[0], []
+            x = (self.history.windows(ends, self.context) - mean[:, None]) / sd[:, None]
+            model, version = self._model, self.model_version
+        start = time.monotonic()
+        with torch.inference_mode():
+            dev = next(model.parameters(), torch.empty(0)).device
+            z = model([torch.from_numpy(x).to(dev)], [self.session])[0].float().cpu().numpy()
+        values = z * sd[:, None] + mean[:, None]
+        now = time.monotonic()
+        cost = (now - start) / len(ends)
+        made = [Forecast(int(t), v, now, version) for t, v in zip(ends, values)]
+        with self._lock:
+            self._window_cost = cost if self._window_cost == 0.0 else 0.7 * self._window_cost + 0.3 * cost
+            self._forecasts.extend(made)
+            self.latest = made[-1]
+            self._score_made(made)
         return made
 
     def _how_many(self) -> int:
@@ -375,31 +394,14 @@ class RollingForecaster:
             return self.catch_up
         return int(np.clip(1.0 / (self.pre.fs * self._window_cost), 1, self.catch_up))
 
-    def _forecast(self, ends: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> list[Forecast]:
-        """One batched forward pass for all windows; each is normalised with its own frame's stats."""
-        start = time.monotonic()
-        x = (self.history.windows(ends, self.context) - mean[:, None]) / sd[:, None]
-        with self._lock:
-            model, version = self._model, self.model_version
-        with torch.inference_mode():
-            dev = next(model.parameters(), torch.empty(0)).device
-            z = model([torch.from_numpy(x).to(dev)], [self.session])[0].float().cpu().numpy()
-        values = z * sd[:, None] + mean[:, None]
-        now = time.monotonic()
-        cost = (now - start) / len(ends)
-        self._window_cost = cost if self._window_cost == 0.0 else 0.7 * self._window_cost + 0.3 * cost
-        out = [Forecast(int(t), v, now, version) for t, v in zip(ends, values)]
-        self._forecasts.extend(out)
-        self.latest = out[-1]
-        return out
-
     def forecast_at(self, t: int) -> Forecast | None:
         """The forecast made at frame t, if still kept."""
-        for f in reversed(self._forecasts):
-            if f.t == t:
-                return f
-            if f.t < t:
-                return None
+        with self._lock:
+            for f in reversed(self._forecasts):
+                if f.t == t:
+                    return f
+                if f.t < t:
+                    return None
         return None
 
     # -- scoring -----------------------------------------------------------------------
@@ -426,7 +428,8 @@ class RollingForecaster:
 
     def score(self, since_version: int | None = None) -> Score | None:
         """Score over the window; ``since_version`` keeps only forecasts of that model version or later."""
-        e = np.asarray(self._errors, dtype=float).reshape(-1, 4)
+        with self._lock:
+            e = np.asarray(self._errors, dtype=float).reshape(-1, 4)
         if since_version is not None:
             e = e[e[:, 3] >= since_version]
         if not len(e):

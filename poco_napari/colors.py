@@ -84,7 +84,11 @@ def direct_colormap(labels: np.ndarray, colors: np.ndarray) -> DirectLabelColorm
     """Label value -> RGBA; background and unlisted labels transparent."""
     mapping = dict(zip(np.asarray(labels).tolist(), colors))
     mapping[None] = mapping[0] = np.zeros(4, dtype=np.float32)
-    return DirectLabelColormap(color_dict=mapping)
+    try:
+        from .fast_colormap import FastDirectLabelColormap
+    except ImportError:  # napari moved the internals it relies on: correct, just slower
+        return DirectLabelColormap(color_dict=mapping)
+    return FastDirectLabelColormap(color_dict=mapping)
 
 
 def apply_colors(layer: Layer, colors: np.ndarray) -> None:

@@ -283,14 +283,25 @@ class LiveWidget(QWidget):
                     self._buffer = DisplayBuffer(update.units.shape[1], int(min(WINDOW_S * fs, MAX_WINDOW_FRAMES)))
                     self.plots.set_units(len(self.selected_units()))
                     self.adapt_btn.setEnabled(self.session.forecaster is not None)
+                    if self.session.forecaster is not None and not self.session.known_session:
+                        self.adapt_label.setText("new animal for this model: its embeddings start fresh; "
+                                                 "'Adapt to this animal' learns them from the frames so far")
                 self._buffer.extend(update.units, update.units_end)
             for f in update.forecasts:
                 self._forecasts[f.t] = f
             self.last_update = update
         self._pending = []
         if self._buffer is not None and self.session.forecaster is not None:
-            horizon = self.session.forecaster.horizon
-            self._forecasts = {t: f for t, f in self._forecasts.items() if t >= self._buffer.end - 1 - horizon}
+            oldest = self._buffer.end - 1 - 3 * self.session.forecaster.horizon
+            newest = max(self._forecasts, default=-1)
+            self._forecasts = {t: f for t, f in self._forecasts.items() if t >= oldest or t == newest}
+
+    def _shown_forecasts(self, now: int, horizon: int) -> tuple[Forecast | None, Forecast | None]:
+        """The newest forecast (made at now, or earlier when forecasting lags behind the frames),
+        and the newest one made at least P frames ago, which the frames since then can be compared with."""
+        ts = sorted(self._forecasts)
+        past = [t for t in ts if t <= now - horizon]
+        return (self._forecasts[ts[-1]] if ts else None), (self._forecasts[past[-1]] if past else None)
 
     # -- drawing -----------------------------------------------------------------------
     def _redraw(self) -> None:
@@ -303,9 +314,8 @@ class LiveWidget(QWidget):
         units = self.selected_units()
         z = (self._buffer.columns(units) - mean[units]) / sd[units]
         now = self._buffer.end - 1
-        latest = self._forecasts.get(now)
         horizon = self.session.forecaster.horizon if self.session.forecaster else 0
-        past = self._forecasts.get(now - horizon)
+        latest, past = self._shown_forecasts(now, horizon)
         ids = self._unit_names()
         for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row

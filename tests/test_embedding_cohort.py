@@ -1,8 +1,8 @@
 """The paper's finding on the synthetic cohort: a briefly trained POCO's unit embeddings recover
 brain regions (whose dynamics differ by construction) well above a shuffled-label control.
 
-Thresholds come from measured runs (3 fish x 120 ROIs, 600 steps, seeds 0 and 1 of the analysis):
-ARI 0.11-0.14 (shuffled ~0.00), classifier accuracy 0.69-0.71 (shuffled 0.41-0.42, chance 0.48).
+Thresholds come from measured runs (3 fish x 120 ROIs, 600 steps, 4 k-means clusters), three trainings:
+ARI 0.087-0.12 (shuffled 0.000 +- 0.003), classifier accuracy 0.67-0.71 (shuffled 0.41-0.42, chance 0.48).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def analysis(tmp_path_factory):
 
 def test_embeddings_recover_regions_above_shuffled_control(analysis):
     rec = analysis.recovery
-    assert rec["ari"] > 0.05 and rec["ari"] - rec["ari_shuffled"] > 0.05, rec
+    assert rec["ari"] > 0.04 and rec["ari"] - rec["ari_shuffled"] > 0.04, rec
     assert rec["accuracy"] - rec["accuracy_shuffled"] > 0.15, rec
     assert rec["accuracy"] > rec["chance"] + 0.08, rec
 

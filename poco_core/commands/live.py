@@ -62,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
         timer.daemon = True
         timer.start()
 
+    def line() -> str:
+        fc = session.forecaster
+        s = None if fc is None else fc.score()
+        score = "" if s is None else f" · score vs copy {s.score:+.3f} ({s.n_forecasts} forecasts)"
+        skipped = f" · {fc.skipped} frames without a forecast (CPU busy)" if fc is not None and fc.skipped else ""
+        return f"frame {session.n_frames - 1}{score}{skipped} · {session.status()}"
+
     def report(update) -> None:
         nonlocal adapter, shown
         if args.adapt and adapter is None and session.forecaster is not None:
@@ -69,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
                                     on_event=lambda e: e["type"] == "swapped" and print(f"adapted embeddings swapped in (round {e['round']})")).start()
         if time.monotonic() - shown >= 1.0:
             shown = time.monotonic()
-            score = "" if update.score is None else f" · score vs copy {update.score.score:+.3f} ({update.score.n_forecasts} forecasts)"
-            print(f"frame {update.last}{score} · {session.status()}", flush=True)
+            print(line(), flush=True)
 
     session.run(report, stop)
+    print(line())
     print(f"preprocessing: {session.describe()}")
     if adapter is not None:
         adapter.stop(timeout=10)

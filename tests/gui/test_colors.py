@@ -1,7 +1,6 @@
 """One colouring function for Labels and Points."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -48,13 +47,18 @@ def test_labels_colormap_without_image_rebuild():
     assert not np.allclose(layer_roi_colors(labels)[0], layer_roi_colors(labels)[-1])
 
 
-def test_fast_for_80k_rois():
+def test_80k_rois_painted_without_rebuilding_the_label_image():
+    """Whole-brain scale: every ROI gets its colour and the label image is never touched
+    (the time it takes is measured by benchmarks/bench_paint.py, not asserted here)."""
     n = 80_000
     labels = np.arange(n, dtype=np.int32).reshape(200, 400) + 1
     layer = Labels(labels, features={"index": np.arange(1, n + 1), "region": np.arange(n) % 7,
                                      "snr": np.random.default_rng(0).random(n)})
-    paint_rois(layer, "region")  # the first paint also compiles napari's numba label mapping
-    start = time.perf_counter()
-    paint_rois(layer, "snr")
-    layer_roi_colors(layer, [0, n - 1])
-    assert time.perf_counter() - start < 20.0  # ~1 s on an idle core; generous for shared CI machines
+    data_before = layer.data
+    result = paint_rois(layer, "region")
+    assert layer.data is data_before
+    shown = layer_roi_colors(layer, [0, 7, n - 1])
+    np.testing.assert_allclose(shown[0], shown[1], atol=1 / 255)  # same region -> same colour
+    np.testing.assert_allclose(shown, result.colors[[0, 7, n - 1]], atol=1 / 255)
+    mapped = layer.colormap.map(np.array([1, 8, n], dtype=np.int32))
+    np.testing.assert_allclose(mapped, result.colors[[0, 7, n - 1]], atol=1 / 255)
