@@ -15,10 +15,18 @@ def open_viewer(docks: tuple[str, ...] = DOCKS):
     """A napari viewer with the sample recording and the plugin's docks (returned for tests/screens)."""
     import napari
 
+    from .selection import selection_for
+    from .store import recordings_in
+
     viewer = napari.Viewer(title="POCO Studio")
+    viewer.window.resize(1800, 1100)
     viewer.open_sample(PLUGIN, "recording")
-    for name in docks:
-        viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    for i, name in enumerate(docks):
+        # Traces stands alone; the settings docks share one tabbed area beside it
+        viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 1)
+    recs = recordings_in(viewer)
+    if recs:  # show a few traces straight away, one ROI from each end of the recording
+        selection_for(recs[0]).set([0, recs[0].n_rois // 2, recs[0].n_rois - 1])
     return viewer
 
 
