@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -127,13 +127,13 @@ def _timed_steps(run, meter: Meter, skip: int) -> dict[str, float]:
     return result
 
 
-def case_train(model: str, units: int, batch: int, steps: int, device: str, ckpt: str) -> dict:
+def case_train(model: str, units: int, batch: int, steps: int, frames: int, device: str, ckpt: str) -> dict:
     """Training steps of `model` on one session; leaves the checkpoint for the forecast case."""
     from poco_core.device import resolve_device
     from poco_core.preprocess import prepare
     from poco_core.train import train
 
-    data = prepare([random_recording(units, PROFILE_FRAMES[0], "a")])
+    data = prepare([random_recording(units, frames, "a")])
     meter = Meter(resolve_device(device))
     run = train(data, model, checkpoint=ckpt, **_train_opts(device, batch, steps + 1))
     result = _timed_steps(run, meter, skip=1)
@@ -141,13 +141,13 @@ def case_train(model: str, units: int, batch: int, steps: int, device: str, ckpt
     return result
 
 
-def case_finetune(model: str, units: int, steps: int, device: str, ckpt: str) -> dict:
+def case_finetune(model: str, units: int, steps: int, frames: int, device: str, ckpt: str) -> dict:
     """`steps` finetuning steps at batch 1 on a new session, from the checkpoint of case_train."""
     from poco_core.device import resolve_device
     from poco_core.finetune import finetune
     from poco_core.preprocess import prepare
 
-    data = prepare([random_recording(units, PROFILE_FRAMES[0], "b")])
+    data = prepare([random_recording(units, frames, "b")])
     mode = "embeddings" if model == "poco" else "all"
     meter = Meter(resolve_device(device))
     t0 = time.perf_counter()
@@ -158,7 +158,7 @@ def case_finetune(model: str, units: int, steps: int, device: str, ckpt: str) ->
     return result
 
 
-def case_forecast(model: str, units: int, reps: int, device: str, ckpt: str) -> dict:
+def case_forecast(model: str, units: int, reps: int, frames: int, device: str, ckpt: str) -> dict:
     """Latency of `forecast` (one context window, all units) with the trained checkpoint."""
     import torch
 
@@ -167,7 +167,7 @@ def case_forecast(model: str, units: int, reps: int, device: str, ckpt: str) -> 
     from poco_core.restore import load_model
 
     dev = resolve_device(device)
-    rec = random_recording(units, PROFILE_FRAMES[0], "a")
+    rec = random_recording(units, frames, "a")
     net = load_model(ckpt).to(dev)
     t = rec.n_frames - 1
     for _ in range(3):
@@ -187,24 +187,25 @@ def case_forecast(model: str, units: int, reps: int, device: str, ckpt: str) -> 
 
 
 CASES: dict[str, Callable[..., dict]] = {"train": case_train, "finetune": case_finetune, "forecast": case_forecast}
-PROFILE_FRAMES = [400]  # set from the profile in the child (frames of every synthetic recording)
 
 
 def child(spec: dict) -> None:
     set_threads(spec.pop("threads"))
-    PROFILE_FRAMES[0] = spec.pop("frames")
     kind = spec.pop("kind")
     print("RESULT " + json.dumps(CASES[kind](**spec)), flush=True)
 
 
-def measure(kind: str, **spec: Any) -> dict:
-    """Run one case in a fresh interpreter; its peak memory is then its own."""
-    proc = subprocess.run([sys.executable, __file__, "--case", json.dumps({"kind": kind, **spec})],
-                          capture_output=True, text=True, cwd=REPO)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise RuntimeError(f"{kind} {spec} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][7:])
+def measure(kind: str, inline: bool, **spec: Any) -> dict:
+    """Run one case in a fresh interpreter, so its peak memory is its own (or here, when `inline`)."""
+    if inline:
+        result = CASES[kind](**{k: v for k, v in spec.items() if k != "threads"})
+    else:
+        proc = subprocess.run([sys.executable, __file__, "--case", json.dumps({"kind": kind, **spec})],
+                              capture_output=True, text=True, cwd=REPO)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            raise RuntimeError(f"{kind} {spec} failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(lines[-1][7:])
     print(f"{kind} {spec.get('model')} {spec.get('units')}: "
           + ", ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, float)), flush=True)
     return result
@@ -212,8 +213,8 @@ def measure(kind: str, **spec: Any) -> dict:
 
 # -- the report --------------------------------------------------------------------------------
 
-def run_benchmarks(p: Profile, device: str, threads: int, work: str) -> dict[str, Any]:
-    common = dict(device=device, threads=threads, frames=p.frames)
+def run_benchmarks(p: Profile, device: str, threads: int, work: str, inline: bool) -> dict[str, Any]:
+    common = dict(device=device, threads=threads, frames=p.frames, inline=inline)
     out: dict[str, Any] = {"train": {}, "finetune": {}, "forecast": {}, "scale": []}
     for m in MODELS:
         ckpt = f"{work}/{m}-{p.train_units}.pt"
@@ -307,6 +308,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda:0...")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)")
     ap.add_argument("--out", default=str(REPO / "docs"), help="folder for performance.md and figures/")
+    ap.add_argument("--inline", action="store_true",
+                    help="run every case in this process: fast, but peak memory then includes earlier cases")
     args = ap.parse_args()
     if args.case:
         child(json.loads(args.case))
@@ -319,7 +322,7 @@ def main() -> None:
     p = PROFILES[mode]
     info, commit, t0 = machine_info(device), git_commit(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="poco-speed-") as work:
-        res = run_benchmarks(p, device, args.threads, work)
+        res = run_benchmarks(p, device, args.threads, work, args.inline)
     path = write_report(res, p, mode, info, commit, (time.perf_counter() - t0) / 60, Path(args.out))
     print(f"wrote {path}", flush=True)
 

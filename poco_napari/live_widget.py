@@ -32,6 +32,10 @@ MAX_WINDOW_FRAMES = 3000
 MAX_TRACES = 8
 RASTER_ROWS = 1000  # more units than this: every k-th row is shown
 OFFSET = 4.0  # z units between stacked traces
+VIEW_WINDOWS = 4  # the view shows this many context+horizon windows (at least MIN_VIEW_S) up to now + P
+MIN_VIEW_S = 10.0
+AHEAD_PEN = pg.mkPen("#ffffff", width=3)
+PAST_PEN = pg.mkPen("#ffffff", width=2, style=Qt.DashLine)
 
 
 class DisplayBuffer:
@@ -81,6 +85,9 @@ class LivePlots(ThemedPlots):
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self.curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem, pg.TextItem]] = []
+        legend = self.traces.addLegend(offset=(-10, 5), labelTextColor="#dddddd")
+        legend.addItem(pg.PlotDataItem(pen=AHEAD_PEN), "forecast ahead of now")
+        legend.addItem(pg.PlotDataItem(pen=PAST_PEN), "forecast made P frames ago")
 
     def set_units(self, n: int) -> None:
         """Make one (frames, forecast ahead, past forecast, label) set of items per selected unit."""
@@ -90,8 +97,8 @@ class LivePlots(ThemedPlots):
         self.curves = []
         for color in unit_colors(n)[:n]:
             actual = self.traces.plot(pen=pg.mkPen(color, width=1.5))
-            ahead = self.traces.plot(pen=pg.mkPen("#ff7f0e", width=2.5))
-            past = self.traces.plot(pen=pg.mkPen("#e0e0e0", width=1.5, style=Qt.DashLine))
+            ahead = self.traces.plot(pen=AHEAD_PEN)
+            past = self.traces.plot(pen=PAST_PEN)
             label = pg.TextItem(anchor=(0, 1), color=color)
             self.traces.addItem(label)
             self.curves.append((actual, ahead, past, label))
@@ -150,7 +157,8 @@ class LiveWidget(QWidget):
         self.zscore_box.addItems(["running", "frozen"])
         self.filter_box = QComboBox()
         self.filter_box.addItems(["none", "causal_lowpass"])
-        self.calibration_spin = QSpinBox(minimum=0, maximum=100000, value=0, suffix=" frames")
+        self.calibration_spin = QSpinBox(minimum=0, maximum=100000, value=0)
+        self.calibration_spin.setToolTip("frames whose statistics are frozen (z-score 'frozen')")
         self.connect_btn = QPushButton("Connect")
         self.connect_btn.clicked.connect(self._toggle_connection)
         self.units_edit = QLineEdit("0, 1, 2")
@@ -169,7 +177,7 @@ class LiveWidget(QWidget):
         form.addRow("source", _row(self.source_edit, file_btn, folder_btn))
         form.addRow("model", _row(self.checkpoint_edit, ckpt_btn))
         form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("filter"), self.filter_box,
-                                          QLabel("calibration"), self.calibration_spin))
+                                          QLabel("calibration frames"), self.calibration_spin))
         form.addRow("", _row(self.fs_spin, self.connect_btn))
         form.addRow("plot units", _row(self.units_edit, self.adapt_btn))
         layout = QVBoxLayout(self)
@@ -219,6 +227,9 @@ class LiveWidget(QWidget):
         ckpt = self.checkpoint_edit.text().strip()
         if model is None and ckpt:
             model = load_model(ckpt)
+        else:
+            self.source_edit.setText(str(getattr(source, "path", getattr(source, "folder", "")))
+                                     or f"in-process {type(source).__name__}")
         self.session = LiveSession(source, model, self.config())
         self._buffer, self._forecasts, self.last_update = None, {}, None
         self._stop.clear()
@@ -314,8 +325,11 @@ class LiveWidget(QWidget):
         units = self.selected_units()
         z = (self._buffer.columns(units) - mean[units]) / sd[units]
         now = self._buffer.end - 1
-        horizon = self.session.forecaster.horizon if self.session.forecaster else 0
+        fc = self.session.forecaster
+        horizon = fc.horizon if fc else 0
         latest, past = self._shown_forecasts(now, horizon)
+        right = (now + 1 + horizon) / fs  # the view ends where the latest forecast does
+        left = max(t_axis[0], right - max(VIEW_WINDOWS * (fc.context + horizon) / fs if fc else 0.0, MIN_VIEW_S))
         ids = self._unit_names()
         for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row
@@ -323,9 +337,9 @@ class LiveWidget(QWidget):
             _draw_forecast(ahead, latest, i, mean, sd, off, fs)
             _draw_forecast(old, past, i, mean, sd, off, fs)
             label.setText(ids[i])
-            label.setPos(t_axis[0], off + OFFSET / 2)
+            label.setPos(left, off + OFFSET / 2)
         self.plots.now_line.setPos(now / fs)
-        self.plots.traces.setXRange(t_axis[0], (now + 1 + horizon) / fs, padding=0)
+        self.plots.traces.setXRange(left, right, padding=0)
         self._draw_raster(t_axis, mean, sd)
         self._update_labels()
         self.drawn.emit(int(self.last_update.last), -1 if latest is None else latest.t)

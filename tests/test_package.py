@@ -63,3 +63,17 @@ def test_napari_plugin_manager_lists_contributions():
     assert {"recording", "cohort"} <= samples
     readers = [r for r in pm.iter_compatible_readers(["x.nwb"]) if r.plugin_name == "poco-napari"]
     assert readers, "no poco-napari reader offered for .nwb"
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_root_manifest(tmp_path):
+    """A normal (non-editable) install gets the same napari.yaml and every subpackage."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("poco_napari-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert zf.read("poco_napari/napari.yaml").decode() == (ROOT / "napari.yaml").read_text()
+    assert {"poco_core/io/__init__.py", "poco_core/models/poco.py", "poco_core/commands/train.py"} <= names
