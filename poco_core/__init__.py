@@ -36,6 +36,9 @@ _EXPORTS = {
     "make_sample_data": "simulate",
     "analyze_model": "embedding",
     "EmbeddingAnalysis": "embedding",
+    "LiveSession": "live",
+    "LiveRecording": "live_sources",
+    "replay": "live",
 }
 
 

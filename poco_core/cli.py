@@ -8,7 +8,7 @@ import sys
 from .errors import PocoError
 
 # Each module defines `register(subparsers)` which adds its parser and sets `func(args) -> int`.
-COMMAND_MODULES = ("info", "simulate", "train", "evaluate", "finetune", "forecast", "embed")
+COMMAND_MODULES = ("info", "simulate", "train", "evaluate", "finetune", "forecast", "embed", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 PLUGIN = "poco-napari"
-DOCKS = ("Traces", "Preprocessing", "Training", "Finetuning")
+DOCKS = ("Traces", "Preprocessing", "Training", "Finetuning", "Embeddings", "Live")
 
 
 def open_viewer(docks: tuple[str, ...] = DOCKS):

@@ -321,6 +321,7 @@ class LiveWidget(QWidget):
             return
         fs = self.session.source.fs
         mean, sd = self.last_update.mean, self.last_update.sd
+        t0 = int(self._buffer.frames()[0])
         t_axis = self._buffer.frames() / fs
         units = self.selected_units()
         z = (self._buffer.columns(units) - mean[units]) / sd[units]
@@ -334,8 +335,9 @@ class LiveWidget(QWidget):
         for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row
             actual.setData(t_axis, z[:, row] + off, connect="finite")
-            _draw_forecast(ahead, latest, i, mean, sd, off, fs)
-            _draw_forecast(old, past, i, mean, sd, off, fs)
+            anchor = lambda f: z[f.t - t0, row] if f is not None and f.t >= t0 else np.nan  # noqa: E731
+            _draw_forecast(ahead, latest, i, mean, sd, off, fs, anchor(latest))
+            _draw_forecast(old, past, i, mean, sd, off, fs, anchor(past))
             label.setText(ids[i])
             label.setPos(left, off + OFFSET / 2)
         self.plots.now_line.setPos(now / fs)
@@ -416,10 +418,11 @@ def _row(*widgets: QWidget) -> QWidget:
 
 
 def _draw_forecast(item: pg.PlotDataItem, f: Forecast | None, unit: int, mean: np.ndarray, sd: np.ndarray,
-                   offset: float, fs: float) -> None:
-    """The forecast of ``unit`` from its context frame t to t+P (starting at the last known value)."""
+                   offset: float, fs: float, start: float) -> None:
+    """The forecast of ``unit`` for frames t+1..t+P, joined to ``start`` (the z value of frame t, its last input)."""
     if f is None:
         item.setData([], [])
         return
-    steps = np.arange(f.t + 1, f.t + 1 + len(f.values)) / fs
-    item.setData(steps, (f.values[:, unit] - mean[unit]) / sd[unit] + offset)
+    x = np.arange(f.t, f.t + 1 + len(f.values)) / fs
+    y = np.concatenate([[start], (f.values[:, unit] - mean[unit]) / sd[unit]]) + offset
+    item.setData(x, y, connect="finite")

@@ -58,7 +58,7 @@ def test_napari_plugin_manager_lists_contributions():
     pm = npe2.PluginManager.instance()
     pm.discover()
     widgets = {w.display_name for w in pm.iter_widgets() if w.plugin_name == "poco-napari"}
-    assert {"Traces", "Preprocessing"} <= widgets
+    assert {"Traces", "Preprocessing", "Training", "Finetuning", "Embeddings", "Live"} <= widgets
     samples = {s.key for plugin, contribs in pm.iter_sample_data() if plugin == "poco-napari" for s in contribs}
     assert {"recording", "cohort"} <= samples
     readers = [r for r in pm.iter_compatible_readers(["x.nwb"]) if r.plugin_name == "poco-napari"]
