@@ -335,9 +335,8 @@ class LiveWidget(QWidget):
         for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row
             actual.setData(t_axis, z[:, row] + off, connect="finite")
-            anchor = lambda f: z[f.t - t0, row] if f is not None and f.t >= t0 else np.nan  # noqa: E731
-            _draw_forecast(ahead, latest, i, mean, sd, off, fs, anchor(latest))
-            _draw_forecast(old, past, i, mean, sd, off, fs, anchor(past))
+            _draw_forecast(ahead, latest, i, mean, sd, off, fs, _anchor(z, latest, t0, row))
+            _draw_forecast(old, past, i, mean, sd, off, fs, _anchor(z, past, t0, row))
             label.setText(ids[i])
             label.setPos(left, off + OFFSET / 2)
         self.plots.now_line.setPos(now / fs)
@@ -416,6 +415,14 @@ def _row(*widgets: QWidget) -> QWidget:
         layout.addWidget(w)
     return holder
 
+
+
+def _anchor(z: np.ndarray, forecast: Forecast | None, t0: int, row: int) -> float:
+    """The drawn frame a forecast starts from; NaN when that frame is not (or no longer, or
+    not yet: forecasts may arrive before the frames they were made at) in the buffer."""
+    if forecast is None or not 0 <= forecast.t - t0 < len(z):
+        return np.nan
+    return float(z[forecast.t - t0, row])
 
 def _draw_forecast(item: pg.PlotDataItem, f: Forecast | None, unit: int, mean: np.ndarray, sd: np.ndarray,
                    offset: float, fs: float, start: float) -> None:
