@@ -89,7 +89,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print the result as JSON (used by the driver)")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's defaults (the CLI and GUI jobs call poco_core.allocator.keep_freed_memory)")
     a = ap.parse_args()
+    if not a.system_malloc:
+        from poco_core.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if a.threads:
         import torch
 
@@ -104,6 +110,8 @@ def main() -> None:
                "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--json"]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
+        if a.system_malloc:
+            cmd.append("--system-malloc")
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(

@@ -491,13 +491,13 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="task cache (default: a new temp folder); reuse it to resume")
     ap.add_argument("--jobs", type=int, default=1, help="training processes in parallel")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    ap.add_argument("--models", nargs="+", default=None, help="subset of the registered models (default: all)")
+    ap.add_argument("--models", default=None, help="comma-separated subset of the registered models (default: all)")
     args = ap.parse_args()
     set_threads(args.threads)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     p = PROFILES[mode]
     seeds = list(range(args.seeds))
-    models = args.models or available_models()
+    models = args.models.split(",") if args.models else available_models()
     work = args.work or tempfile.mkdtemp(prefix="poco-reproduce-")
     out, t0 = Path(args.out), time.perf_counter()
     info, commit = machine_info("cpu"), git_commit()  # at the start: the code the run used

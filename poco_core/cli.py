@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 
+from .allocator import keep_freed_memory
 from .errors import PocoError
 
 # Each module defines `register(subparsers)` which adds its parser and sets `func(args) -> int`.
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except PocoError as exc:

@@ -195,22 +195,39 @@ def evaluate_windows(
     max_windows: int | None = None,
     device: torch.device | None = None,
     bf16: bool = False,
+    hidden_cache: dict | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per-session metrics of `model` on `split` windows of PreparedData (keyed by session name)."""
+    """Per-session metrics of `model` on `split` windows of PreparedData (keyed by session name).
+
+    `hidden_cache` (a dict the caller keeps; models with ``hidden_states`` only): the windows and
+    their MLP hidden layers are stored there on the first call and reused after, which is exact
+    while the MLP is frozen (embedding-only finetuning validates the same windows every time)."""
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     ctx, hor = model.config.context, model.config.horizon
     was_training = model.training
     model.eval()
     out: dict[str, dict[str, Any]] = {}
+
+    def batches(windows, idx: np.ndarray, with_hidden: bool):
+        for i in range(0, len(idx), batch_size):
+            w = torch.from_numpy(gather_windows(windows, idx[i:i + batch_size])).to(device)
+            yield w, model.hidden_states([w[:, :ctx]])[0] if with_hidden else None
+
     try:
         for sd in data.sessions:
             windows = sd.windows(split, ctx + hor, stride)
             acc = ErrorAccumulator(hor)
             idx_all = evenly_spaced(len(windows), max_windows)
-            for i in range(0, len(idx_all), batch_size):
-                w = torch.from_numpy(gather_windows(windows, idx_all[i:i + batch_size])).to(device)
+            if hidden_cache is None:
+                todo = batches(windows, idx_all, False)
+            else:
+                if sd.session not in hidden_cache:
+                    hidden_cache[sd.session] = list(batches(windows, idx_all, True))
+                todo = hidden_cache[sd.session]
+            for w, hidden in todo:
+                extra = {} if hidden is None else {"hidden": [hidden]}
                 with autocast(device, bf16):
-                    (pred,) = model([w[:, :ctx]], [sd.session])
+                    (pred,) = model([w[:, :ctx]], [sd.session], **extra)
                 acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1])
             out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
     finally:

@@ -5,7 +5,8 @@ Each new session gets fresh unit/session embeddings via `model.add_session`; mod
 forecaster MLP, ``all`` trains everything. Frozen parameters have ``requires_grad=False``, so
 autograd only follows the embeddings' path; for models exposing ``hidden_states`` (POCO) the
 MLP hidden layer is computed once per window outside autograd. Same loop, events and
-cancellation as training (`poco_core.loop`), validating every 20 steps by default.
+cancellation as training (`poco_core.loop`), validating every 20 steps on at most 64 windows per
+session by default; with the MLP frozen the validation windows' hidden layers are computed once.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from .errors import PocoError
 from .events import CancelLike, CancelToken, Event
+from .jobspec import FINETUNE_DEFAULTS
 from .jobspec import FINETUNE_MODES as MODES
 from .loop import Loop
 from .models import BaseForecaster, SessionSpec
@@ -23,7 +25,6 @@ from .preprocess import PreparedData, PreprocessConfig
 from .restore import load_model, model_info, model_payload
 from .train import AnyCancelled, DataLike, TrainRun, as_prepared, default_checkpoint, loop_options
 
-FINETUNE_DEFAULTS = {"val_every": 20, "steps": 2000}
 
 
 def attach_sessions(model: BaseForecaster, data: PreparedData) -> list[nn.Parameter]:
@@ -76,7 +77,7 @@ def finetune_events(
     """Finetune `model` (or the checkpoint at that path) on new sessions; yields event dicts.
 
     New recordings are preprocessed with the model's own preprocessing config unless
-    `preprocess` is given; `options` are `LoopOptions` fields (defaults: val_every=20, steps=2000).
+    `preprocess` is given; `options` are `LoopOptions` fields (defaults: FINETUNE_DEFAULTS).
     """
     base_path = None if isinstance(model, BaseForecaster) else str(model)
     net = load_model(model) if base_path else model

@@ -26,6 +26,9 @@ from .events import CancelLike, Event
 BATCH_INTERVAL_S = 0.05
 JobKind = Literal["train", "finetune"]
 FINETUNE_MODES = ("embeddings", "embeddings+mlp", "all")
+# finetuning validates every 20 steps, so on a bounded, evenly spread sample of the val windows
+# (max_val_windows=None validates on all of them)
+FINETUNE_DEFAULTS = {"val_every": 20, "steps": 2000, "max_val_windows": 64}
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ def run_job(spec: JobSpec, conn: Any, cancel: CancelLike) -> None:
     """Child-process entry: stream `spec`'s events through `conn`; a failure becomes an error event."""
     if spec.nice and hasattr(os, "nice"):
         os.nice(spec.nice)  # the GUI process keeps priority over the job on a busy CPU
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()
     if spec.threads:
         import torch
 

@@ -28,6 +28,7 @@ from .models import mse_loss
 from .sampling import SessionBatchSampler, gather_windows
 
 SPLITS = ("train", "val", "test")
+VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding-only finetuning)
 
 
 @dataclass
@@ -159,6 +160,8 @@ class Loop:
                 self.optimizer.load_state_dict(self.state.optimizer)
         if self.state.rng is not None:
             set_rng_state(self.np_rng, self.state.rng)
+        # frozen MLP: the validation windows' hidden layers are computed once (see evaluate_windows)
+        self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
         module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
@@ -182,10 +185,17 @@ class Loop:
         self.optimizer.step()
         return float(loss.detach())
 
+    def _val_hidden_bytes(self) -> int:
+        """Memory the validation windows' MLP hidden layers take (float32)."""
+        cap = self.opts.max_val_windows
+        counts = [len(sd.windows("val", self.length, self.opts.val_stride)) for sd in self.data.sessions]
+        units = sum((n if cap is None else min(n, cap)) * len(sd.unit_ids) for n, sd in zip(counts, self.data.sessions))
+        return units * self.model.config.hidden * 4
+
     def validate(self, step: int) -> Event:
         per = evaluate_windows(self.model, self.data, "val", batch_size=self.opts.eval_batch_size,
                                stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
-                               device=self.device, bf16=self.opts.bf16)
+                               device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache)
         _, mean = summarise(per)
         val_mse = mean["mse"]
         best = val_mse < self.state.best_val_mse

@@ -32,7 +32,7 @@ def test_reproduce_smoke_writes_every_section(tmp_path: Path) -> None:
     real = tmp_path / "real.h5"  # stands in for a real recording given on the command line
     save_recording(simulate_recording(n_rois=12, n_frames=400, seed=5, session="fishR", dataset="lab"), real)
     out = tmp_path / "out"
-    run_script("reproduce.py", "--smoke", "--seeds", "2", "--models", "copy", "nlinear", "mlp", "poco",
+    run_script("reproduce.py", "--smoke", "--seeds", "2", "--models", "copy,nlinear,mlp,poco",
                "--out", str(out), "--work", str(tmp_path / "work"), str(real))
 
     text = (out / "results.md").read_text()

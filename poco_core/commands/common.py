@@ -33,7 +33,7 @@ def load_inputs(paths: list[Path]) -> list:
     return recs
 
 
-def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int) -> None:
+def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int, max_val_windows: int | None = None) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
     g.add_argument("--batch-size", type=int, default=64, help="windows per step and dataset (default 64)")
@@ -43,7 +43,8 @@ def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int) -> Non
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     g.add_argument("--val-every", type=int, default=val_every, help=f"validate every N steps (default {val_every})")
     g.add_argument("--val-stride", type=int, default=1, help="stride between validation windows (default 1)")
-    g.add_argument("--max-val-windows", type=int, default=None, help="cap on validation windows per session")
+    g.add_argument("--max-val-windows", type=int, default=max_val_windows,
+                   help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
     p.add_argument("--json", action="store_true", help="print one JSON object per event on stdout")
 
 

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from poco_core.events import CancelToken
-from poco_core.jobspec import FINETUNE_MODES
+from poco_core.jobspec import FINETUNE_DEFAULTS, FINETUNE_MODES
 
 from .common import add_loop_args, drive, load_inputs, loop_kwargs
 
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", type=Path, help="the new recordings, folders or manifests")
     p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
-    add_loop_args(p, steps=2000, val_every=20)
+    add_loop_args(p, **FINETUNE_DEFAULTS)
     p.set_defaults(func=run)
 
 

@@ -156,17 +156,19 @@ class PerceiverEncoder(nn.Module):
             self.register_buffer(f"{name}_cos", cos, persistent=False)
             self.register_buffer(f"{name}_sin", sin, persistent=False)
 
-    def encode(self, x: Tensor, token_bias: Tensor) -> Tensor:
-        """x (B, C, N), token_bias (N, d) -> latents (B, L, d).
+    def encode(self, x_units: Tensor, token_bias: Tensor) -> Tensor:
+        """x_units (B, N, C) unit-major, token_bias (N, d) -> latents (B, L, d).
 
         With C not a multiple of T_C the earliest C mod T_C steps are left out of the tokens
-        (the MLP still sees them); a token's timestamp is its first step."""
-        b, c, n = x.shape
+        (the MLP still sees them); a token's timestamp is its first step. The tokens go through
+        token_proj as one 2-D matrix: a strided 4-D view makes autograd-mode matmul fall back to
+        one tiny product per unit (3 ms per 512-unit window)."""
+        b, n, c = x_units.shape
         tc = self.token_len
         k = c // tc
         offset = c - k * tc
-        seg = x[:, offset:].transpose(1, 2).reshape(b, n, k, tc)
-        tokens = (self.token_proj(seg) + token_bias[:, None, :]).reshape(b, n * k, -1)
+        seg = x_units[..., offset:].reshape(b * n * k, tc)
+        tokens = (self.token_proj(seg).view(b, n, k, -1) + token_bias[:, None, :]).view(b, n * k, -1)
         lat_cross = (self.lat_x_cos, self.lat_x_sin)
         lat_self = (self.lat_s_cos, self.lat_s_sin)
         tok_rot = (self.tok_cos.repeat(n, 1), self.tok_sin.repeat(n, 1))  # token order: unit-major
@@ -274,9 +276,9 @@ class PopulationForecaster(BaseForecaster):
     def _forward_session(self, x: Tensor, key: str, hidden: Tensor | None) -> Tensor:
         # one frame per session: the chunk closure must not see later sessions' tensors
         # (checkpointed slices are re-run during backward)
-        latents = self.encoder.encode(x, self.embeddings.token_bias(key))
+        x_units = x.transpose(1, 2).contiguous()  # unit-major rows: the matmuls are faster
+        latents = self.encoder.encode(x_units, self.embeddings.token_bias(key))
         queries = self.embeddings.query(key)
-        x_units = x.transpose(1, 2).contiguous()  # unit-major rows: the MLP matmul is faster
 
         def per_units(sl: slice) -> Tensor:
             e = self.encoder.decode(latents, queries[sl])

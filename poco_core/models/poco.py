@@ -66,4 +66,4 @@ class POCO(PopulationForecaster):
     def hidden_states(self, xs: list[Tensor]) -> list[Tensor]:
         """ReLU(W_in x) per session, (B, N, hidden): independent of the encoder, so embedding-only
         finetuning can compute it once per window (under no_grad) and pass ``hidden=`` to forward."""
-        return [self.head.mlp.hidden(x.transpose(1, 2)) for x in xs]
+        return [self.head.mlp.hidden(x.transpose(1, 2).contiguous()) for x in xs]  # strided: slow bmm
