@@ -94,7 +94,7 @@ def in_thread(app, widget, seconds: float) -> dict[str, float]:
     from qtpy.QtCore import QTimer
 
     import torch
-    from poco_core.jobspec import job_events
+    from poco_core.jobspec import job_events, job_threads
     from poco_napari.jobs import make_job
     from poco_napari.plots import docks_for
 
@@ -102,8 +102,7 @@ def in_thread(app, widget, seconds: float) -> dict[str, float]:
     job = make_job("train", widget.checked_recordings(),
                    checkpoint=widget.job.spec.checkpoint.replace(".pt", "-thread.pt"), **same)
     spec = job.spec
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
+    torch.set_num_threads(job_threads(spec.threads))
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -147,7 +146,7 @@ def in_thread(app, widget, seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for the job (default: both cores)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the job (0: all cores but one)")
     parser.add_argument("--no-thread-mode", action="store_true", help="skip the in-thread comparison")
     args = parser.parse_args()
 

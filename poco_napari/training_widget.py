@@ -118,7 +118,7 @@ class JobLauncher(QWidget):
         self.device = QComboBox()
         self.device.addItems(available_devices())
         self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=val_every, suffix=" steps")
-        self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores")
+        self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
         self.low_priority = QCheckBox("run below napari's priority")
         self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
         self.low_priority.setChecked(True)
