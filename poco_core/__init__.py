@@ -1,7 +1,7 @@
 """POCO Studio engine: read recordings, preprocess, train/finetune POCO and baselines, forecast, analyse.
 
-Headless: never imports Qt or napari. Names are resolved lazily so `import poco_core` stays cheap
-(a spawned training process or a CLI call pays only for what it uses).
+Headless: never imports Qt or napari. Most names are resolved lazily, so a CLI call does not pay
+for readers (pynwb, h5py) or analysis (umap) it does not use.
 """
 from __future__ import annotations
 
@@ -26,13 +26,7 @@ _EXPORTS = {
     "build_model": "models",
     "resolve_device": "device",
     "CancelToken": "events",
-    "train": "train",
-    "TrainRun": "train",
     "load_model": "restore",
-    "evaluate": "evaluate",
-    "finetune": "finetune",
-    "forecast": "forecast",
-    "rolling_forecast": "forecast",
     "make_sample_data": "simulate",
     "analyze_model": "embedding",
     "EmbeddingAnalysis": "embedding",
@@ -53,4 +47,12 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_EXPORTS))
 
 
-__all__ = sorted(_EXPORTS)
+# These functions share their names with their modules. Importing a submodule sets the package
+# attribute of that name to the module, which would shadow a lazy export, so they are bound
+# eagerly (this is what makes `import poco_core` load torch).
+from .evaluate import evaluate  # noqa: E402
+from .finetune import finetune  # noqa: E402
+from .forecast import forecast, rolling_forecast  # noqa: E402
+from .train import TrainRun, train  # noqa: E402
+
+__all__ = sorted([*_EXPORTS, "evaluate", "finetune", "forecast", "rolling_forecast", "TrainRun", "train"])

@@ -77,3 +77,14 @@ def test_wheel_ships_the_root_manifest(tmp_path):
         names = set(zf.namelist())
         assert zf.read("poco_napari/napari.yaml").decode() == (ROOT / "napari.yaml").read_text()
     assert {"poco_core/io/__init__.py", "poco_core/models/poco.py", "poco_core/commands/train.py"} <= names
+
+
+def test_api_functions_are_not_shadowed_by_their_modules():
+    """`poco_core.train` etc. stay the functions even after their submodules are imported."""
+    code = (
+        "import poco_core, poco_core.train, poco_core.evaluate, poco_core.finetune, poco_core.forecast\n"
+        "print(all(callable(f) and not hasattr(f, '__path__') and type(f).__name__ == 'function' for f in "
+        "(poco_core.train, poco_core.evaluate, poco_core.finetune, poco_core.forecast)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "True"
