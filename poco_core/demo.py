@@ -31,6 +31,11 @@ def sample_data_dir() -> Path:
 
 def run(steps: int = 300, device: str = "auto", seed: int = 0) -> dict[str, float]:
     """Train POCO on the sample cohort; returns {"poco": score, "copy": 0.0} on the test windows."""
+    import torch
+
+    # one thread: this small model gains little from a second one, and on a busy 2-core machine
+    # two torch threads spend most of their time waiting for each other (measured 10x slower)
+    torch.set_num_threads(1)
     recs = load_dataset(sample_data_dir() / "cohort" / "manifest.json")
     data = prepare(recs)
     print(f"sample cohort: {len(recs)} sessions, {sum(r.n_rois for r in recs)} ROIs, "
