@@ -343,7 +343,7 @@ class LiveWidget(QWidget):
         self.plots.traces.setXRange(left, right, padding=0)
         self._draw_raster(t_axis, mean, sd)
         self._update_labels()
-        self.drawn.emit(int(self.last_update.last), -1 if latest is None else latest.t)
+        self.drawn.emit(int(now), -1 if latest is None else latest.t)  # the newest frame on screen
 
     def _unit_names(self) -> list[str]:
         pre = self.session.preprocessor
