@@ -40,6 +40,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--finetune-steps", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--multi-steps", type=int, default=None,
+                    help="steps for the multi-session model (default: --steps x sessions, so every session "
+                         "gets as many batches as its single-session model)")
+    ap.add_argument("--parts", default="ordering,finetune,multi", help="which experiments to run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -50,43 +54,56 @@ def main() -> None:
         # the sample cohort of poco_core.simulate.make_sample_data: fish05 is held out
         cohort = simulate_cohort(5, [150, 120, 170, 140, 160], 1500, sigma_j=0.2, seed=1, dataset="synthetic-cohort")
         data = prepare(cohort[:4], config)
+        parts = set(args.parts.split(","))
         scores, poco_run = {}, None
-        for name in ("copy", "nlinear", "mlp", "poco"):
+        for name in ("copy", "nlinear", "mlp", "poco") if parts & {"ordering", "finetune"} else ():
             t0 = time.perf_counter()
             run, done = fit(data, name, args.steps, folder)
             scores[name] = {"test_score": done["test"]["score"], "test_mse": done["test"]["mse"],
                             "seconds": round(time.perf_counter() - t0, 1)}
             print(name, scores[name], flush=True)
             poco_run = run if name == "poco" else poco_run
-        results["ordering"] = scores
+        if scores:
+            results["ordering"] = scores
 
-        # finetune the cohort POCO to fish05 vs POCO from scratch on fish05, same steps
-        held_out = prepare(cohort[4:], config)
-        ft = finetune(poco_run.best_checkpoint, held_out, steps=args.finetune_steps, val_every=10, lr=1e-2,
-                      batch_size=32, max_val_windows=256, device="cpu", checkpoint=folder / "ft.pt").wait()
-        _, scratch = fit(held_out, "poco", args.finetune_steps, folder)
-        results["finetune"] = {"finetuned_embeddings_only": ft["test"]["score"], "scratch": scratch["test"]["score"],
-                               "steps": args.finetune_steps}
-        print("finetune", results["finetune"], flush=True)
-
-        # multi- vs single-session on similar individuals with little data each
-        similar = simulate_cohort(4, 100, 1000, sigma_j=0.05, seed=2, dataset="similar")
-        _, multi_done = fit(prepare(similar, config), "poco", args.steps, folder)
-        per_multi = multi_done["metrics"]["test"]["sessions"]
-        single = {}
-        for rec in similar:
-            _, done = fit(prepare([rec], config), "poco", args.steps, folder)
-            single[rec.session] = done["test"]["score"]
-        results["multi_vs_single"] = {
-            "multi_mean": sum(m["score"] for m in per_multi.values()) / len(per_multi),
-            "single_mean": sum(single.values()) / len(single),
-            "per_session": {s: {"multi": per_multi[s]["score"], "single": single[s]} for s in single},
-        }
-        print("multi_vs_single", results["multi_vs_single"], flush=True)
+        if "finetune" in parts:
+            finetune_vs_scratch(poco_run, cohort[4:], config, folder, args.finetune_steps, results)
+        if "multi" in parts:
+            multi_vs_single(config, folder, args.steps, args.multi_steps, results)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
         args.out.write_text(text)
+
+
+def finetune_vs_scratch(poco_run, recs, config, folder: Path, steps: int, results: dict) -> None:
+    """Finetune the cohort POCO to the held-out fish vs POCO from scratch on it, same steps."""
+    held_out = prepare(recs, config)
+    ft = finetune(poco_run.best_checkpoint, held_out, steps=steps, val_every=10, lr=1e-2,
+                  batch_size=32, max_val_windows=256, device="cpu", checkpoint=folder / "ft.pt").wait()
+    _, scratch = fit(held_out, "poco", steps, folder)
+    results["finetune"] = {"finetuned_embeddings_only": ft["test"]["score"], "scratch": scratch["test"]["score"],
+                           "steps": steps}
+    print("finetune", results["finetune"], flush=True)
+
+
+def multi_vs_single(config, folder: Path, steps: int, multi_steps: int | None, results: dict) -> None:
+    """Multi- vs single-session POCO on similar individuals (sigma_J 0.05) with little data each."""
+    similar = simulate_cohort(4, 100, 1000, sigma_j=0.05, seed=2, dataset="similar")
+    multi_steps = multi_steps or steps * len(similar)
+    _, multi_done = fit(prepare(similar, config), "poco", multi_steps, folder)
+    per_multi = multi_done["metrics"]["test"]["sessions"]
+    single = {}
+    for rec in similar:
+        _, done = fit(prepare([rec], config), "poco", steps, folder)
+        single[rec.session] = done["test"]["score"]
+    results["multi_vs_single"] = {
+        "multi_mean": sum(m["score"] for m in per_multi.values()) / len(per_multi),
+        "single_mean": sum(single.values()) / len(single),
+        "per_session": {s: {"multi": per_multi[s]["score"], "single": single[s]} for s in single},
+        "steps": {"multi": multi_steps, "single": steps},
+    }
+    print("multi_vs_single", results["multi_vs_single"], flush=True)
 
 
 if __name__ == "__main__":

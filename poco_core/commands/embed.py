@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from poco_core.commands.common import load_inputs
 from poco_core.errors import PocoError
 
 
@@ -38,18 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(paths: list[Path]) -> list:
-    from poco_core.io import load_dataset, load_recording
-
-    recs = []
-    for path in paths:
-        if path.is_dir() or path.suffix.lower() in (".yaml", ".yml", ".json"):
-            recs.extend(load_dataset(path))
-        else:
-            recs.append(load_recording(path))
-    return recs
-
-
 def run(args: argparse.Namespace) -> int:
     from poco_core.embedding import analyze_model, save_results
 
@@ -59,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = analyze_model(
         args.checkpoint,
-        _load(args.data),
+        load_inputs(args.data),
         method=args.method,
         n_clusters=args.clusters,
         metric=args.metric,
