@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--multi-steps", type=int, default=None,
                     help="steps for the multi-session model (default: --steps x sessions, so every session "
                          "gets as many batches as its single-session model)")
+    ap.add_argument("--similar", default="4x1000", help="similar-cohort size for the multi-session claim: SESSIONSxFRAMES")
     ap.add_argument("--parts", default="ordering,finetune,multi", help="which experiments to run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -69,7 +70,8 @@ def main() -> None:
         if "finetune" in parts:
             finetune_vs_scratch(poco_run, cohort[4:], config, folder, args.finetune_steps, results)
         if "multi" in parts:
-            multi_vs_single(config, folder, args.steps, args.multi_steps, results)
+            n_sessions, n_frames = (int(v) for v in args.similar.split("x"))
+            multi_vs_single(config, folder, args.steps, args.multi_steps, results, n_sessions, n_frames)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
@@ -87,9 +89,10 @@ def finetune_vs_scratch(poco_run, recs, config, folder: Path, steps: int, result
     print("finetune", results["finetune"], flush=True)
 
 
-def multi_vs_single(config, folder: Path, steps: int, multi_steps: int | None, results: dict) -> None:
+def multi_vs_single(config, folder: Path, steps: int, multi_steps: int | None, results: dict,
+                    n_sessions: int = 4, n_frames: int = 1000) -> None:
     """Multi- vs single-session POCO on similar individuals (sigma_J 0.05) with little data each."""
-    similar = simulate_cohort(4, 100, 1000, sigma_j=0.05, seed=2, dataset="similar")
+    similar = simulate_cohort(n_sessions, 100, n_frames, sigma_j=0.05, seed=2, dataset="similar")
     multi_steps = multi_steps or steps * len(similar)
     _, multi_done = fit(prepare(similar, config), "poco", multi_steps, folder)
     per_multi = multi_done["metrics"]["test"]["sessions"]
