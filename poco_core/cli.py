@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .allocator import keep_freed_memory
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except PocoError as exc:
         print(f"poco {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `poco info x --json | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"poco {args.command}: interrupted", file=sys.stderr)
         return 130
