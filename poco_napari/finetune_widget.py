@@ -18,7 +18,8 @@ from poco_core.recording import Recording
 
 from .jobs import Job, JobStatus
 from .recording_box import RecordingBox
-from .training_widget import JobLauncher, collapsible, runs_dir
+from .forms import collapsible
+from .training_widget import JobLauncher, runs_dir
 
 MODE_NAMES = {"embeddings": "embeddings only", "embeddings+mlp": "embeddings + MLP", "all": "all parameters"}
 

@@ -18,16 +18,16 @@ import platformdirs
 import pyqtgraph as pg
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox,
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QPushButton, QSpinBox,
                             QVBoxLayout, QWidget)
-from superqt import QCollapsible
 
 from poco_core.errors import PocoError
 from poco_core.filters import FILTERS
 from poco_core.preprocess import PreprocessConfig, SessionData, fit_preprocess, prepare
 from poco_core.recording import Recording
 
+from .forms import collapsible
 from .recording_box import RecordingBox
 from .selection import selection_for
 from .store import preprocessed
@@ -131,17 +131,8 @@ class PreprocessWidget(QWidget):
             "Train / val / test split": [("block length", self.block_len),
                                          *((f"{name} share", box) for name, box in zip(("train", "val", "test"), self.ratios))],
         }
-        self._groups = []
-        for title, fields in rows.items():
-            group = QCollapsible(title)
-            body = QWidget()
-            form = QFormLayout(body)
-            form.setContentsMargins(4, 0, 4, 0)
-            for label, widget in fields:
-                form.addRow(label, widget) if label else form.addRow(widget)
-            group.addWidget(body)
-            group.expand(animate=False) if title in ("Normalisation", "Filter") else group.collapse(animate=False)
-            self._groups.append(group)
+        self._groups = [collapsible(title, fields, expanded=title in ("Normalisation", "Filter"))
+                        for title, fields in rows.items()]
 
     def _build_preview(self) -> None:
         self.preview_plot = pg.GraphicsLayoutWidget()

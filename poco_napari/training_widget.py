@@ -14,7 +14,7 @@ from typing import Any
 import platformdirs
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
     QListWidgetItem, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 from superqt import QCollapsible
@@ -24,30 +24,17 @@ from poco_core.errors import PocoError
 from poco_core.models import available_models
 from poco_core.recording import Recording
 
+from .forms import collapsible
 from .jobs import Job, JobQueue, job_queue, make_job
 from .plots import Throttle, docks_for
 from .store import preprocessed, recordings_in
 
-Rows = list[tuple[str, QWidget]]
 NICE = 5  # niceness of a low-priority job (POSIX)
 
 
 def runs_dir() -> Path:
     """Default folder for checkpoints trained in the GUI."""
     return Path(platformdirs.user_data_dir("poco-studio")) / "runs"
-
-
-def collapsible(title: str, rows: Rows, expanded: bool) -> QCollapsible:
-    """A titled, collapsible form (micro-sam style: main settings open, the rest folded)."""
-    group = QCollapsible(title)
-    body = QWidget()
-    form = QFormLayout(body)
-    form.setContentsMargins(4, 0, 4, 0)
-    for label, widget in rows:
-        form.addRow(label, widget) if label else form.addRow(widget)
-    group.addWidget(body)
-    group.expand(animate=False) if expanded else group.collapse(animate=False)
-    return group
 
 
 def parse_overrides(text: str) -> dict[str, Any]:
