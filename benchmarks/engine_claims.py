@@ -1,7 +1,8 @@
 """The engine issue's "done when" experiments, on a short CPU budget.
 
 1. ordering: POCO > MLP > NLinear > copy (score 0) on the sample cohort (fish01-04, multi-session);
-2. multi- vs single-session POCO on a cohort of similar individuals (sigma_J 0.05, short sessions);
+2. multi- vs single-session POCO on a cohort of similar individuals (sigma_J 0.05, 8 fish x 500 frames:
+   the paper's regime, little data per animal);
 3. finetuning the cohort model to the held-out fish05 for 50 steps vs training from scratch for 50.
 
     python benchmarks/engine_claims.py [--steps 400] [--out claims.json]
@@ -43,7 +44,7 @@ def main() -> None:
     ap.add_argument("--multi-steps", type=int, default=None,
                     help="steps for the multi-session model (default: --steps x sessions, so every session "
                          "gets as many batches as its single-session model)")
-    ap.add_argument("--similar", default="4x1000", help="similar-cohort size for the multi-session claim: SESSIONSxFRAMES")
+    ap.add_argument("--similar", default="8x500", help="similar-cohort size for the multi-session claim: SESSIONSxFRAMES")
     ap.add_argument("--parts", default="ordering,finetune,multi", help="which experiments to run")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
