@@ -21,9 +21,12 @@ def open_viewer(docks: tuple[str, ...] = DOCKS):
     viewer = napari.Viewer(title="POCO Studio")
     viewer.window.resize(1800, 1100)
     viewer.open_sample(PLUGIN, "recording")
-    for i, name in enumerate(docks):
-        # Traces stands alone; the settings docks share one tabbed area beside it
-        viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 1)
+    added = [viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=i > 1)[0] for i, name in enumerate(docks)]
+    # Traces stands alone; the other docks share one tabbed area beside it, opened at the first step
+    if len(added) > 1:
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, added[1].raise_)  # tabs settle once the window is shown
     recs = recordings_in(viewer)
     if recs:  # show a few traces straight away, one ROI from each end of the recording
         selection_for(recs[0]).set([0, recs[0].n_rois // 2, recs[0].n_rois - 1])
