@@ -103,7 +103,8 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
 
         def check() -> None:
             done = log.drain()
-            caught_up = drawn and drawn[-1][0] >= len(log.written) - 1 and drawn[-1][1] >= max(made, default=-1)
+            last = len(log.written) - 1  # the last frame drawn, and its forecast made and drawn
+            caught_up = drawn and drawn[-1][0] >= last and drawn[-1][1] >= max(made, default=-1) >= last
             if done and (caught_up or time.monotonic() > log.done_at + 10):
                 loop.quit()
 
@@ -165,16 +166,19 @@ def _first_drawn(written: dict, shown_up_to: np.ndarray, at: np.ndarray, fs: flo
         if i < len(at):
             ms.append((at[i] - written[t]) * 1000)
     ms = np.array(ms)
-    return {**stats(ms), "later_than_one_period": int((ms > 1000 / fs).sum()), "never_drawn": len(written) - len(ms)}
+    late = [t for t, m in zip(sorted(written), ms) if m > 1000 / fs][:20]
+    return {**stats(ms), "later_than_one_period": int((ms > 1000 / fs).sum()), "late_frames": late,
+            "never_drawn": len(written) - len(ms)}
 
 
 def _summarise(n_rois: int, fs: float, written: dict, made: dict, drawn: list, context: int) -> dict:
     expected = [t for t in written if t >= context - 1]
     missing = [t for t in expected if t not in made]
     to_forecast = np.array([(made[t] - written[t]) * 1000 for t in expected if t in made])
+    late = [t for t in expected if t in made and (made[t] - written[t]) * 1000 > 1000 / fs]
     out = {"rois": n_rois, "fs": fs, "frames_written": len(written), "forecasts_expected": len(expected),
            "forecasts_missing": len(missing), "forecast": stats(to_forecast),
-           "forecast_later_than_one_period": int((to_forecast > 1000 / fs).sum())}
+           "forecast_later_than_one_period": len(late), "missing_frames": missing[:20], "late_frames": late[:20]}
     if drawn:
         draws = np.array(drawn)
         out["frame_drawn"] = _first_drawn(written, draws[:, 0], draws[:, 2], fs)

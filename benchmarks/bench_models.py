@@ -1,6 +1,9 @@
 """POCO speed and memory on this machine (issue 3's goals: single-window inference for 512
 units <= 3.5 ms median; forward+backward for 80,000 units within 8 GB).
 
+Inference is timed as forecasting runs it (``poco_core.inference.predict``), in fp32 and in
+bf16 ("emulated" where this CPU has no native bf16: then ``precision='auto'`` uses fp32).
+
 Each case runs in its own subprocess so ``ru_maxrss`` (the process's peak resident memory)
 belongs to that case alone; memory is reported as the peak increase over the state just
 after building the model and its inputs, and as the absolute peak.
@@ -34,6 +37,7 @@ def _rss_mb() -> float:
 def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> dict:
     import torch
 
+    from poco_core.inference import native_bf16, predict
     from poco_core.models import SessionSpec, build_model
 
     torch.manual_seed(0)
@@ -45,15 +49,17 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
     base = _rss_mb()
 
     model.eval()
-    times = []
-    with torch.inference_mode():
+    infer = {}
+    for precision in ("fp32", "bf16"):  # what poco_core.inference.predict runs (forecast, live)
+        times = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
-            model(window, ["bench"])
-            if i >= 5:  # warm-up
+            predict(model, window, ["bench"], precision)
+            if i >= 5:  # warm-up (and, for bf16, making the model's bf16 copy once)
                 times.append(time.perf_counter() - t0)
+        times.sort()
+        infer[precision] = (1e3 * statistics.median(times), 1e3 * times[min(len(times) - 1, int(0.99 * len(times)))])
     inference_peak = _rss_mb()
-    times.sort()
 
     model.train()
     step_times = []
@@ -70,8 +76,11 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
     return {
         "units": units,
         "threads": torch.get_num_threads(),
-        "infer_median_ms": 1e3 * statistics.median(times),
-        "infer_p99_ms": 1e3 * times[min(len(times) - 1, int(0.99 * len(times)))],
+        "infer_median_ms": infer["fp32"][0],
+        "infer_p99_ms": infer["fp32"][1],
+        "infer_bf16_median_ms": infer["bf16"][0],
+        "infer_bf16_p99_ms": infer["bf16"][1],
+        "bf16_native": native_bf16(torch.device("cpu")),
         "infer_peak_mb": inference_peak - base,
         "train_batch": batch,
         "train_steps_per_s": 1 / statistics.median(step_times),
@@ -104,7 +113,8 @@ def main() -> None:
         r = run_case(a.case, a.batch, a.runs, a.steps, a.model)
         print(json.dumps(r) if a.json else r)
         return
-    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1) | infer peak | train steps/s (batch) | train peak | abs peak")
+    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | infer peak | train steps/s (batch) "
+          "| train peak | abs peak")
     for units, batch, runs, steps in CASES:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
                "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--json"]
@@ -115,8 +125,9 @@ def main() -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(
-            f"{'':>6}{r['units']:>6} | {r['infer_median_ms']:9.2f} / {r['infer_p99_ms']:9.2f}"
-            f"            | {r['infer_peak_mb']:7.0f} MB | {r['train_steps_per_s']:8.2f} ({r['train_batch']:>2})"
+            f"{'':>6}{r['units']:>6} | {r['infer_median_ms']:8.2f} / {r['infer_p99_ms']:8.2f}"
+            f" | {r['infer_bf16_median_ms']:8.2f} / {r['infer_bf16_p99_ms']:8.2f}{'' if r['bf16_native'] else ' (emulated)'}"
+            f" | {r['infer_peak_mb']:7.0f} MB | {r['train_steps_per_s']:8.2f} ({r['train_batch']:>2})"
             f"          | {r['train_peak_mb']:7.0f} MB | {r['abs_peak_mb']:6.0f} MB  [{r['threads']} threads]",
             flush=True,
         )

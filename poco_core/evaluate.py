@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from .inference import predict
 from .sampling import evenly_spaced, gather_windows
 
 METRIC_COLUMNS = ("score", "mse", "mae")
@@ -196,8 +197,12 @@ def evaluate_windows(
     device: torch.device | None = None,
     bf16: bool = False,
     hidden_cache: dict | None = None,
+    precision: str = "fp32",
 ) -> dict[str, dict[str, Any]]:
     """Per-session metrics of `model` on `split` windows of PreparedData (keyed by session name).
+
+    `precision`: fp32 (default: reported scores are exact), or the arithmetic forecasts use
+    (``auto``/``bf16``, see `poco_core.inference`), to measure what it costs.
 
     `hidden_cache` (a dict the caller keeps; models with ``hidden_states`` only): the windows and
     their MLP hidden layers are stored there on the first call and reused after, which is exact
@@ -226,8 +231,11 @@ def evaluate_windows(
                 todo = hidden_cache[sd.session]
             for w, hidden in todo:
                 extra = {} if hidden is None else {"hidden": [hidden]}
-                with autocast(device, bf16):
-                    (pred,) = model([w[:, :ctx]], [sd.session], **extra)
+                if precision != "fp32":
+                    (pred,) = predict(model, [w[:, :ctx]], [sd.session], precision)
+                else:
+                    with autocast(device, bf16):
+                        (pred,) = model([w[:, :ctx]], [sd.session], **extra)
                 acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1])
             out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
     finally:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import PocoError
+from .inference import predict
 from .models import BaseForecaster
 from .preprocess import PreprocessState
 from .recording import Recording
@@ -55,22 +56,15 @@ def _contexts(state: PreprocessState, rec: Recording, ts: np.ndarray, c: int) ->
     return np.stack([_model_inputs(state, rec, t - c + 1, t + 1) for t in ts])
 
 
-@torch.no_grad()
-def _predict(model: BaseForecaster, session: str, ctx: np.ndarray, batch: int) -> np.ndarray:
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model([torch.from_numpy(ctx[i:i + batch]).to(device)], [session])[0].float().cpu().numpy()
-               for i in range(0, len(ctx), batch)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(out)
+def _predict(model: BaseForecaster, session: str, ctx: np.ndarray, batch: int, precision: str) -> np.ndarray:
+    return np.concatenate([predict(model, [torch.from_numpy(ctx[i:i + batch])], [session], precision)[0].cpu().numpy()
+                           for i in range(0, len(ctx), batch)])
 
 
 def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, t_stop: int, step: int = 1,
-                     batch: int = 256) -> Forecast:
-    """Forecasts for every t in range(t_start, t_stop, step), computed `batch` windows at a time."""
+                     batch: int = 256, precision: str = "auto") -> Forecast:
+    """Forecasts for every t in range(t_start, t_stop, step), computed `batch` windows at a time;
+    ``precision`` as in `poco_core.inference` (auto: bf16 where the hardware has it natively)."""
     c, p = model.config.context, model.config.horizon
     ts = np.arange(t_start, t_stop, step, dtype=np.int64)
     if len(ts) == 0:
@@ -82,7 +76,7 @@ def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, 
     if recording.n_rois != state.n_input:
         raise PocoError(f"session {recording.session!r}: recording has {recording.n_rois} ROIs, "
                         f"the model's preprocessing expects {state.n_input}")
-    z = _predict(model, recording.session, _contexts(state, recording, ts, c), batch)
+    z = _predict(model, recording.session, _contexts(state, recording, ts, c), batch, precision)
     values = None
     if state.pca_components is None:
         values = state.inverse(z.reshape(-1, z.shape[-1])).reshape(z.shape)
@@ -90,6 +84,6 @@ def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, 
                     unit_ids=list(state.unit_ids), session=recording.session)
 
 
-def forecast(model: BaseForecaster, recording: Recording, t: int) -> Forecast:
+def forecast(model: BaseForecaster, recording: Recording, t: int, precision: str = "auto") -> Forecast:
     """The next P steps after frame t for every unit, from frames t-C+1..t."""
-    return rolling_forecast(model, recording, t, t + 1)
+    return rolling_forecast(model, recording, t, t + 1, precision=precision)

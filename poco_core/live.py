@@ -274,6 +274,7 @@ class LiveSession:
 
     def _forecast_loop(self, on_update: Callable[[LiveUpdate], None], done: threading.Event, failed: list) -> None:
         try:
+            self.forecaster.warm_up()
             while not done.is_set():
                 if self.forecaster.frames_due.wait(0.1):
                     made = self.forecast()

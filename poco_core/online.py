@@ -18,6 +18,7 @@ import torch
 
 from .errors import PocoError
 from .filters import CausalFilter
+from .inference import inference_copy, model_device, predict, resolve_precision
 from .preprocess import PreprocessConfig, PreprocessState
 
 ZSCORE_MODES = ("running", "frozen", "none")
@@ -293,7 +294,9 @@ class RollingForecaster:
         catch_up: int = 64,
         keep_forecasts: int | None = None,
         shed_load: bool = True,
+        precision: str = "auto",
     ):
+        self.precision = precision  # see poco_core.inference: auto = bf16 where the hardware has it natively
         self.context = int(model.config.context)
         self.horizon = int(model.config.horizon)
         self.session = session
@@ -319,9 +322,16 @@ class RollingForecaster:
         with self._lock:
             return self._model
 
+    def warm_up(self) -> None:
+        """One pass on zeros: makes the low-precision copy and primes the kernels, so that the
+        first real forecast is not late (a forecasting thread calls this before frames are due)."""
+        predict(self.model, [torch.zeros(1, self.context, self.pre.n_units)], [self.session], self.precision)
+
     def set_model(self, model: torch.nn.Module) -> None:
-        """Swap the model atomically; the next forecast uses it."""
+        """Swap the model atomically; the next forecast uses it. Its low-precision copy (if any)
+        is made here, on the caller's thread, so the forecasting thread never waits for it."""
         model.eval()
+        inference_copy(model, resolve_precision(self.precision, model_device(model)))
         with self._lock:
             self._model = model
             self.model_version += 1
@@ -374,9 +384,7 @@ class RollingForecaster:
             x = (self.history.windows(ends, self.context) - mean[:, None]) / sd[:, None]
             model, version = self._model, self.model_version
         start = time.monotonic()
-        with torch.inference_mode():
-            dev = next(model.parameters(), torch.empty(0)).device
-            z = model([torch.from_numpy(x).to(dev)], [self.session])[0].float().cpu().numpy()
+        z = predict(model, [torch.from_numpy(x)], [self.session], self.precision)[0].cpu().numpy()
         values = z * sd[:, None] + mean[:, None]
         now = time.monotonic()
         cost = (now - start) / len(ends)

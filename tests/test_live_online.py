@@ -30,7 +30,7 @@ def _model(units: list[str], name: str = "nlinear") -> torch.nn.Module:
 def _forecaster(config: OnlineConfig, name: str = "nlinear") -> RollingForecaster:
     pre = OnlinePreprocessor(N, FS, config)
     units = pre.unit_ids or [str(i) for i in range(N)]
-    return RollingForecaster(_model(units, name), "live", pre, catch_up=256, shed_load=False)
+    return RollingForecaster(_model(units, name), "live", pre, catch_up=256, shed_load=False, precision="fp32")
 
 
 CONFIGS = [

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from poco_core.inference import PRECISIONS
+
 from .common import load_inputs, print_json
 
 
@@ -18,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--stride", type=int, default=1, help="stride between evaluated windows (default 1)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default, exact) or the arithmetic forecasts use (auto/bf16), to see what it costs")
     p.add_argument("--out", type=Path, default=None, help="also write the table (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=run)
@@ -30,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model = load_model(args.checkpoint).to(device)
-    result = evaluate(model, prepare_for_model(model, load_inputs(args.data)), args.split, stride=args.stride, device=device)
+    result = evaluate(model, prepare_for_model(model, load_inputs(args.data)), args.split, stride=args.stride, device=device,
+                      precision=args.precision)
     rows = result.rows()
     if args.out is not None:
         (table_to_json if args.out.suffix.lower() == ".json" else table_to_csv)(rows, args.out)

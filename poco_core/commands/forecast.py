@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from poco_core.errors import PocoError
+from poco_core.inference import PRECISIONS
 
 from .common import load_inputs, print_json
 
@@ -24,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=1, help="frames between rolling forecasts (default 1)")
     p.add_argument("--session", default=None, help="which session, when DATA holds several")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bfloat16 where the CPU/GPU computes it natively (2-3x faster, ~0.5%% from fp32), else fp32")
     p.add_argument("--out", type=Path, default=None, help="write arrays to a .npz file")
     p.add_argument("--json", action="store_true", help="print the forecast as JSON")
     p.set_defaults(func=run)
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint).to(resolve_device(args.device))
     rec = _pick(load_inputs([args.data]), args.session)
-    fc = rolling_forecast(model, rec, args.t, args.t + 1 if args.t_stop is None else args.t_stop, args.step)
+    fc = rolling_forecast(model, rec, args.t, args.t + 1 if args.t_stop is None else args.t_stop, args.step,
+                          precision=args.precision)
     arrays = {"t": fc.t, "frames": fc.frames, "z": fc.z, "unit_ids": np.array(fc.unit_ids)}
     if fc.values is not None:
         arrays["values"] = fc.values

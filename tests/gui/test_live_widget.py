@@ -70,3 +70,40 @@ def test_panel_connects_to_a_chunk_folder_without_a_model(panel, qtbot, tmp_path
         np.save(tmp_path / "chunk_001.npy", x[12:])
     qtbot.mouseClick(panel.connect_btn, Qt.LeftButton)
     assert panel.connect_btn.text() == "Connect" and not panel.connected
+
+
+def test_plotted_units_follow_the_viewers_roi_selection(make_napari_viewer, qtbot):
+    """With this animal's recording open, clicking ROIs (the shared selection) picks the plotted
+    units, and typing units selects those ROIs in the viewer."""
+    from poco_core.simulate import simulate_recording
+    from poco_napari.reader import layers_for
+    from poco_napari.colors import layer_roi_colors
+    from poco_napari.selection import selection_for
+    from poco_napari.store import roi_layers
+
+    rec = simulate_recording(n_rois=N, n_frames=60, seed=3)
+    viewer = make_napari_viewer()
+    for data, meta, kind in layers_for([rec]):
+        viewer._add_layer_from_data(data, meta, kind)
+    panel = LiveWidget(viewer)
+    viewer.window.add_dock_widget(panel)
+    source = LiveRecording(N, FS, roi_ids=rec.roi_ids)
+    panel.connect_source(source)
+    try:
+        with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 19)):
+            source.append(np.asarray(rec.traces[:20]))
+        assert rec.session in panel.link_label.text()
+        assert selection_for(rec).indices == (0, 1, 2)  # the panel's default units, shown in the viewer
+        with qtbot.waitSignal(panel.drawn, timeout=20000):
+            selection_for(rec).set([5, 2])
+        assert [c[3].toPlainText() for c in panel.plots.curves] == [str(rec.roi_ids[5]), str(rec.roi_ids[2])]
+        layer = roi_layers(viewer, rec)[0]  # each unit is drawn in its ROI's colour
+        expected = [tuple(int(255 * c) for c in rgba[:3]) for rgba in layer_roi_colors(layer, [5, 2])]
+        assert [c[0].opts["pen"].color().getRgb()[:3] for c in panel.plots.curves] == expected
+        assert expected[0] != expected[1]
+        panel.units_edit.setText("7")
+        panel.units_edit.editingFinished.emit()
+        assert selection_for(rec).indices == (7,)
+    finally:
+        panel.disconnect_source()
+    assert panel.link_label.text() == ""
