@@ -30,7 +30,7 @@ def lateness(app, seconds: float) -> dict[str, float]:
     loop = QEventLoop()
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     timer.start()
-    loop.exec_()
+    loop.exec()
     timer.stop()
     late = np.maximum(np.diff(ticks) * 1000 - TIMER_MS, 0)
     return {"median_ms": float(np.median(late)), "p99_ms": float(np.percentile(late, 99)),
@@ -45,7 +45,7 @@ def wait_for(app, condition, timeout: float = 120) -> None:
     poll = QTimer(interval=50)
     poll.timeout.connect(lambda: (condition() or time.monotonic() > deadline) and loop.quit())
     poll.start()
-    loop.exec_()
+    loop.exec()
     poll.stop()
     if not condition():
         raise TimeoutError("the job did not get going in time")

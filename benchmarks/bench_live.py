@@ -110,7 +110,7 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
 
         timer.timeout.connect(check)
         timer.start()
-        loop.exec_()
+        loop.exec()
         timer.stop()
         panel.disconnect_source()
         panel.close()

@@ -25,7 +25,7 @@ def main(checkpoint: str, out: str, frames: int = 250) -> None:
 
     viewer = open_viewer(("Live",))
     rec = recordings_in(viewer)[0]
-    panel = viewer.window._dock_widgets["Live (poco-napari)"].widget()
+    panel = viewer.window.dock_widgets["Live (poco-napari)"]
     panel.raise_()
     source = LiveRecording(rec.n_rois, rec.fs, roi_ids=rec.roi_ids)
     panel.connect_source(source, load_model(checkpoint))

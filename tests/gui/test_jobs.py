@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from qtpy.QtCore import Qt
 
 from poco_core.preprocess import PreprocessConfig, prepare
 from poco_core.restore import load_model
@@ -53,7 +54,7 @@ def training(make_napari_viewer, cohort, tmp_path):
     viewer = make_napari_viewer()
     open_recordings(viewer, cohort)
     widget = TrainingWidget(viewer)
-    widget.sessions.item(2).setCheckState(0)  # the held-out animal
+    widget.sessions.item(2).setCheckState(Qt.Unchecked)  # the held-out animal
     widget.context.setValue(12)
     widget.horizon.setValue(4)
     widget.overrides.setText(TINY)
