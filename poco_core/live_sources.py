@@ -115,6 +115,7 @@ class H5LiveSource:
         self._ds = None
         self._ino: tuple[int, int] | None = None
         self._roi_ids: np.ndarray | None = None
+        self.session: str | None = None  # the recording's session name, once the file is readable
         self._delivered = 0
         self._last: np.ndarray | None = None  # last delivered frame, to recognise a restarted writer
         self._skip = 0  # frames of a restarted file that repeat frames already delivered
@@ -171,6 +172,8 @@ class H5LiveSource:
             self.close()
             raise LiveSourceError(self.path, "file was recreated with different ROIs; reconnect to follow it")
         self._roi_ids = ids
+        session = f.attrs.get("session")
+        self.session = None if session is None or str(session) == "" else str(session)
         if self._fs is None:
             for holder in (ds, f):
                 if "fs" in holder.attrs:

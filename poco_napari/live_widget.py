@@ -299,12 +299,15 @@ class LiveWidget(QWidget):
     # -- the viewer's ROI selection ------------------------------------------------------
     def _link_selection(self) -> None:
         """Plot the ROIs selected in the viewer (click, shift-click, Up/Down) when the viewer shows
-        a recording with this stream's ROIs (the same ids); units that are PCs cannot be linked."""
+        a recording with this stream's ROIs: the same ids and, where the source names its session
+        (a project HDF5 file), the same session. Units that are PCs cannot be linked."""
         self._unlink_selection()
         ids = [str(i) for i in self.session.source.roi_ids]
         if self.viewer is None or self._unit_names() != ids:
             return
-        recs = [r for r in recordings_in(self.viewer) if [str(i) for i in r.roi_ids] == ids]
+        session = getattr(self.session.source, "session", None)
+        recs = [r for r in recordings_in(self.viewer)
+                if [str(i) for i in r.roi_ids] == ids and session in (None, r.session)]
         if not recs:
             self.link_label.setText("open this animal's recording in the viewer to pick units by clicking its ROIs")
             return

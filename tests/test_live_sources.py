@@ -92,8 +92,11 @@ def test_h5_recreated_with_other_data_is_reported(tmp_path):
 def test_h5_waits_for_a_file_that_does_not_exist_yet(tmp_path):
     source = H5LiveSource(tmp_path / "later.h5")
     assert source.poll().shape[0] == 0 and not source.connected and "waiting" in source.status
-    save_recording(Recording(traces=_frames(3), fs=20.0, roi_ids=[f"r{i}" for i in range(N_ROIS)]), tmp_path / "later.h5")
+    save_recording(Recording(traces=_frames(3), fs=20.0, roi_ids=[f"r{i}" for i in range(N_ROIS)], session="fish07"),
+                   tmp_path / "later.h5")
+    assert source.session is None
     np.testing.assert_array_equal(source.poll(), _frames(3))
+    assert source.session == "fish07"  # the Live panel matches it to the recording open in the viewer
     assert source.poll().shape == (0, N_ROIS)  # a stalled writer: nothing new, no error
     source.close()
 

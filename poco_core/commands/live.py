@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         fc = session.forecaster
         s = None if fc is None else fc.score()
         score = "" if s is None else f" · score vs copy {s.score:+.3f} ({s.n_forecasts} forecasts)"
+        adapted = None if fc is None or not fc.model_version else fc.score(since_version=fc.model_version)
+        if adapted is not None:
+            score += f" · adapted model v{fc.model_version}: {adapted.score:+.3f} ({adapted.n_forecasts})"
         skipped = f" · {fc.skipped} frames without a forecast (CPU busy)" if fc is not None and fc.skipped else ""
         return f"frame {session.n_frames - 1}{score}{skipped} · {session.status()}"
 
