@@ -2,9 +2,9 @@
 
 Forecasts are latency-bound (one window per imaging frame in live mode), and on hardware with
 native bfloat16 matmuls (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX) a bf16 copy of the
-model runs 2-3x faster than fp32. Measured on POCO (benchmarks/bench_models.py): 512 units,
-2 cores, 4.6 -> 2.5 ms; forecasts differ from fp32 by about 0.5% of their norm, and the test
-score by under 0.001. ``precision="auto"`` picks bf16 only where it is native; ``"fp32"`` gives
+model runs 2-3x faster than fp32. Measured on POCO (benchmarks/bench_models.py, docs/performance.md):
+512 units on 2 cores, 4.9 -> 2.8 ms median; forecasts differ from fp32 by about 0.5% of their norm,
+and the test score by under 0.001. ``precision="auto"`` picks bf16 only where it is native; ``"fp32"`` gives
 the exact computation. Training and evaluation tables do not go through here.
 """
 from __future__ import annotations
@@ -68,6 +68,9 @@ def inference_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
         if cached is not None and cached[0] == dtype and cached[1] == key:
             return cached[2]
     low = copy.deepcopy(model).to(dtype).eval()
+    for p in low.parameters():  # a copy for forward passes only: no gradients kept or tracked
+        p.grad = None
+        p.requires_grad_(False)
     with _copies_lock:
         _copies[model] = (dtype, key, low)
     return low

@@ -173,7 +173,9 @@ class H5LiveSource:
             raise LiveSourceError(self.path, "file was recreated with different ROIs; reconnect to follow it")
         self._roi_ids = ids
         session = f.attrs.get("session")
-        self.session = None if session is None or str(session) == "" else str(session)
+        if isinstance(session, bytes):
+            session = session.decode()
+        self.session = str(session) if session else None
         if self._fs is None:
             for holder in (ds, f):
                 if "fs" in holder.attrs:
