@@ -5,9 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from poco_core.inference import PRECISIONS
-
-from .common import load_inputs, print_json
+from .common import add_precision_arg, load_inputs, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,8 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--stride", type=int, default=1, help="stride between evaluated windows (default 1)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="fp32 (default, exact) or the arithmetic forecasts use (auto/bf16), to see what it costs")
+    add_precision_arg(p, "fp32")
     p.add_argument("--out", type=Path, default=None, help="also write the table (.csv or .json)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=run)

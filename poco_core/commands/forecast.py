@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from poco_core.errors import PocoError
-from poco_core.inference import PRECISIONS
 
-from .common import load_inputs, print_json
+from .common import add_precision_arg, load_inputs, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=1, help="frames between rolling forecasts (default 1)")
     p.add_argument("--session", default=None, help="which session, when DATA holds several")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: bfloat16 where the CPU/GPU computes it natively (2-3x faster, ~0.5%% from fp32), else fp32")
+    add_precision_arg(p, "auto")
     p.add_argument("--out", type=Path, default=None, help="write arrays to a .npz file")
     p.add_argument("--json", action="store_true", help="print the forecast as JSON")
     p.set_defaults(func=run)

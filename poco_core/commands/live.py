@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..events import CancelToken
-from ..inference import PRECISIONS
+from .common import add_precision_arg
 
 
 def add_live_options(p: argparse.ArgumentParser) -> None:
@@ -105,8 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--filter", choices=["none", "causal_lowpass"], default="none")
     p.add_argument("--pca-k", type=int, default=None, help="PCA components fitted on the calibration frames")
     p.add_argument("--calibration", type=int, default=0, help="calibration frames for --zscore frozen and --pca-k")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="forecast arithmetic: auto = bfloat16 where native (2-3x faster), else fp32")
+    add_precision_arg(p, "auto")
     p.add_argument("--adapt", action="store_true", help="finetune the session's embeddings in the background")
     p.add_argument("--adapt-steps", type=int, default=200)
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
