@@ -17,15 +17,15 @@ from pathlib import Path
 
 import torch
 
-from poco_core.allocator import keep_freed_memory
-from poco_core.finetune import finetune_events
-from poco_core.forecast import forecast
-from poco_core.loop import Loop, LoopOptions
+from poco_core.analysis.forecast import forecast
+from poco_core.base.allocator import keep_freed_memory
+from poco_core.data.preprocess import PreprocessConfig, prepare
+from poco_core.data.simulate import simulate_cohort
 from poco_core.models import build_model
-from poco_core.preprocess import PreprocessConfig, prepare
-from poco_core.restore import ModelInfo
-from poco_core.simulate import simulate_cohort
-from poco_core.train import session_specs
+from poco_core.training.finetune import finetune_events
+from poco_core.training.loop import Loop, LoopOptions
+from poco_core.training.restore import ModelInfo
+from poco_core.training.train import session_specs
 
 
 def main() -> None:

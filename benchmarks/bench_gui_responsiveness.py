@@ -52,8 +52,8 @@ def wait_for(app, condition, timeout: float = 120) -> None:
 
 
 def make_widget(viewer, tmp: str, threads: int):
-    from poco_core.preprocess import PreprocessConfig, prepare
-    from poco_core.simulate import simulate_cohort
+    from poco_core.data.preprocess import PreprocessConfig, prepare
+    from poco_core.data.simulate import simulate_cohort
     from poco_napari.reader import layers_for
     from poco_napari.store import preprocessed
     from poco_napari.training_widget import TrainingWidget
@@ -91,12 +91,12 @@ def in_process(app, widget, seconds: float, low_priority: bool) -> dict[str, flo
 
 def in_thread(app, widget, seconds: float) -> dict[str, float]:
     """The alternative: the same job spec run by a Python thread of the GUI process."""
+    import torch
     from qtpy.QtCore import QTimer
 
-    import torch
-    from poco_core.jobspec import job_events, job_threads
+    from poco_core.training.jobs import job_events, job_threads
+    from poco_napari.job_docks import docks_for
     from poco_napari.jobs import make_job
-    from poco_napari.plots import docks_for
 
     same = {k: v for k, v in widget.job.spec.to_dict().items() if k not in ("kind", "recordings", "checkpoint")}
     job = make_job("train", widget.checked_recordings(),

@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine_info, set_threads
 
 
 def surrogate(n_rois: int, n_frames: int, fs: float, seed: int = 0):
     """Smooth low-rank activity plus noise, as a Recording."""
-    from poco_core.recording import Recording
+    from poco_core.data.recording import Recording
 
     rng = np.random.default_rng(seed)
     t = np.arange(n_frames)[:, None] / fs

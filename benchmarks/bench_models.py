@@ -1,7 +1,7 @@
 """POCO speed and memory on this machine (issue 3's goals: single-window inference for 512
 units <= 3.5 ms median; forward+backward for 80,000 units within 8 GB).
 
-Inference is timed as forecasting runs it (``poco_core.inference.predict``), in fp32 and in
+Inference is timed as forecasting runs it (``poco_core.models.inference.predict``), in fp32 and in
 bf16 ("emulated" where this CPU has no native bf16: then ``precision='auto'`` uses fp32).
 
 Each case runs in its own subprocess so ``ru_maxrss`` (the process's peak resident memory)
@@ -37,8 +37,8 @@ def _rss_mb() -> float:
 def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> dict:
     import torch
 
-    from poco_core.inference import native_bf16, predict
     from poco_core.models import SessionSpec, build_model
+    from poco_core.models.inference import native_bf16, predict
 
     torch.manual_seed(0)
     model = build_model(model_name, [SessionSpec("bench", "bench", [f"u{i}" for i in range(units)])])
@@ -50,7 +50,7 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
 
     model.eval()
     infer = {}
-    for precision in ("fp32", "bf16"):  # what poco_core.inference.predict runs (forecast, live)
+    for precision in ("fp32", "bf16"):  # what poco_core.models.inference.predict runs (forecast, live)
         times = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
@@ -99,10 +99,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print the result as JSON (used by the driver)")
     ap.add_argument("--system-malloc", action="store_true",
-                    help="leave glibc's defaults (the CLI and GUI jobs call poco_core.allocator.keep_freed_memory)")
+                    help="leave glibc's defaults (the CLI and GUI jobs call poco_core.base.allocator.keep_freed_memory)")
     a = ap.parse_args()
     if not a.system_malloc:
-        from poco_core.allocator import keep_freed_memory
+        from poco_core.base.allocator import keep_freed_memory
 
         keep_freed_memory()
     if a.threads:

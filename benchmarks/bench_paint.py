@@ -14,8 +14,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from poco_core.embedding import EmbeddingAnalysis
-from poco_core.recording import Recording
+from poco_core.analysis.embedding import EmbeddingAnalysis
+from poco_core.data.recording import Recording
 
 REGIONS = [f"region{k}" for k in range(12)]
 CLUSTERS = 10

@@ -27,8 +27,16 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (REPO, git_commit, machine_info, machine_markdown, md_table, new_figure,  # noqa: E402
-                     save_figure, set_threads)
+from _common import (  # noqa: E402
+    REPO,
+    git_commit,
+    machine_info,
+    machine_markdown,
+    md_table,
+    new_figure,
+    save_figure,
+    set_threads,
+)
 
 MODELS = ("poco", "mlp", "nlinear")
 NO_VALIDATION = 10**9  # val_every beyond the run: only the closing validation happens
@@ -60,7 +68,7 @@ PROFILES = {
 def random_recording(n_units: int, n_frames: int, session: str):
     """Smooth random traces (random walks), filled in column blocks so that making 80k neurons adds
     no memory peak of its own; cost does not depend on the values."""
-    from poco_core.recording import Recording
+    from poco_core.data.recording import Recording
 
     rng = np.random.default_rng(sum(map(ord, session)))
     x = np.empty((n_frames, n_units), dtype=np.float32)
@@ -131,9 +139,9 @@ def _timed_steps(run, meter: Meter, skip: int) -> dict[str, float]:
 
 def case_train(model: str, units: int, batch: int, steps: int, frames: int, device: str, ckpt: str) -> dict:
     """Training steps of `model` on one session; leaves the checkpoint for the forecast case."""
-    from poco_core.device import resolve_device
-    from poco_core.preprocess import prepare
-    from poco_core.train import train
+    from poco_core.base.device import resolve_device
+    from poco_core.data.preprocess import prepare
+    from poco_core.training.train import train
 
     data = prepare([random_recording(units, frames, "a")])
     meter = Meter(resolve_device(device))
@@ -145,9 +153,9 @@ def case_train(model: str, units: int, batch: int, steps: int, frames: int, devi
 
 def case_finetune(model: str, units: int, steps: int, frames: int, device: str, ckpt: str) -> dict:
     """`steps` finetuning steps at batch 1 on a new session, from the checkpoint of case_train."""
-    from poco_core.device import resolve_device
-    from poco_core.finetune import finetune
-    from poco_core.preprocess import prepare
+    from poco_core.base.device import resolve_device
+    from poco_core.data.preprocess import prepare
+    from poco_core.training.finetune import finetune
 
     data = prepare([random_recording(units, frames, "b")])
     mode = "embeddings" if model == "poco" else "all"
@@ -164,9 +172,9 @@ def case_forecast(model: str, units: int, reps: int, frames: int, device: str, c
     """Latency of `forecast` (one context window, all units) with the trained checkpoint."""
     import torch
 
-    from poco_core.device import resolve_device
-    from poco_core.forecast import forecast
-    from poco_core.restore import load_model
+    from poco_core.analysis.forecast import forecast
+    from poco_core.base.device import resolve_device
+    from poco_core.training.restore import load_model
 
     dev = resolve_device(device)
     rec = random_recording(units, frames, "a")
@@ -288,7 +296,7 @@ def write_report(res: dict, p: Profile, mode: str, info: dict, commit: str, minu
         "per-session parameters, so they train all weights. `total` adds loading the checkpoint, preparing the "
         "data, the closing validation and test pass.", "",
         md_table(["model", "mode", "steps", "steps wall (s)", "steps CPU (s)", "total wall (s)", "paper (s)"], ft_rows), "",
-        f"## Single-window forecast ({p.train_units} units, {p.forecast_reps} calls of `poco_core.forecast.forecast`)", "",
+        f"## Single-window forecast ({p.train_units} units, {p.forecast_reps} calls of `poco_core.analysis.forecast.forecast`)", "",
         "Includes normalising the context frames with the stored preprocessing and the inverse transform.", "",
         md_table(["model", "median (ms)", "p99 (ms)", "CPU per call (ms)", "paper (ms)"], fc_rows), "",
         f"## Scaling with the number of neurons (one training step at batch {p.scale_batch}; one forecast)", "",
@@ -320,7 +328,7 @@ def main() -> None:
         child(json.loads(args.case))
         return
     set_threads(args.threads)
-    from poco_core.device import resolve_device
+    from poco_core.base.device import resolve_device
 
     device = str(resolve_device(args.device))
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"

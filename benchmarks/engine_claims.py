@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from poco_core.finetune import finetune
-from poco_core.preprocess import PreprocessConfig, prepare
-from poco_core.simulate import simulate_cohort
-from poco_core.train import train
+from poco_core.data.preprocess import PreprocessConfig, prepare
+from poco_core.data.simulate import simulate_cohort
+from poco_core.training.finetune import finetune
+from poco_core.training.train import train
 
 SMALL_POCO = dict(hidden=256, d_model=64, self_attn_heads=4)
 CONFIGS = {"poco": SMALL_POCO, "mlp": dict(hidden=256), "nlinear": {}, "copy": {}}
@@ -53,7 +53,7 @@ def main() -> None:
     config = PreprocessConfig()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        # the sample cohort of poco_core.simulate.make_sample_data: fish05 is held out
+        # the sample cohort of poco_core.data.simulate.make_sample_data: fish05 is held out
         cohort = simulate_cohort(5, [150, 120, 170, 140, 160], 1500, sigma_j=0.2, seed=1, dataset="synthetic-cohort")
         data = prepare(cohort[:4], config)
         parts = set(args.parts.split(","))

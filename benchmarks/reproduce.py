@@ -4,7 +4,7 @@
                                    [--work DIR] [--models poco,mlp,...] [REAL_RECORDING ...]
 
 Why it is built this way: every experiment is a list of training tasks run through the engine's
-public API (poco_core.train.train / poco_core.finetune.finetune); identical tasks are run once
+public API (poco_core.training.train.train / poco_core.training.finetune.finetune); identical tasks are run once
 and shared (the multi-session POCO of the main table is also the C = 48 point, the no-filter
 point and the pretrained model that is finetuned). Each finished task is saved under --work,
 so a long run that is interrupted resumes where it stopped when given the same --work.
@@ -28,15 +28,24 @@ from typing import Any, Iterable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (REPO, git_commit, machine_info, machine_markdown, md_table, new_figure,  # noqa: E402
-                     save_figure, set_threads, spread)
+from _common import (  # noqa: E402
+    REPO,
+    git_commit,
+    machine_info,
+    machine_markdown,
+    md_table,
+    new_figure,
+    save_figure,
+    set_threads,
+    spread,
+)
 
-from poco_core.finetune import finetune  # noqa: E402
-from poco_core.io import load_recording  # noqa: E402
+from poco_core.data.io import load_recording  # noqa: E402
+from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare  # noqa: E402
+from poco_core.data.simulate import simulate_cohort  # noqa: E402
 from poco_core.models import SessionSpec, available_models, build_model, model_class  # noqa: E402
-from poco_core.preprocess import PreparedData, PreprocessConfig, prepare  # noqa: E402
-from poco_core.simulate import simulate_cohort  # noqa: E402
-from poco_core.train import train  # noqa: E402
+from poco_core.training.finetune import finetune  # noqa: E402
+from poco_core.training.train import train  # noqa: E402
 
 LR = 1e-3  # the paper's 3e-4 is tuned for 5-10k steps; all models get the same lr here
 # CPU-sized models (POCO: 0.25 M instead of 1.5 M parameters); unlisted models keep their defaults

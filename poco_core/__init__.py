@@ -11,27 +11,27 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Recording": "recording",
-    "RecordingError": "errors",
-    "PocoError": "errors",
-    "CheckpointError": "errors",
-    "load_recording": "io",
-    "load_dataset": "io",
-    "save_recording": "io",
-    "PreprocessConfig": "preprocess",
-    "prepare": "preprocess",
-    "simulate_recording": "simulate",
-    "simulate_cohort": "simulate",
+    "Recording": "data.recording",
+    "RecordingError": "base.errors",
+    "PocoError": "base.errors",
+    "CheckpointError": "base.errors",
+    "load_recording": "data.io",
+    "load_dataset": "data.io",
+    "save_recording": "data.io",
+    "PreprocessConfig": "data.preprocess",
+    "prepare": "data.preprocess",
+    "simulate_recording": "data.simulate",
+    "simulate_cohort": "data.simulate",
     "available_models": "models",
     "build_model": "models",
-    "resolve_device": "device",
-    "CancelToken": "events",
-    "load_model": "restore",
-    "make_sample_data": "simulate",
-    "analyze_model": "embedding",
-    "EmbeddingAnalysis": "embedding",
+    "resolve_device": "base.device",
+    "CancelToken": "base.events",
+    "load_model": "training.restore",
+    "make_sample_data": "data.simulate",
+    "analyze_model": "analysis.embedding",
+    "EmbeddingAnalysis": "analysis.embedding",
     "LiveSession": "live",
-    "LiveRecording": "live_sources",
+    "LiveRecording": "live.sources",
     "replay": "live",
 }
 
@@ -47,12 +47,15 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_EXPORTS))
 
 
-# These functions share their names with their modules. Importing a submodule sets the package
-# attribute of that name to the module, which would shadow a lazy export, so they are bound
-# eagerly (this is what makes `import poco_core` load torch).
-from .evaluate import evaluate  # noqa: E402
-from .finetune import finetune  # noqa: E402
-from .forecast import forecast, rolling_forecast  # noqa: E402
-from .train import TrainRun, train  # noqa: E402
+# Bound eagerly (this is what makes `import poco_core` load torch). The old module paths of the
+# same names (`poco_core.train`, ...) are callable shims (poco_core._moved), so importing one
+# leaves `poco_core.train(...)` working.
+from poco_core._moved import install as _install_moved  # noqa: E402
+from poco_core.analysis.evaluate import evaluate  # noqa: E402
+from poco_core.analysis.forecast import forecast, rolling_forecast  # noqa: E402
+from poco_core.training.finetune import finetune  # noqa: E402
+from poco_core.training.train import TrainRun, train  # noqa: E402
+
+_install_moved()
 
 __all__ = sorted([*_EXPORTS, "evaluate", "finetune", "forecast", "rolling_forecast", "TrainRun", "train"])

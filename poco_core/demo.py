@@ -9,10 +9,10 @@ import argparse
 import os
 from pathlib import Path
 
-from .evaluate import evaluate
-from .io import load_dataset
-from .preprocess import prepare
-from .train import train
+from poco_core.analysis.evaluate import evaluate
+from poco_core.data.io import load_dataset
+from poco_core.data.preprocess import prepare
+from poco_core.training.train import train
 
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -23,7 +23,7 @@ def sample_data_dir() -> Path:
         return REPO_SAMPLES
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "poco-studio" / "sample_data"
     if not (cache / "cohort" / "manifest.json").exists():
-        from .simulate import make_sample_data
+        from poco_core.data.simulate import make_sample_data
 
         make_sample_data(cache)
     return cache

@@ -85,7 +85,7 @@ def direct_colormap(labels: np.ndarray, colors: np.ndarray) -> DirectLabelColorm
     mapping = dict(zip(np.asarray(labels).tolist(), colors))
     mapping[None] = mapping[0] = np.zeros(4, dtype=np.float32)
     try:
-        from .fast_colormap import FastDirectLabelColormap
+        from poco_napari.fast_colormap import FastDirectLabelColormap
     except ImportError:  # napari moved the internals it relies on: correct, just slower
         return DirectLabelColormap(color_dict=mapping)
     return FastDirectLabelColormap(color_dict=mapping)

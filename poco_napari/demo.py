@@ -15,8 +15,8 @@ def open_viewer(docks: tuple[str, ...] = DOCKS):
     """A napari viewer with the sample recording and the plugin's docks (returned for tests/screens)."""
     import napari
 
-    from .selection import selection_for
-    from .store import recordings_in
+    from poco_napari.selection import selection_for
+    from poco_napari.store import recordings_in
 
     viewer = napari.Viewer(title="POCO Studio")
     viewer.window.resize(1800, 1100)

@@ -1,6 +1,6 @@
 """Embedding dock: do POCO's unit embeddings group the ROIs by brain region?
 
-Computes ``poco_core.embedding.analyze_model`` in a worker thread for the open recordings, then
+Computes ``poco_core.analysis.embedding.analyze_model`` in a worker thread for the open recordings, then
 shows the UMAP scatter (linked both ways to the shared ROI selection) and the region similarity
 heatmap, writes ``cluster, umap_x, umap_y, similarity_<region>`` into every ROI layer's
 ``features`` table, and paints the ROIs from one of those columns with
@@ -19,22 +19,30 @@ from napari.qt.threading import thread_worker
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QSplitter,
-    QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
-from poco_core.embedding import METHODS, EmbeddingAnalysis, analyze_model
-from poco_core.errors import Cancelled
-from poco_core.events import CancelToken
-from poco_core.recording import Recording
-from poco_core.region_similarity import METRICS
-
-from .colors import MISSING, RoiColors, apply_colors, roi_colors
-from .plots import theme_colors
-from .selection import connect_viewer, selection_for
-from .similarity_plot import SimilarityHeatmap
-from .store import recordings_in, roi_layers
-from .umap_plot import UmapPlot
+from poco_core.analysis.embedding import METHODS, EmbeddingAnalysis, analyze_model
+from poco_core.analysis.region_similarity import METRICS
+from poco_core.base.errors import Cancelled
+from poco_core.base.events import CancelToken
+from poco_core.data.recording import Recording
+from poco_napari.colors import MISSING, RoiColors, apply_colors, roi_colors
+from poco_napari.plot_base import theme_colors
+from poco_napari.selection import connect_viewer, selection_for
+from poco_napari.similarity_plot import SimilarityHeatmap
+from poco_napari.store import recordings_in, roi_layers
+from poco_napari.umap_plot import UmapPlot
 
 SIMILARITY = "similarity_"
 CONTINUOUS_COLORMAP = "magma"

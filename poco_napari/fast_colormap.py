@@ -13,7 +13,10 @@ from functools import cached_property
 
 import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
-from napari.utils.colormaps._accelerated_cmap import MAPPING_OF_UNKNOWN_VALUE, minimum_dtype_for_labels
+from napari.utils.colormaps._accelerated_cmap import (
+    MAPPING_OF_UNKNOWN_VALUE,
+    minimum_dtype_for_labels,
+)
 from pydantic import field_validator
 
 

@@ -12,14 +12,13 @@ from typing import Any
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 from superqt import QCollapsible
 
-from poco_core.errors import PocoError
-from poco_core.jobspec import FINETUNE_MODES
-from poco_core.recording import Recording
-
-from .jobs import Job, JobStatus
-from .recording_box import RecordingBox
-from .forms import collapsible
-from .training_widget import JobLauncher, runs_dir
+from poco_core.base.errors import PocoError
+from poco_core.data.recording import Recording
+from poco_core.training.defaults import FINETUNE_MODES
+from poco_napari.forms import collapsible
+from poco_napari.jobs import Job, JobStatus
+from poco_napari.recording_box import RecordingBox
+from poco_napari.training_widget import JobLauncher, runs_dir
 
 MODE_NAMES = {"embeddings": "embeddings only", "embeddings+mlp": "embeddings + MLP", "all": "all parameters"}
 

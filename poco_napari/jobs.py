@@ -1,14 +1,14 @@
 """Background training and finetuning jobs: one spawned child process per job, a queue of them.
 
 What this module may do:
-- start :func:`poco_core.jobspec.run_job` in a child process with the ``spawn`` method (a fresh
+- start :func:`poco_core.training.jobs.run_job` in a child process with the ``spawn`` method (a fresh
   interpreter: no Qt, no napari, no inherited CUDA state); the child imports only ``poco_core``;
 - read the child's event batches on the GUI thread from a one-way pipe with a ``QTimer``
   that polls without blocking and stops reading after ``READ_BUDGET_S`` per tick;
 - cancel by setting the job's ``multiprocessing.Event`` (the trainer checks it every step and
   keeps its best checkpoint), then terminate the child if it is still alive after
   ``CANCEL_GRACE_S``, and kill it one second later;
-- write each recording to a temporary project HDF5 file (``poco_core.io.save_recording``) in a
+- write each recording to a temporary project HDF5 file (``poco_core.data.io.save_recording``) in a
   per-job folder that is removed when the job ends. Writing once is exact (the child sees what
   the user sees, including in-memory sample data, ROI selections and overridden sampling
   rates) and cheap next to training; the child memory-maps/reads it with ``load_recording``.
@@ -36,8 +36,8 @@ from typing import Any, Sequence
 
 from qtpy.QtCore import QCoreApplication, QObject, QTimer, Signal
 
-from poco_core.jobspec import JobSpec, RecordingRef, run_job
-from poco_core.recording import Recording
+from poco_core.data.recording import Recording
+from poco_core.training.jobs import JobSpec, RecordingRef, run_job
 
 POLL_INTERVAL_MS = 50
 READ_BUDGET_S = 0.01
@@ -230,7 +230,7 @@ class Job(QObject):
 
 def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
     """A queued Job whose child reads `recordings` from temporary project HDF5 files."""
-    from poco_core.io import save_recording
+    from poco_core.data.io import save_recording
 
     temp_dir = tempfile.mkdtemp(prefix="poco-job-")
     refs = []

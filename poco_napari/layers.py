@@ -12,10 +12,9 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from poco_core.recording import Recording
-
-from .colors import direct_colormap, roi_colors
-from .store import RECORDING_KEY
+from poco_core.data.recording import Recording
+from poco_napari.colors import direct_colormap, roi_colors
+from poco_napari.store import RECORDING_KEY
 
 LayerData = tuple[Any, dict, str]
 STATS_BUDGET = 20_000_000  # trace values read for the statistics; larger recordings are sampled

@@ -2,7 +2,7 @@
 
 The preview fits on the selected ROI alone (every step but PCA is per ROI, so this equals the
 full fit) in a worker thread; with PCA it fits the whole recording and shows PC 0. Apply runs
-``poco_core.preprocess.prepare`` on the recording and stores the SessionData in
+``poco_core.data.preprocess.prepare`` on the recording and stores the SessionData in
 ``poco_napari.store.preprocessed`` (the training widget reads it there); the traces dock then
 shades the train/val/test split. Settings persist in ``<user config dir>/preprocess.json``
 (``POCO_CONFIG_DIR`` overrides the folder).
@@ -19,18 +19,30 @@ import pyqtgraph as pg
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QPushButton, QSpinBox,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from poco_core.errors import PocoError
-from poco_core.filters import FILTERS
-from poco_core.preprocess import PreprocessConfig, SessionData, fit_preprocess, prepare
-from poco_core.recording import Recording
-
-from .forms import collapsible
-from .recording_box import RecordingBox
-from .selection import selection_for
-from .store import preprocessed
+from poco_core.base.errors import PocoError
+from poco_core.data.filters import FILTERS
+from poco_core.data.preprocess import (
+    PreprocessConfig,
+    SessionData,
+    fit_preprocess,
+    prepare,
+)
+from poco_core.data.recording import Recording
+from poco_napari.forms import collapsible
+from poco_napari.recording_box import RecordingBox
+from poco_napari.selection import selection_for
+from poco_napari.store import preprocessed
 
 FILTER_NAMES = {"none": "none", "lowpass": "low-pass (zero phase)", "bandpass": "band-pass (zero phase)",
                 "causal_lowpass": "causal low-pass (live)"}

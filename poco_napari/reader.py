@@ -10,13 +10,12 @@ from typing import Callable, Sequence
 
 from napari.utils.notifications import show_error, show_warning
 
-from poco_core.errors import PocoError
-from poco_core.io import load_dataset, load_recording
-from poco_core.io.dataset import MANIFEST_SUFFIXES
-from poco_core.recording import Recording
-
-from .layers import LayerData, layers_width, recording_layers
-from .selection import link_current_viewer
+from poco_core.base.errors import PocoError
+from poco_core.data.io import load_dataset, load_recording
+from poco_core.data.io.dataset import MANIFEST_SUFFIXES
+from poco_core.data.recording import Recording
+from poco_napari.layers import LayerData, layers_width, recording_layers
+from poco_napari.selection import link_current_viewer
 
 NOTHING: list = [(None,)]  # napari's "read fine, no layers" sentinel
 GAP = 16  # pixels between recordings laid side by side

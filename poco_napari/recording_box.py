@@ -7,9 +7,8 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox
 
-from poco_core.recording import Recording
-
-from .store import active_recording, recordings_in
+from poco_core.data.recording import Recording
+from poco_napari.store import active_recording, recordings_in
 
 
 class RecordingBox(QComboBox):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from poco_core.simulate import simulate_cohort, simulate_recording
-
-from .layers import LayerData
-from .reader import layers_for, read_recordings
+from poco_core.data.simulate import simulate_cohort, simulate_recording
+from poco_napari.layers import LayerData
+from poco_napari.reader import layers_for, read_recordings
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 N_ROIS, N_FRAMES = 120, 4096

@@ -26,10 +26,9 @@ import numpy as np
 from napari.layers import Labels, Layer, Points
 from psygnal import Signal
 
-from poco_core.recording import Recording
-
-from .colors import roi_labels
-from .store import RECORDING_KEY, PerObject, recording_of
+from poco_core.data.recording import Recording
+from poco_napari.colors import roi_labels
+from poco_napari.store import RECORDING_KEY, PerObject, recording_of
 
 NEXT_KEY, PREVIOUS_KEY = "Down", "Up"
 

@@ -9,7 +9,7 @@ as long as that object does.
 Preprocessed data, for the training widget and anyone else::
 
     from poco_napari.store import preprocessed
-    data = preprocessed.get(rec)         # poco_core.preprocess.SessionData or None
+    data = preprocessed.get(rec)         # poco_core.data.preprocess.SessionData or None
     data.values, data.ranges, data.state  # (T, N') model inputs, split ranges, fitted state
     data.state.config                     # the PreprocessConfig that produced it
     preprocessed.changed.connect(lambda rec, data: ...)  # data is None when cleared
@@ -22,8 +22,8 @@ from typing import Any, Callable, Generic, TypeVar
 from napari.layers import Layer
 from psygnal import Signal
 
-from poco_core.preprocess import SessionData
-from poco_core.recording import Recording
+from poco_core.data.preprocess import SessionData
+from poco_core.data.recording import Recording
 
 T = TypeVar("T")
 RECORDING_KEY = "poco_recording"

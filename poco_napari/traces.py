@@ -12,15 +12,21 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from poco_core.recording import Recording
-
-from .colors import category_palette, layer_roi_colors
-from .layers import frame_chunks
-from .selection import connect_viewer, selection_for
-from .recording_box import RecordingBox
-from .store import PerObject, preprocessed, roi_layers
+from poco_core.data.recording import Recording
+from poco_napari.colors import category_palette, layer_roi_colors
+from poco_napari.layers import frame_chunks
+from poco_napari.recording_box import RecordingBox
+from poco_napari.selection import connect_viewer, selection_for
+from poco_napari.store import PerObject, preprocessed, roi_layers
 
 MAX_TRACES = 40  # more selected ROIs than this: the first ones are drawn
 RASTER_BINS = 2000  # time columns of the raster

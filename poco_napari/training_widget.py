@@ -14,20 +14,33 @@ from typing import Any
 import platformdirs
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-    QListWidgetItem, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 from superqt import QCollapsible
 
-from poco_core.device import available_devices
-from poco_core.errors import PocoError
+from poco_core.base.device import available_devices
+from poco_core.base.errors import PocoError
+from poco_core.data.recording import Recording
 from poco_core.models import available_models
-from poco_core.recording import Recording
-
-from .forms import collapsible
-from .jobs import Job, JobQueue, job_queue, make_job
-from .plots import Throttle, docks_for
-from .store import preprocessed, recordings_in
+from poco_napari.forms import collapsible
+from poco_napari.job_docks import docks_for
+from poco_napari.jobs import Job, JobQueue, job_queue, make_job
+from poco_napari.plot_base import Throttle
+from poco_napari.store import preprocessed, recordings_in
 
 NICE = 5  # niceness of a low-priority job (POSIX)
 
@@ -224,7 +237,7 @@ class JobLauncher(QWidget):
 
     def show_forecasts(self, checkpoint: str, recording: Recording) -> None:
         """Scrub the model's forecasts over `recording` in the forecast dock."""
-        from poco_core.restore import load_model
+        from poco_core.training.restore import load_model
 
         try:
             docks_for(self.viewer).show_model(load_model(checkpoint), recording)

@@ -18,7 +18,7 @@ def main(checkpoint: str, out: str, frames: int = 250) -> None:
     from qtpy.QtCore import QTimer
 
     from poco_core.live import LiveRecording
-    from poco_core.restore import load_model
+    from poco_core.training.restore import load_model
     from poco_napari.demo import open_viewer
     from poco_napari.selection import selection_for
     from poco_napari.store import recordings_in

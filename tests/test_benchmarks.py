@@ -26,8 +26,8 @@ def check_pngs(folder: Path, names: list[str]) -> None:
 
 
 def test_reproduce_smoke_writes_every_section(tmp_path: Path) -> None:
-    from poco_core.io import save_recording
-    from poco_core.simulate import simulate_recording
+    from poco_core.data.io import save_recording
+    from poco_core.data.simulate import simulate_recording
 
     real = tmp_path / "real.h5"  # stands in for a real recording given on the command line
     save_recording(simulate_recording(n_rois=12, n_frames=400, seed=5, session="fishR", dataset="lab"), real)

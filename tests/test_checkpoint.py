@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from poco_core.errors import CheckpointError
+from poco_core.base.errors import CheckpointError
+from poco_core.training.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_roundtrip_converts_numpy_for_weights_only(tmp_path):
@@ -49,7 +53,7 @@ def test_missing_corrupt_and_pickled_code_are_refused(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, torch
-    from poco_core.checkpoint import save_checkpoint
+    from poco_core.training.checkpoint import save_checkpoint
     i = 0
     while True:
         i += 1

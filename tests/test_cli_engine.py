@@ -7,14 +7,13 @@ import signal
 
 import numpy as np
 import pytest
-
-import poco_core.cli as cli
-from poco_core.commands.common import drive
-from poco_core.events import CancelToken
-from poco_core.io import save_recording
-from poco_core.train import train_events
-
 from test_train_support import FAST, TINY_POCO, cohort, prepared
+
+import poco_core.cli.main as cli
+from poco_core.base.events import CancelToken
+from poco_core.cli.common import drive
+from poco_core.data.io import save_recording
+from poco_core.training.train import train_events
 
 SETS = [a for k, v in TINY_POCO.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
 FAST_ARGS = ["--batch-size", "8", "--max-val-windows", "16", "--device", "cpu"]

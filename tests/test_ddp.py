@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from test_train_support import FAST, TINY_POCO, cohort, prepared
 
 STEPS = 30
@@ -26,9 +25,9 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
-    from poco_core.distributed import DistContext
     from poco_core.models import build_model
-    from poco_core.train import session_specs, train_events
+    from poco_core.training.distributed import DistContext
+    from poco_core.training.train import session_specs, train_events
 
     data = prepared(cohort()[:2])
     torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
@@ -57,8 +56,8 @@ def test_two_gloo_ranks_stay_identical_and_learn(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_entry_point(tmp_path):
-    from poco_core.io import save_recording
-    from poco_core.restore import load_model
+    from poco_core.data.io import save_recording
+    from poco_core.training.restore import load_model
 
     files = []
     for rec in cohort()[:2]:
@@ -66,7 +65,7 @@ def test_torchrun_entry_point(tmp_path):
         save_recording(rec, files[-1])
     sets = [a for k, v in TINY_POCO.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
-           "-m", "poco_core.train", *files, "--steps", "4", "--val-every", "2", "--out", str(tmp_path / "m.pt"),
+           "-m", "poco_core.cli.train", *files, "--steps", "4", "--val-every", "2", "--out", str(tmp_path / "m.pt"),
            "--context", "12", "--horizon", "4", "--block-len", "200", "--batch-size", "8", "--device", "cpu",
            "--max-val-windows", "16", "--json", *sets]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.embedding import (
+from poco_core.analysis.embedding import (
     NOISE,
     SessionUnits,
     analyze,
@@ -17,10 +17,15 @@ from poco_core.embedding import (
     save_results,
     session_units,
 )
-from poco_core.errors import Cancelled, PocoError
-from poco_core.events import CancelToken
-from poco_core.recording import Recording
-from poco_core.region_similarity import normalise_rows, region_means, region_similarity, roi_scores
+from poco_core.analysis.region_similarity import (
+    normalise_rows,
+    region_means,
+    region_similarity,
+    roi_scores,
+)
+from poco_core.base.errors import Cancelled, PocoError
+from poco_core.base.events import CancelToken
+from poco_core.data.recording import Recording
 
 REGIONS = np.array(["hindbrain", "midbrain", "telencephalon"])
 

@@ -7,10 +7,10 @@ import json
 import h5py
 import pytest
 
-from poco_core.cli import main
-from poco_core.io import save_recording
-from poco_core.simulate import simulate_cohort
-from poco_core.train import train
+from poco_core.cli.main import main
+from poco_core.data.io import save_recording
+from poco_core.data.simulate import simulate_cohort
+from poco_core.training.train import train
 
 TINY = dict(context=16, horizon=4, hidden=16, d_model=16, self_attn_heads=2, self_attn_head_dim=8, cross_head_dim=8)
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.embedding import analyze_model
-from poco_core.simulate import simulate_cohort
-from poco_core.train import train
+from poco_core.analysis.embedding import analyze_model
+from poco_core.data.simulate import simulate_cohort
+from poco_core.training.train import train
 
 pytestmark = pytest.mark.slow
 CONFIG = dict(context=48, horizon=16, hidden=64, d_model=32, self_attn_heads=2, self_attn_head_dim=16, cross_head_dim=16)

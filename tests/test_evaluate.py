@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.evaluate import (ErrorAccumulator, EvalResult, copy_forecast, prediction_score, results_table,
-                                session_metrics, table_to_json)
+from poco_core.analysis.evaluate import (
+    ErrorAccumulator,
+    EvalResult,
+    copy_forecast,
+    prediction_score,
+    results_table,
+    session_metrics,
+    table_to_json,
+)
 
 
 def windows(b=5, c=6, p=3, n=4, seed=0):
@@ -70,11 +77,11 @@ def test_table_always_includes_copy_and_exports():
 
 
 def test_evaluate_accepts_recordings_of_a_loaded_model(tmp_path):
-    from poco_core.evaluate import evaluate
-    from poco_core.restore import load_model
-    from poco_core.train import train
-
     from test_train_support import FAST, cohort, prepared
+
+    from poco_core.analysis.evaluate import evaluate
+    from poco_core.training.restore import load_model
+    from poco_core.training.train import train
 
     data = prepared(cohort()[:2])
     done = train(data, "nlinear", steps=3, val_every=3, checkpoint=tmp_path / "m.pt", context=12, horizon=4, **FAST).wait()

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from poco_core.errors import PocoError
-from poco_core.evaluate import evaluate
-from poco_core.finetune import finetune, finetune_events
-from poco_core.restore import load_model
-from poco_core.train import train
-
 from test_train_support import FAST, TINY_POCO, cohort, prepared
+
+from poco_core.analysis.evaluate import evaluate
+from poco_core.base.errors import PocoError
+from poco_core.training.finetune import finetune, finetune_events
+from poco_core.training.restore import load_model
+from poco_core.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
-from poco_core.errors import PocoError
-from poco_core.forecast import forecast, rolling_forecast
-from poco_core.models import build_model
-from poco_core.restore import ModelInfo
-from poco_core.train import session_specs
-
 from test_train_support import CONTEXT, HORIZON, PREP, TINY_POCO, cohort, prepared
+
+from poco_core.analysis.forecast import forecast, rolling_forecast
+from poco_core.base.errors import PocoError
+from poco_core.models import build_model
+from poco_core.training.restore import ModelInfo
+from poco_core.training.train import session_specs
 
 
 class GuardedTraces:

@@ -4,9 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from poco_core.errors import PocoError
-from poco_core.inference import inference_copy, native_bf16, predict, resolve_precision
+from poco_core.base.errors import PocoError
 from poco_core.models import SessionSpec, build_model
+from poco_core.models.inference import (
+    inference_copy,
+    native_bf16,
+    predict,
+    resolve_precision,
+)
 
 C, P, N = 12, 4, 30
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from poco_core.errors import CorruptFile, RecordingError
-from poco_core.io import detect_format, load_recording
+from poco_core.base.errors import CorruptFile, RecordingError
+from poco_core.data.io import detect_format, load_recording
 
 D1, D2, K, T = 6, 5, 3, 80
 

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from poco_core.errors import CorruptFile, InvalidTraces, RecordingError
-from poco_core.io import append_frames, detect_format, load_recording, save_recording
-from poco_core.io.arrays import LazyH5Array
-from poco_core.recording import Recording
+from poco_core.base.errors import CorruptFile, InvalidTraces, RecordingError
+from poco_core.data.io import (
+    append_frames,
+    detect_format,
+    load_recording,
+    save_recording,
+)
+from poco_core.data.io.arrays import LazyH5Array
+from poco_core.data.recording import Recording
 
 
 def make_recording(t=50, n=4) -> Recording:

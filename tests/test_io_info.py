@@ -9,9 +9,9 @@ from test_io_caiman import write_caiman
 from test_io_h5 import make_recording
 from test_io_nwb import write_nwb
 
-from poco_core.commands import info
-from poco_core.errors import PocoError
-from poco_core.io import save_recording
+from poco_core.base.errors import PocoError
+from poco_core.cli import info
+from poco_core.data.io import save_recording
 
 DATA = Path(__file__).parent / "data"
 

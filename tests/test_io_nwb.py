@@ -6,11 +6,17 @@ import pytest
 from pynwb import NWBHDF5IO, NWBFile
 from pynwb.base import Images
 from pynwb.image import GrayscaleImage
-from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel, RoiResponseSeries
+from pynwb.ophys import (
+    DfOverF,
+    Fluorescence,
+    ImageSegmentation,
+    OpticalChannel,
+    RoiResponseSeries,
+)
 
-from poco_core.errors import CorruptFile, RecordingError
-from poco_core.io import detect_format, load_recording
-from poco_core.io.arrays import LazyH5Array
+from poco_core.base.errors import CorruptFile, RecordingError
+from poco_core.data.io import detect_format, load_recording
+from poco_core.data.io.arrays import LazyH5Array
 
 SHAPE, N, T = (12, 10), 4, 120
 

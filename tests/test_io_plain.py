@@ -6,8 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poco_core.errors import CorruptFile, FormatNotRecognised, InvalidTraces, RecordingError
-from poco_core.io import check_min_length, detect_format, load_dataset, load_recording
+from poco_core.base.errors import (
+    CorruptFile,
+    FormatNotRecognised,
+    InvalidTraces,
+    RecordingError,
+)
+from poco_core.data.io import (
+    check_min_length,
+    detect_format,
+    load_dataset,
+    load_recording,
+)
 
 TRIPLETT = Path(__file__).parent / "data" / "triplett_zf_20170215-f3"
 FISSA = Path(__file__).parent / "data" / "suite2p_fissa"

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poco_core.errors import CorruptFile, InvalidTraces, RecordingError
-from poco_core.io import detect_format, find_problems, load_recording
+from poco_core.base.errors import CorruptFile, InvalidTraces, RecordingError
+from poco_core.data.io import detect_format, find_problems, load_recording
 
 FISSA = Path(__file__).parent / "data" / "suite2p_fissa"
 PLANE0 = FISSA / "suite2p" / "plane0"

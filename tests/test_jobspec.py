@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from poco_core.io import save_recording
-from poco_core.jobspec import JobSpec, RecordingRef, _BatchSender, run_job
-from poco_core.simulate import simulate_recording
+from poco_core.data.io import save_recording
+from poco_core.data.simulate import simulate_recording
+from poco_core.training.jobs import JobSpec, RecordingRef, _BatchSender, run_job
 
 GUI = ("qtpy", "PyQt5", "napari", "pyqtgraph", "superqt")
 
@@ -57,7 +57,7 @@ def test_run_job_streams_a_real_training_run(tmp_path):
 
 
 def test_the_child_entry_point_imports_no_gui():
-    code = f"import sys, poco_core.jobspec; print([m for m in {GUI!r} if m in sys.modules])"
+    code = f"import sys, poco_core.training.jobs; print([m for m in {GUI!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

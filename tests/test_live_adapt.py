@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from poco_core.data.simulate import simulate_cohort
 from poco_core.live import LiveRecording, LiveSession, OnlineAdapter
-from poco_core.restore import load_model
-from poco_core.simulate import simulate_cohort
-from poco_core.train import train
+from poco_core.training.restore import load_model
+from poco_core.training.train import train
 
 pytestmark = pytest.mark.slow  # pretraining a tiny POCO takes ~20 s on an idle CPU core, minutes on a busy one
 

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.errors import PocoError
-from poco_core.io import load_recording
-from poco_core.live import LiveRecording, LiveSession, replay
+from poco_core.base.errors import PocoError
+from poco_core.data.io import load_recording
+from poco_core.data.recording import Recording
+from poco_core.live import (
+    LiveRecording,
+    LiveSession,
+    OnlineConfig,
+    OnlinePreprocessor,
+    RollingForecaster,
+    replay,
+)
 from poco_core.models import SessionSpec, build_model
-from poco_core.online import OnlineConfig, OnlinePreprocessor, RollingForecaster
-from poco_core.recording import Recording
 
 N, FS, C, P = 12, 5.0, 8, 3
 
@@ -137,10 +143,10 @@ def test_replay_writes_every_frame_into_a_readable_growing_file(tmp_path):
 def test_poco_live_follows_a_file_and_reports_the_score(tmp_path, capsys):
     import argparse
 
-    from poco_core.commands import live as live_command
-    from poco_core.restore import model_payload
-    from poco_core.checkpoint import save_checkpoint
-    from poco_core.preprocess import PreprocessConfig
+    from poco_core.cli import live as live_command
+    from poco_core.data.preprocess import PreprocessConfig
+    from poco_core.training.checkpoint import save_checkpoint
+    from poco_core.training.restore import model_payload
 
     rec = Recording(traces=_traces(60), fs=FS, roi_ids=[str(i) for i in range(N)])
     replay(rec, tmp_path / "rec.h5", fs=1000.0)

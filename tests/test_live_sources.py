@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poco_core.io import save_recording
+from poco_core.data.io import save_recording
+from poco_core.data.recording import Recording
 from poco_core.live import H5LiveWriter
-from poco_core.live_sources import FolderSource, H5LiveSource, LiveRecording, LiveSourceError
-from poco_core.recording import Recording
+from poco_core.live.sources import (
+    FolderSource,
+    H5LiveSource,
+    LiveRecording,
+    LiveSourceError,
+)
 
 N_FRAMES, N_ROIS = 240, 6
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from poco_core.errors import PocoError
+from poco_core.base.errors import PocoError
 from poco_core.models import (
     SessionSpec,
     available_models,

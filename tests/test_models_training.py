@@ -7,9 +7,9 @@ import time
 
 import pytest
 import torch
+from test_models import SMALL_CONFIGS
 
 from poco_core.models import SessionSpec, available_models, build_model, mse_loss
-from test_models import SMALL_CONFIGS
 
 C, P = 24, 8
 STEPS = 300

@@ -13,9 +13,9 @@ GUI_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "napari", "magicg
 
 def test_engine_imports_no_gui_packages():
     code = (
-        "import sys, poco_core, poco_core.cli\n"
-        "import poco_core.io, poco_core.preprocess, poco_core.models, poco_core.train, poco_core.embedding\n"
-        "poco_core.cli.build_parser()\n"
+        "import sys, poco_core, poco_core.cli.main\n"
+        "import poco_core.data.io, poco_core.data.preprocess, poco_core.models, poco_core.training.train, poco_core.analysis.embedding\n"
+        "poco_core.cli.main.build_parser()\n"
         f"bad = [m for m in {GUI_MODULES!r} if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
@@ -76,14 +76,16 @@ def test_wheel_ships_the_root_manifest(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         assert zf.read("poco_napari/napari.yaml").decode() == (ROOT / "napari.yaml").read_text()
-    assert {"poco_core/io/__init__.py", "poco_core/models/poco.py", "poco_core/commands/train.py"} <= names
+    assert {"poco_core/data/io/__init__.py", "poco_core/models/poco.py", "poco_core/cli/train.py"} <= names
 
 
 def test_api_functions_are_not_shadowed_by_their_modules():
-    """`poco_core.train` etc. stay the functions even after their submodules are imported."""
+    """`poco_core.train` etc. stay callable even after the (old) modules of the same names are imported."""
     code = (
-        "import poco_core, poco_core.train, poco_core.evaluate, poco_core.finetune, poco_core.forecast\n"
-        "print(all(callable(f) and not hasattr(f, '__path__') and type(f).__name__ == 'function' for f in "
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "import poco_core, poco_core.training.train, poco_core.analysis.evaluate, poco_core.training.finetune\n"
+        "import poco_core.train, poco_core.evaluate, poco_core.finetune, poco_core.forecast\n"
+        "print(all(callable(f) and not hasattr(f, '__path__') for f in "
         "(poco_core.train, poco_core.evaluate, poco_core.finetune, poco_core.forecast)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

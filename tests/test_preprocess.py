@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.errors import InvalidTraces, PocoError
-from poco_core.filters import CausalFilter, apply_filter
-from poco_core.preprocess import PreprocessConfig, PreprocessState, fit_preprocess, prepare
-from poco_core.recording import Recording
+from poco_core.base.errors import InvalidTraces, PocoError
+from poco_core.data.filters import CausalFilter, apply_filter
+from poco_core.data.preprocess import (
+    PreprocessConfig,
+    PreprocessState,
+    fit_preprocess,
+    prepare,
+)
+from poco_core.data.recording import Recording
 
 
 def make_rec(t: int = 2000, n: int = 12, seed: int = 0, fs: float = 5.0, **kw) -> Recording:

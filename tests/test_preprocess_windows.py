@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poco_core.errors import InvalidTraces
-from poco_core.preprocess import WindowDataset, split_blocks
+from poco_core.base.errors import InvalidTraces
+from poco_core.data.preprocess import WindowDataset, split_blocks
 
 
 def test_split_sizes_per_block_and_last_block_absorbs_remainder():

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poco_core.errors import PocoError
-from poco_core.simulate import calcium_kernel, cohort_networks, make_layout, simulate_cohort, simulate_recording
+from poco_core.base.errors import PocoError
+from poco_core.data.simulate import (
+    calcium_kernel,
+    cohort_networks,
+    make_layout,
+    simulate_cohort,
+    simulate_recording,
+)
 
 
 def _autocorr(x: np.ndarray, lag: int) -> float:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from poco_core.cli import main
-from poco_core.io import load_dataset, load_recording
-from poco_core.simulate import make_sample_data, simulate_recording
+from poco_core.cli.main import main
+from poco_core.data.io import load_dataset, load_recording
+from poco_core.data.simulate import make_sample_data, simulate_recording
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

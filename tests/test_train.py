@@ -5,15 +5,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from poco_core.errors import RecordingError
-from poco_core.events import CancelToken
-from poco_core.loop import Loop, LoopOptions
-from poco_core.models import build_model
-from poco_core.restore import load_model
-from poco_core.train import session_specs, train, train_events
-
 from test_train_support import FAST, HORIZON, TINY_POCO, cohort, prepared
+
+from poco_core.base.errors import RecordingError
+from poco_core.base.events import CancelToken
+from poco_core.models import build_model
+from poco_core.training.loop import Loop, LoopOptions
+from poco_core.training.restore import load_model
+from poco_core.training.train import session_specs, train, train_events
 
 
 def run_losses(tmp_path, name="a.pt", **kw):

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from poco_core.sampling import SessionBatchSampler, evenly_spaced, gather_windows
-from poco_core.windows import WindowDataset
+from poco_core.data.windows import WindowDataset
+from poco_core.training.sampling import (
+    SessionBatchSampler,
+    evenly_spaced,
+    gather_windows,
+)
 
 
 def test_proportions_follow_window_counts():

@@ -8,9 +8,9 @@ from functools import lru_cache
 
 import torch
 
-from poco_core.preprocess import PreparedData, PreprocessConfig, prepare
-from poco_core.recording import Recording
-from poco_core.simulate import simulate_cohort
+from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare
+from poco_core.data.recording import Recording
+from poco_core.data.simulate import simulate_cohort
 
 # On this shared 2-core machine two intra-op threads contend with other processes and make a
 # tiny step ~30x slower (34 ms vs 960 ms measured); one thread keeps these tests fast.

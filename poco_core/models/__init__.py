@@ -12,11 +12,24 @@
 - ``model_to_dict`` / ``model_from_dict``: name, config, sessions, state_dict; loadable with
   ``torch.load(weights_only=True)``.
 """
-from .base import BaseConfig, BaseForecaster, SessionSpec, UnivariateForecaster, mse_loss
-from .registry import available_models, build_model, model_class, model_from_dict, model_to_dict, register
+from poco_core.models.base import (
+    BaseConfig,
+    BaseForecaster,
+    SessionSpec,
+    UnivariateForecaster,
+    mse_loss,
+)
+from poco_core.models.registry import (
+    available_models,
+    build_model,
+    model_class,
+    model_from_dict,
+    model_to_dict,
+    register,
+)
 
 # importing the modules registers their models (order = order of available_models())
-from . import (  # noqa: E402,F401  isort: skip
+from poco_core.models import (  # noqa: E402,F401  isort: skip
     linear,
     mlp,
     poco,

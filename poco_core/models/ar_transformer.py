@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .base import BaseConfig, SessionSpec, StepwiseForecaster
-from .registry import register
+from poco_core.models.base import BaseConfig, SessionSpec, StepwiseForecaster
+from poco_core.models.registry import register
 
 
 @dataclass

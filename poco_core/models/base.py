@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from poco_core.errors import PocoError
+from poco_core.base.errors import PocoError
 
 
 @dataclass

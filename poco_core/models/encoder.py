@@ -14,8 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import BaseConfig, BaseForecaster, SessionSpec, over_unit_chunks
-from .rotary import default_t_max, rotary_angles, rotate
+from poco_core.models.base import (
+    BaseConfig,
+    BaseForecaster,
+    SessionSpec,
+    over_unit_chunks,
+)
+from poco_core.models.rotary import default_t_max, rotary_angles, rotate
 
 Rot = tuple[Tensor, Tensor]
 

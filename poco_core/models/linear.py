@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import BaseConfig, SessionSpec, UnivariateForecaster
-from .registry import register
+from poco_core.models.base import BaseConfig, SessionSpec, UnivariateForecaster
+from poco_core.models.registry import register
 
 
 @register("copy")

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .base import BaseConfig, SessionSpec, UnivariateForecaster, over_unit_chunks
-from .poco import FiLMHead
-from .registry import register
+from poco_core.models.base import (
+    BaseConfig,
+    SessionSpec,
+    UnivariateForecaster,
+    over_unit_chunks,
+)
+from poco_core.models.poco import FiLMHead
+from poco_core.models.registry import register
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import BaseConfig, BaseForecaster, SessionSpec, instance_norm
-from .mixing import UnitMixer
-from .registry import register
+from poco_core.models.base import BaseConfig, BaseForecaster, SessionSpec, instance_norm
+from poco_core.models.mixing import UnitMixer
+from poco_core.models.registry import register
 
 
 @dataclass

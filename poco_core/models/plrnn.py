@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import BaseConfig, SessionSpec, StepwiseForecaster
-from .registry import register
+from poco_core.models.base import BaseConfig, SessionSpec, StepwiseForecaster
+from poco_core.models.registry import register
 
 
 @dataclass

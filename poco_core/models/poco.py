@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoder import EncoderConfig, PopulationForecaster
-from .mlp import MLPHead
-from .registry import register
+from poco_core.models.encoder import EncoderConfig, PopulationForecaster
+from poco_core.models.mlp import MLPHead
+from poco_core.models.registry import register
 
 
 class FiLMHead(nn.Module):

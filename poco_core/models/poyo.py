@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from .encoder import EncoderConfig, PopulationForecaster
-from .registry import register
+from poco_core.models.encoder import EncoderConfig, PopulationForecaster
+from poco_core.models.registry import register
 
 
 @dataclass

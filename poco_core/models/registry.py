@@ -4,9 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any, Callable, TypeVar
 
-from poco_core.errors import PocoError
-
-from .base import BaseForecaster, SessionSpec
+from poco_core.base.errors import PocoError
+from poco_core.models.base import BaseForecaster, SessionSpec
 
 _REGISTRY: dict[str, type[BaseForecaster]] = {}
 M = TypeVar("M", bound=type[BaseForecaster])

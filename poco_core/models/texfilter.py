@@ -7,8 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import BaseConfig, SessionSpec, UnivariateForecaster, instance_norm
-from .registry import register
+from poco_core.models.base import (
+    BaseConfig,
+    SessionSpec,
+    UnivariateForecaster,
+    instance_norm,
+)
+from poco_core.models.registry import register
 
 
 @dataclass

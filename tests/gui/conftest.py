@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from poco_core.io import save_recording
-from poco_core.simulate import simulate_recording
+from poco_core.data.io import save_recording
+from poco_core.data.simulate import simulate_recording
 
 pytest.importorskip("napari")
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,6 @@
 """One colouring function for Labels and Points."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from napari.layers import Labels, Points

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from napari.layers import Labels, Points
 
+from poco_core.data.simulate import simulate_recording
 from poco_core.models import build_model
 from poco_core.models.base import SessionSpec
-from poco_core.simulate import simulate_recording
 from poco_napari.colors import layer_roi_colors
 from poco_napari.embedding_widget import EmbeddingWidget
 from poco_napari.layers import recording_layers

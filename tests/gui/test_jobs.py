@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from qtpy.QtCore import Qt
 
-from poco_core.preprocess import PreprocessConfig, prepare
-from poco_core.restore import load_model
-from poco_core.simulate import simulate_cohort
+from poco_core.data.preprocess import PreprocessConfig, prepare
+from poco_core.data.simulate import simulate_cohort
+from poco_core.training.restore import load_model
 from poco_napari.finetune_widget import FinetuneWidget
+from poco_napari.job_docks import docks_for
 from poco_napari.jobs import CANCEL_GRACE_S, JobStatus
-from poco_napari.plots import docks_for
 from poco_napari.reader import layers_for
 from poco_napari.store import preprocessed
 from poco_napari.training_widget import TrainingWidget

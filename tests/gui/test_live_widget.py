@@ -75,9 +75,9 @@ def test_panel_connects_to_a_chunk_folder_without_a_model(panel, qtbot, tmp_path
 def test_plotted_units_follow_the_viewers_roi_selection(make_napari_viewer, qtbot):
     """With this animal's recording open, clicking ROIs (the shared selection) picks the plotted
     units, and typing units selects those ROIs in the viewer."""
-    from poco_core.simulate import simulate_recording
-    from poco_napari.reader import layers_for
+    from poco_core.data.simulate import simulate_recording
     from poco_napari.colors import layer_roi_colors
+    from poco_napari.reader import layers_for
     from poco_napari.selection import selection_for
     from poco_napari.store import roi_layers
 

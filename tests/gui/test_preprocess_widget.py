@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poco_core.preprocess import PreprocessConfig
+from poco_core.data.preprocess import PreprocessConfig
 from poco_napari.preprocess_widget import PreprocessWidget, load_settings
 from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed

@@ -6,7 +6,7 @@ import pytest
 from napari.layers import Image, Labels, Points
 from napari.utils.notifications import notification_manager
 
-from poco_core.recording import Recording
+from poco_core.data.recording import Recording
 
 PLUGIN = "poco-napari"
 

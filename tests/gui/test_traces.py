@@ -100,7 +100,7 @@ def test_points_layer_click(make_napari_viewer, format_files, click):
 
 
 def test_time_cursor_follows_movie(make_napari_viewer, qtbot):
-    from poco_core.simulate import simulate_recording
+    from poco_core.data.simulate import simulate_recording
     from poco_napari.reader import layers_for
 
     rec = simulate_recording(n_rois=10, n_frames=300, image_shape=(32, 32))

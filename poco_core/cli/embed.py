@@ -1,0 +1,81 @@
+"""`poco embed`: the embedding dock's analysis from the shell (UMAP, clusters, region similarity)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from poco_core.base.errors import PocoError
+from poco_core.cli.common import load_inputs
+
+
+def _clusters(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of clusters or 'auto', got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "embed",
+        help="cluster a model's unit embeddings and compare brain regions",
+        description="UMAP, clusters and region similarity of a POCO checkpoint's unit embeddings. "
+        "DATA (recordings, folders or manifests of the checkpoint's sessions) supply the regions.",
+    )
+    p.add_argument("checkpoint", type=Path, help="a POCO checkpoint (.pt)")
+    p.add_argument("data", nargs="*", type=Path, help="recordings giving each session's ROI regions")
+    p.add_argument("--out", type=Path, help="results file: .csv (plus <stem>_region_similarity.csv) or .h5")
+    p.add_argument("--clusters", type=_clusters, default=None, metavar="K|auto",
+                   help="number of k-means clusters (default auto: best silhouette over 2-10)")
+    p.add_argument("--method", choices=("kmeans", "hdbscan"), default="kmeans")
+    p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN's smallest cluster (default max(5, units/100))")
+    p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from poco_core.analysis.embedding import analyze_model, save_results
+
+    def progress(event: dict) -> None:
+        if not args.json:
+            print(f"[{event['step']}/{event['total']}] {event['stage']}", file=sys.stderr)
+
+    result = analyze_model(
+        args.checkpoint,
+        load_inputs(args.data),
+        method=args.method,
+        n_clusters=args.clusters,
+        metric=args.metric,
+        seed=args.seed,
+        min_cluster_size=args.min_cluster_size,
+        progress=progress,
+    )
+    if result.region is None and args.data:
+        raise PocoError("no recording matched a model session by name and ROI ids; no regions to compare")
+    summary = {**result.summary(), "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_describe(summary))
+    return 0
+
+
+def _describe(s: dict) -> str:
+    lines = [f"{s['n_units']} units from {len(s['sessions'])} session(s): "
+             f"{s['n_clusters']} clusters ({s['method']}, {s['metric']})"]
+    rec = s["recovery"]
+    if rec:
+        lines.append(f"ARI clusters vs regions {rec['ari']:.3f} (shuffled {rec['ari_shuffled']:.3f})")
+        if "accuracy" in rec:
+            lines.append(
+                f"region classifier accuracy {rec['accuracy']:.3f} (shuffled {rec['accuracy_shuffled']:.3f}, "
+                f"chance {rec['chance']:.3f}, {rec['folds']}-fold)"
+            )
+    lines += [f"wrote {f}" for f in s["files"]]
+    return "\n".join(lines)

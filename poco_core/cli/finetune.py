@@ -1,0 +1,32 @@
+"""`poco finetune CKPT DATA... --mode embeddings --steps N --out CKPT2`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from poco_core.base.events import CancelToken
+from poco_core.cli.common import add_loop_args, drive, load_inputs, loop_kwargs
+from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "finetune", help="adapt a trained model to new recordings",
+        description="Add the new sessions' unit and session embeddings to a trained model and train them "
+        "(mode embeddings), also the MLP (embeddings+mlp), or everything (all). New recordings are "
+        "preprocessed with the checkpoint's preprocessing settings.")
+    p.add_argument("checkpoint", type=Path, help="the pretrained checkpoint (.pt)")
+    p.add_argument("data", nargs="+", type=Path, help="the new recordings, folders or manifests")
+    p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    add_loop_args(p, **FINETUNE_DEFAULTS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from poco_core.training.finetune import finetune_events
+
+    token = CancelToken()
+    events = finetune_events(args.checkpoint, load_inputs(args.data), mode=args.mode, checkpoint=args.out,
+                             cancel=token, **loop_kwargs(args))
+    return drive(events, token, args.json)

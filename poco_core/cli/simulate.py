@@ -1,0 +1,64 @@
+"""`poco simulate`: write a synthetic recording or cohort, or regenerate sample_data/."""
+from __future__ import annotations
+
+import argparse
+
+from poco_core.base.errors import PocoError
+from poco_core.cli.live import add_live_options, replay_command
+from poco_core.data.simulate import (
+    make_sample_data,
+    simulate_cohort,
+    simulate_recording,
+    write_cohort,
+)
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ROI count or comma-separated counts, got {text!r}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.live:
+        return replay_command(args)
+    if args.sample_data:
+        paths = make_sample_data(args.sample_data)
+    elif args.out is None:
+        raise PocoError("give --out PATH (or --sample-data DIR)")
+    elif args.sessions == 1:
+        if len(args.rois) != 1:
+            raise PocoError(f"one session takes one ROI count, got {len(args.rois)}")
+        rec = simulate_recording(args.rois[0], args.frames, args.regions, args.seed, args.calcium, args.fs)
+        from poco_core.data.io import save_recording
+
+        paths = [save_recording(rec, args.out)]
+    else:
+        rois = args.rois * args.sessions if len(args.rois) == 1 else args.rois
+        recs = simulate_cohort(args.sessions, rois, args.frames, args.sigma_j, args.regions, args.seed,
+                               args.calcium, args.fs)
+        paths = write_cohort(recs, args.out, args.held_out)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="write a synthetic recording (chaotic RNN) or a cohort of similar individuals",
+        description="One session writes one POCO .h5 file to --out; several write a folder with one "
+                    "file per session and manifest.json (poco train accepts the manifest).")
+    p.add_argument("--out", help="output .h5 file (one session) or folder (cohort)")
+    p.add_argument("--rois", type=_counts, default=[300], help="ROIs per session, or one count per session: 120,150,... (default 300)")
+    p.add_argument("--frames", type=int, default=4096, help="frames per session (default 4096)")
+    p.add_argument("--sessions", type=int, default=1, help="number of individuals (default 1)")
+    p.add_argument("--sigma-j", type=float, default=0.1, help="how much individuals' connectivity differs, 0..1 (default 0.1)")
+    p.add_argument("--held-out", type=int, default=0, help="last N sessions listed in heldout.json instead of manifest.json")
+    p.add_argument("--regions", type=int, default=4, help="number of brain regions 1..4 (1 = the paper's homogeneous RNN)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calcium", action="store_true", help="fluorescence through a calcium kernel instead of z-scored rates")
+    p.add_argument("--fs", type=float, default=5.0, help="frame rate the frames are labelled with (default 5 Hz)")
+    p.add_argument("--sample-data", metavar="DIR", help="regenerate the repository's sample_data/ into DIR")
+    add_live_options(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,334 @@
+"""Preprocessing of the POCO protocol (appendix A.2/A.3) as a fitted, saveable state.
+
+Pipeline per session: ROI selection (``iscell_only``) -> neuropil subtraction -> dF/F ->
+z-score -> filter -> PCA. Statistics are fitted on the whole recording (``fit_on="all"``,
+paper-compatible, leaks the test period) or on the training partition only (``"train"``).
+ROIs that cannot be normalised -- zero variance, or a non-positive dF/F baseline -- are
+dropped (never NaN) and listed in ``state.dropped`` with the reason in ``state.drop_reasons``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from poco_core.base.errors import InvalidTraces, PocoError
+from poco_core.data.filters import FILTERS, apply_filter
+from poco_core.data.recording import Recording
+from poco_core.data.windows import SPLITS, Ranges, WindowDataset, split_blocks
+
+__all__ = [
+    "PreprocessConfig", "PreprocessState", "fit_preprocess", "split_blocks", "WindowDataset",
+    "SessionData", "PreparedData", "prepare",
+]
+
+STATE_VERSION = 1
+_ARRAYS = ("keep", "median", "mean", "std", "pca_mean", "pca_components")
+
+
+@dataclass
+class PreprocessConfig:
+    """What to do to every session; ``fit_on="train"`` fits statistics on the training split only."""
+
+    dff: bool = False
+    zscore: bool = True
+    filter: str = "none"
+    pca_k: int | None = None
+    fit_on: str = "all"
+    neuropil_coef: float | None = None
+    iscell_only: bool = False
+    block_len: int = 1000
+    split: tuple[float, float, float] = (3, 1, 1)
+
+    def __post_init__(self) -> None:
+        self.split = tuple(self.split)
+        if self.filter not in FILTERS:
+            raise PocoError(f"unknown filter {self.filter!r}; choose one of {', '.join(FILTERS)}")
+        if self.fit_on not in ("all", "train"):
+            raise PocoError(f"fit_on must be 'all' or 'train', got {self.fit_on!r}")
+        if self.pca_k is not None and int(self.pca_k) < 1:
+            raise PocoError(f"pca_k must be a positive number of components, got {self.pca_k}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class PreprocessState:
+    """Fitted statistics; ``apply`` maps raw (T, N_input) traces to (T, N') float32.
+
+    ``keep`` indexes the recording's ROIs that survive selection and dropping; ``unit_ids`` are
+    their ids, or ``pc0..`` with PCA. ``median`` is set only with dF/F, ``pca_*`` only with PCA.
+    """
+
+    config: PreprocessConfig
+    fs: float
+    input_ids: list[str]
+    keep: np.ndarray
+    unit_ids: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    median: np.ndarray | None = None
+    neuropil_coef: float | None = None
+    pca_mean: np.ndarray | None = None
+    pca_components: np.ndarray | None = None
+    dropped: list[str] = field(default_factory=list)
+    drop_reasons: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.input_ids)
+
+    def normalise(self, traces: Any, fneu: Any = None) -> np.ndarray:
+        """Selection, neuropil, dF/F and z-score of (T, N_input) traces (no filter, no PCA)."""
+        shape = getattr(traces, "shape", ())
+        if len(shape) != 2 or shape[1] != self.n_input:
+            raise InvalidTraces(None, f"expected (frames, {self.n_input}) traces, got shape {tuple(shape)}")
+        x = np.array(traces[:, self.keep], dtype=np.float32)  # the one working copy
+        if self.neuropil_coef is not None:
+            if fneu is None:
+                raise PocoError("this preprocessing subtracts neuropil: pass the recording's Fneu traces")
+            x -= np.float32(self.neuropil_coef) * np.asarray(fneu[:, self.keep], dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise InvalidTraces(None, "traces contain NaN or Inf values")
+        if self.median is not None:
+            med = self.median.astype(np.float32)
+            x -= med
+            x /= med
+        x -= self.mean.astype(np.float32)
+        x /= self.std.astype(np.float32)
+        return x
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Filter then PCA on normalised (T, N_keep) values."""
+        x = apply_filter(x, self.config.filter, self.fs)
+        if self.pca_components is not None:
+            x = (x - self.pca_mean.astype(np.float32)) @ self.pca_components.T.astype(np.float32)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def apply(self, traces: Any, fneu: Any = None) -> np.ndarray:
+        """(T, N_input) raw traces -> (T, N') float32 model inputs. ``fneu`` only with neuropil."""
+        return self.project(self.normalise(traces, fneu))
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Model-space (T, N') values back to the recording's units (neuropil-corrected F when
+        neuropil was subtracted; filtering is not undone). Impossible after PCA."""
+        if self.pca_components is not None:
+            raise PocoError("cannot map PCA components back to ROI traces (PCA keeps only K components)")
+        x = np.asarray(z, dtype=np.float32) * self.std.astype(np.float32) + self.mean.astype(np.float32)
+        if self.median is not None:
+            x = x * self.median.astype(np.float32) + self.median.astype(np.float32)
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types and torch tensors only, so ``torch.load(weights_only=True)`` accepts it."""
+        import torch  # only needed to serialise; keeps this module importable without it
+
+        d: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "fs": float(self.fs),
+            "input_ids": list(self.input_ids),
+            "unit_ids": list(self.unit_ids),
+            "neuropil_coef": self.neuropil_coef,
+            "dropped": list(self.dropped),
+            "drop_reasons": dict(self.drop_reasons),
+            "notes": list(self.notes),
+        }
+        for name in _ARRAYS:
+            v = getattr(self, name)
+            d[name] = None if v is None else torch.from_numpy(np.array(v))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessState":
+        """Accepts ``to_dict`` output with torch tensors or numpy arrays."""
+        if d.get("version") != STATE_VERSION:
+            raise PocoError(f"unsupported preprocessing state version {d.get('version')!r}")
+        arrays = {k: None if d[k] is None else _numpy(d[k]) for k in _ARRAYS}
+        return cls(
+            config=PreprocessConfig.from_dict(d["config"]),
+            fs=float(d["fs"]),
+            input_ids=list(d["input_ids"]),
+            unit_ids=list(d["unit_ids"]),
+            neuropil_coef=d["neuropil_coef"],
+            dropped=list(d["dropped"]),
+            drop_reasons=dict(d["drop_reasons"]),
+            notes=list(d["notes"]),
+            **arrays,
+        )
+
+
+def _numpy(v: Any) -> np.ndarray:
+    """A numpy array from a (possibly GPU) torch tensor or an array."""
+    return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+
+def _fit_ranges(rec: Recording, config: PreprocessConfig) -> Ranges:
+    if config.fit_on == "train":
+        return split_blocks(rec.n_frames, config.block_len, config.split)["train"]
+    return [(0, rec.n_frames)]
+
+
+def _rows(a: Any, ranges: Ranges, cols: np.ndarray) -> np.ndarray:
+    """float32 copy of only the fitted rows and selected columns."""
+    return np.concatenate([np.asarray(a[lo:hi, cols], dtype=np.float32) for lo, hi in ranges])
+
+
+def _selected(rec: Recording, config: PreprocessConfig, notes: list[str]) -> np.ndarray:
+    if not config.iscell_only:
+        return np.arange(rec.n_rois)
+    if "iscell" not in rec.roi_info:
+        notes.append("iscell_only: the recording has no 'iscell' column; all ROIs kept")
+        return np.arange(rec.n_rois)
+    keep = np.flatnonzero(np.asarray(rec.roi_info["iscell"], dtype=float) > 0.5)
+    notes.append(f"iscell_only: kept {len(keep)} of {rec.n_rois} ROIs")
+    return keep
+
+
+def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> PreprocessState:
+    """Fit the normalisation (and PCA) of one recording on the rows ``config.fit_on`` names."""
+    config = config or PreprocessConfig()
+    notes: list[str] = []
+    keep = _selected(rec, config, notes)
+    coef = config.neuropil_coef
+    if coef is not None and "Fneu" not in rec.extra_traces:
+        notes.append("neuropil_coef set but the recording has no 'Fneu' traces; not subtracted")
+        coef = None
+    ranges = _fit_ranges(rec, config)
+    x = _rows(rec.traces, ranges, keep)
+    if coef is not None:
+        x -= np.float32(coef) * _rows(rec.extra_traces["Fneu"], ranges, keep)
+    if not np.isfinite(x).all():
+        raise InvalidTraces(rec.source or None, f"session {rec.session!r}: traces contain NaN or Inf values")
+
+    reasons: dict[int, str] = {}
+    median = None
+    if config.dff:
+        median = np.median(x, axis=0).astype(np.float64)
+        reasons.update({int(i): "dF/F baseline (median) <= 0" for i in np.flatnonzero(median <= 0)})
+        safe = np.where(median > 0, median, 1.0).astype(np.float32)
+        x -= safe
+        x /= safe
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = x.std(axis=0, dtype=np.float64)
+    for i in np.flatnonzero(std <= 1e-7 * (1.0 + np.abs(mean))):
+        reasons.setdefault(int(i), "zero variance")
+    if not config.zscore:
+        mean, std = np.zeros(len(keep)), np.ones(len(keep))
+
+    good = np.setdiff1d(np.arange(len(keep)), list(reasons))
+    ids = rec.roi_ids
+    if len(good) == 0:
+        raise InvalidTraces(rec.source or None, f"session {rec.session!r}: no ROI left after preprocessing "
+                            f"({len(reasons)} dropped: {sorted(set(reasons.values()))})")
+    state = PreprocessState(
+        config=config, fs=float(rec.fs), input_ids=ids.tolist(), keep=keep[good],
+        unit_ids=ids[keep[good]].tolist(), mean=mean[good], std=std[good],
+        median=None if median is None else median[good], neuropil_coef=coef,
+        dropped=[str(ids[keep[i]]) for i in sorted(reasons)],
+        drop_reasons={str(ids[keep[i]]): r for i, r in sorted(reasons.items())}, notes=notes,
+    )
+    if state.dropped:
+        notes.append(f"dropped {len(state.dropped)} ROIs: {', '.join(state.dropped[:10])}"
+                     + (" ..." if len(state.dropped) > 10 else ""))
+    if config.pca_k is not None:
+        _fit_pca(state, rec, ranges)
+    return state
+
+
+def _fit_pca(state: PreprocessState, rec: Recording, ranges: Ranges) -> None:
+    """PCA on the normalised, filtered fitted rows; each fitted range is filtered on its own so
+    nothing outside it (e.g. the test period) enters the fit."""
+    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    z = np.concatenate([
+        state.project(state.normalise(rec.traces[lo:hi], None if fneu is None else fneu[lo:hi]))
+        for lo, hi in ranges
+    ])
+    k = min(int(state.config.pca_k), *z.shape)
+    if k < state.config.pca_k:
+        state.notes.append(f"pca_k={state.config.pca_k} reduced to {k} (frames/ROIs available)")
+    pca = PCA(n_components=k, random_state=0).fit(z)  # seeded: the randomized solver is deterministic
+    state.pca_mean = pca.mean_.astype(np.float32)
+    state.pca_components = pca.components_.astype(np.float32)
+    state.unit_ids = [f"pc{i}" for i in range(k)]
+
+
+@dataclass
+class SessionData:
+    """One preprocessed session: model-space values and its train/val/test ranges."""
+
+    session: str
+    dataset: str
+    unit_ids: list[str]
+    values: np.ndarray
+    state: PreprocessState
+    ranges: dict[str, Ranges]
+    source: str = ""
+
+    def windows(self, split: str, length: int, stride: int = 1) -> WindowDataset:
+        """Lazy windows of ``length`` frames in ``split``; raises if the split has none."""
+        if split not in SPLITS:
+            raise PocoError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        ds = WindowDataset(self.values, self.ranges[split], length, stride)
+        if len(ds) == 0:
+            longest = max((b - a for a, b in self.ranges[split]), default=0)
+            raise InvalidTraces(self.source or None, (
+                f"session {self.session!r} has no {split} window of {length} frames: its longest "
+                f"{split} range is {longest} frames of {len(self.values)} (block_len "
+                f"{self.state.config.block_len}, split {self.state.config.split}); use a shorter "
+                "context/horizon, a longer block_len or a longer recording"))
+        return ds
+
+
+@dataclass
+class PreparedData:
+    sessions: list[SessionData]
+    config: PreprocessConfig
+
+
+def _unique_names(recs: Sequence[Recording]) -> list[str]:
+    """Session names as given; a repeated name gets ``_2``, ``_3``... in input order."""
+    seen: set[str] = set()
+    out = []
+    for rec in recs:
+        name, k = rec.session, 1
+        while name in seen:
+            k += 1
+            name = f"{rec.session}_{k}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def prepare(recs: Recording | Sequence[Recording], config: PreprocessConfig | None = None,
+            context: int | None = None, horizon: int | None = None) -> PreparedData:
+    """Fit and apply preprocessing per session and split it. With ``context`` and ``horizon``,
+    also check every session has a window of context + horizon frames in every split."""
+    config = config or PreprocessConfig()
+    recs = [recs] if isinstance(recs, Recording) else list(recs)
+    if not recs:
+        raise PocoError("no recordings to prepare")
+    sessions = []
+    for rec, name in zip(recs, _unique_names(recs)):
+        state = fit_preprocess(rec, config)
+        sd = SessionData(
+            session=name, dataset=rec.dataset, unit_ids=list(state.unit_ids),
+            values=state.apply(rec.traces, rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None),
+            state=state, ranges=split_blocks(rec.n_frames, config.block_len, config.split), source=rec.source,
+        )
+        if context is not None and horizon is not None:
+            for split in SPLITS:
+                sd.windows(split, context + horizon)
+        sessions.append(sd)
+    return PreparedData(sessions=sessions, config=config)

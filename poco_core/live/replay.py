@@ -1,0 +1,92 @@
+"""Replay a recording into a growing project HDF5 file at its sampling rate, as a microscope
+would write it, so live mode can be tried (and tested) without one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace as dc_replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from poco_core.base.errors import PocoError
+from poco_core.base.events import CancelLike, is_cancelled
+from poco_core.data.recording import Recording
+
+
+class H5LiveWriter:
+    """Creates a project HDF5 file (no frames yet) and appends frames in SWMR mode.
+
+    The file is written by ``save_recording`` under a temporary name, opened with
+    ``libver='latest'`` and ``swmr_mode`` on, and only then renamed over ``path``: a follower never
+    meets it half-made or not yet in SWMR mode, and an existing file is replaced (a new inode), not
+    rewritten in place. Every append is flushed, so a reader that calls ``refresh()`` sees it at once.
+    """
+
+    def __init__(self, path: str | Path, template: Recording):
+        import h5py
+
+        from poco_core.data.io.h5 import save_recording
+
+        self.path = Path(path)
+        tmp = self.path.with_name(f".{self.path.name}.live-tmp")
+        empty = np.zeros((0, template.n_rois), np.float32)
+        save_recording(dc_replace(template, traces=empty, extra_traces={}), tmp)
+        self._file = h5py.File(tmp, "a", libver="latest")
+        self._file.swmr_mode = True
+        os.replace(tmp, self.path)  # readers only ever see the file already in SWMR mode
+        self._ds = self._file["traces"]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self._ds.shape[0])
+
+    def append(self, frames: np.ndarray) -> int:
+        block = np.atleast_2d(np.asarray(frames, dtype=np.float32))
+        n = self._ds.shape[0]
+        self._ds.resize(n + len(block), axis=0)
+        self._ds[n:] = block
+        self._ds.flush()
+        return n + len(block)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "H5LiveWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def replay(
+    recording: Recording,
+    out_h5: str | Path,
+    fs: float | None = None,
+    chunk: int = 1,
+    cancel: CancelLike | None = None,
+    on_write: Callable[[int, float], None] | None = None,
+) -> int:
+    """Write ``recording``'s frames into a growing HDF5 file at ``fs`` (default: its own rate).
+
+    Frames go out ``chunk`` at a time on a fixed schedule (no drift: frame i is due at
+    start + i / fs). ``on_write(n_frames, monotonic_time)`` is called after each flushed
+    append. Returns the number of frames written (fewer if cancelled).
+    """
+    fs = float(fs or recording.fs)
+    if fs <= 0:
+        raise PocoError(f"replay rate must be positive, got {fs}")
+    with H5LiveWriter(out_h5, dc_replace(recording, fs=fs)) as writer:
+        start = time.monotonic()
+        for i in range(0, recording.n_frames, chunk):
+            due = start + (i + chunk - 1) / fs
+            while (wait := due - time.monotonic()) > 0:
+                if is_cancelled(cancel):
+                    return writer.n_frames
+                time.sleep(min(wait, 0.1))
+            n = writer.append(recording.traces[i : i + chunk])
+            if on_write is not None:
+                on_write(n, time.monotonic())
+        return writer.n_frames

@@ -1,0 +1,290 @@
+"""The optimisation loop that training and finetuning share, as a generator of event dicts.
+
+One step draws one batch per dataset (windows in proportion to each session's count, grouped
+by session), sums the datasets' losses and takes one AdamW step with gradient clipping.
+Every `val_every` steps it validates; a lower validation MSE (unweighted mean over sessions)
+atomically rewrites the checkpoint. When the loop ends -- finished or cancelled -- the best
+weights are reloaded, the test split is scored and the checkpoint gains those metrics, so a
+run always leaves a loadable checkpoint (cancelled before any validation: validate once first).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from poco_core.base.device import resolve_device
+from poco_core.base.errors import PocoError
+from poco_core.base.events import CancelLike, Event, is_cancelled
+from poco_core.models import mse_loss
+from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
+from poco_core.training.sampling import SessionBatchSampler, gather_windows
+from poco_core.training.validation import autocast, evaluate_windows, summarise
+
+SPLITS = ("train", "val", "test")
+VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding-only finetuning)
+
+
+@dataclass
+class LoopOptions:
+    """How to optimise; the defaults are the paper's (POCO_SPEC.md, "Training")."""
+
+    steps: int = 5000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    clip: float = 5.0
+    val_every: int = 100
+    val_stride: int = 1
+    max_val_windows: int | None = None
+    test_stride: int = 1
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: str | torch.device = "auto"
+    bf16: bool = False
+    sample_units: int = 4  # units shown in each forecast_sample event
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["device"] = str(d["device"])
+        return d
+
+
+@dataclass
+class LoopState:
+    """What a resumed run restores besides the weights."""
+
+    step: int = 0
+    optimizer: dict | None = None
+    rng: dict | None = None
+    history: dict = field(default_factory=lambda: {"loss": [], "validation": []})
+    best_val_mse: float = math.inf
+    best_step: int = -1
+
+
+class LossModule(nn.Module):
+    """Wraps `model.loss` as a forward pass so DistributedDataParallel sees (and syncs) it.
+
+    With `frozen_hidden` (embedding-only finetuning of a model exposing `hidden_states`) the
+    MLP hidden layer is computed once per window outside autograd and handed to the model, so
+    neither the forward nor the backward pass recomputes it.
+    """
+
+    def __init__(self, model: nn.Module, frozen_hidden: bool = False):
+        super().__init__()
+        self.model = model
+        self.frozen_hidden = frozen_hidden
+
+    def forward(self, windows: list[torch.Tensor], sessions: list[str]) -> torch.Tensor:
+        if not self.frozen_hidden:
+            return self.model.loss(windows, sessions)
+        c = self.model.config.context
+        xs = [w[:, :c] for w in windows]
+        with torch.no_grad():
+            hidden = self.model.hidden_states(xs)
+        return mse_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows])
+
+
+def check_windows(data, length: int) -> None:
+    """Every session needs a window of `length` frames in each split (the error names the session)."""
+    for sd in data.sessions:
+        for split in SPLITS:
+            sd.windows(split, length)
+
+
+def rng_state(np_rng: np.random.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np_rng.bit_generator.state}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(np_rng: np.random.Generator, state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np_rng.bit_generator.state = state["numpy"]
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def seed_everything(seed: int, rank: int = 0) -> np.random.Generator:
+    """Seed torch and return the numpy generator for batch sampling; ranks draw different batches."""
+    torch.manual_seed(seed + 7919 * rank)
+    return np.random.default_rng([seed, rank])
+
+
+@dataclass
+class Loop:
+    """One optimisation run. `payload` builds what the checkpoint stores besides the loop's own
+    fields (model dict, preprocessing...). Under torchrun, `wrap` wraps the loss module in
+    DistributedDataParallel and `is_cancelled` agrees on cancellation across ranks
+    (see poco_core.training.distributed)."""
+
+    model: nn.Module
+    data: Any
+    params: list[nn.Parameter]
+    opts: LoopOptions
+    checkpoint: Path
+    payload: Callable[[], dict]
+    cancel: CancelLike | None = None
+    state: LoopState = field(default_factory=LoopState)
+    kind: str = "train"
+    rank: int = 0
+    world_size: int = 1
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    is_cancelled: Callable[[], bool] | None = None
+    frozen_hidden: bool = False
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.opts.device)
+        self.model.to(self.device)
+        self.np_rng = seed_everything(self.opts.seed, self.rank)
+        self.sample_rng = np.random.default_rng(self.opts.seed + 1)  # display only; never affects training
+        ctx, hor = self.model.config.context, self.model.config.horizon
+        self.length = ctx + hor
+        check_windows(self.data, self.length)
+        self.samplers: list[tuple[list, SessionBatchSampler, list]] = []
+        for ds in dict.fromkeys(sd.dataset for sd in self.data.sessions):
+            sds = [sd for sd in self.data.sessions if sd.dataset == ds]
+            wins = [sd.windows("train", self.length) for sd in sds]
+            self.samplers.append((sds, SessionBatchSampler([len(w) for w in wins], self.opts.batch_size, self.np_rng), wins))
+        self.optimizer = None
+        if self.params:
+            self.optimizer = torch.optim.AdamW(self.params, lr=self.opts.lr, weight_decay=self.opts.weight_decay, amsgrad=True)
+            if self.state.optimizer is not None:
+                self.optimizer.load_state_dict(self.state.optimizer)
+        if self.state.rng is not None:
+            set_rng_state(self.np_rng, self.state.rng)
+        # frozen MLP: the validation windows' hidden layers are computed once (see evaluate_windows)
+        self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
+        module = LossModule(self.model, self.frozen_hidden)
+        self.step_module = self.wrap(module) if self.wrap else module
+
+    # -- pieces ------------------------------------------------------------------
+    def _batch(self) -> tuple[list[torch.Tensor], list[str]]:
+        windows, sessions = [], []
+        for sds, sampler, wins in self.samplers:
+            for s, idx in sampler.sample():
+                windows.append(torch.from_numpy(gather_windows(wins[s], idx)).to(self.device, non_blocking=True))
+                sessions.append(sds[s].session)
+        return windows, sessions
+
+    def train_step(self) -> float:
+        windows, sessions = self._batch()
+        self.model.train()
+        with autocast(self.device, self.opts.bf16):
+            loss = self.step_module(windows, sessions)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.opts.clip)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _val_hidden_bytes(self) -> int:
+        """Memory the validation windows' MLP hidden layers take (float32)."""
+        cap = self.opts.max_val_windows
+        counts = [len(sd.windows("val", self.length, self.opts.val_stride)) for sd in self.data.sessions]
+        units = sum((n if cap is None else min(n, cap)) * len(sd.unit_ids) for n, sd in zip(counts, self.data.sessions))
+        return units * self.model.config.hidden * 4
+
+    def validate(self, step: int) -> Event:
+        per = evaluate_windows(self.model, self.data, "val", batch_size=self.opts.eval_batch_size,
+                               stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
+                               device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache)
+        _, mean = summarise(per)
+        val_mse = mean["mse"]
+        best = val_mse < self.state.best_val_mse
+        if best:
+            self.state.best_val_mse, self.state.best_step = val_mse, step
+        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"]}
+        self.state.history["validation"].append(entry)
+        return {"type": "validation", **entry, "best": best,
+                "per_session": {k: {"mse": m["mse"], "score": m["score"]} for k, m in per.items()}}
+
+    @torch.no_grad()
+    def forecast_sample(self, step: int) -> Event:
+        """One validation window of one session (rotating), a few units, forecast vs actual."""
+        sd = self.data.sessions[(step // max(self.opts.val_every, 1)) % len(self.data.sessions)]
+        wins = sd.windows("val", self.length)
+        w = torch.from_numpy(gather_windows(wins, [int(self.sample_rng.integers(len(wins)))])).to(self.device)
+        units = np.sort(self.sample_rng.choice(w.shape[2], size=min(self.opts.sample_units, w.shape[2]), replace=False))
+        ctx = self.model.config.context
+        self.model.eval()
+        (pred,) = self.model([w[:, :ctx]], [sd.session])
+        pick = lambda t: t[0][:, units].T.float().cpu().tolist()  # noqa: E731  (units x time)
+        return {"type": "forecast_sample", "step": step, "session": sd.session, "rois": units.tolist(),
+                "unit_ids": [sd.unit_ids[i] for i in units], "context": pick(w[:, :ctx]),
+                "actual": pick(w[:, ctx:]), "forecast": pick(pred)}
+
+    def save(self, step: int) -> Event | None:
+        if self.rank != 0:
+            return None
+        payload = {**self.payload(), "history": self.state.history, "metrics": {}, "step": step,
+                   "best_val_mse": self.state.best_val_mse, "loop": self.opts.to_dict(), "kind": self.kind,
+                   "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                   "rng": rng_state(self.np_rng)}
+        save_checkpoint(self.checkpoint, payload)
+        return {"type": "checkpoint", "step": step, "path": str(self.checkpoint)}
+
+    def _cancelled(self) -> bool:
+        return self.is_cancelled() if self.is_cancelled else is_cancelled(self.cancel)
+
+    # -- the run -----------------------------------------------------------------
+    def run(self) -> Iterator[Event]:
+        """The run's events. Failures raise; the consumer (CLI, GUI job) reports them as `error` events."""
+        return self._run()
+
+    def _run(self) -> Iterator[Event]:
+        opts, st = self.opts, self.state
+        total = opts.steps if self.params else 0
+        yield {"type": "start", "kind": self.kind, "total_steps": total, "start_step": st.step,
+               "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
+               "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size}
+        cancelled, validated, step, t0 = False, False, st.step, time.perf_counter()
+        for step in range(st.step + 1, total + 1):
+            if self._cancelled():
+                cancelled, step = True, step - 1
+                break
+            loss = self.train_step()
+            if not math.isfinite(loss):
+                raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
+                                "or check the data")
+            st.history["loss"].append(loss)
+            yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
+                   "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9)}
+            if step % opts.val_every == 0 or step == total:
+                yield from self._validate_and_save(step)
+                validated = True
+        if not validated and (st.best_step < 0 or step > st.step):
+            yield from self._validate_and_save(step)
+        yield from self._finish(cancelled)
+
+    def _validate_and_save(self, step: int) -> Iterator[Event]:
+        event = self.validate(step)
+        yield event
+        if event["best"]:
+            saved = self.save(step)
+            if saved:
+                yield saved
+        yield self.forecast_sample(step)
+
+    def _finish(self, cancelled: bool) -> Iterator[Event]:
+        metrics: dict = {}
+        if self.rank == 0:
+            best = load_checkpoint(self.checkpoint)
+            self.model.load_state_dict(best["model"]["state_dict"])
+            per = evaluate_windows(self.model, self.data, "test", batch_size=self.opts.eval_batch_size,
+                                   stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)
+            datasets, mean = summarise(per)
+            metrics = {"test": {"sessions": per, "datasets": datasets, "mean": mean},
+                       "best_val_mse": self.state.best_val_mse}
+            save_checkpoint(self.checkpoint, {**best, "metrics": metrics})
+        yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
+               "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
+               "checkpoint": str(self.checkpoint), "cancelled": cancelled}
+

@@ -1,0 +1,188 @@
+"""Training a forecaster on prepared sessions: an event generator and a notebook-friendly handle.
+
+`train_events(...)` yields the plain event dicts of docs/ARCHITECTURE.md ("Events");
+`train(...)` wraps them in a `TrainRun` you can iterate or `wait()` on. The DDP entry point
+(`torchrun --nproc-per-node=N -m poco_core.cli.train DATA... --out CKPT`) takes the arguments of
+`poco train` and lives with the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from poco_core.base.errors import PocoError
+from poco_core.base.events import CancelLike, CancelToken, Event
+from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare
+from poco_core.data.recording import Recording
+from poco_core.models import BaseForecaster, SessionSpec, build_model
+from poco_core.training.checkpoint import load_checkpoint
+from poco_core.training.loop import Loop, LoopOptions, LoopState, seed_everything
+from poco_core.training.restore import model_from_checkpoint, model_payload
+
+DataLike = PreparedData | Recording | Sequence[Recording]
+
+
+def loop_options(options: dict[str, Any]) -> LoopOptions:
+    """LoopOptions from keyword arguments, naming any unknown one."""
+    known = {f.name for f in dataclasses.fields(LoopOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise PocoError(f"unknown training option(s) {unknown}; options: {sorted(known)}")
+    return LoopOptions(**options)
+
+
+def as_prepared(data: DataLike, preprocess: PreprocessConfig | None = None) -> PreparedData:
+    """PreparedData as given, or recordings preprocessed with `preprocess` (fitted per session)."""
+    if isinstance(data, PreparedData):
+        return data
+    return prepare(data, preprocess or PreprocessConfig())
+
+
+def session_specs(data: PreparedData) -> list[SessionSpec]:
+    return [SessionSpec(sd.session, sd.dataset, list(sd.unit_ids)) for sd in data.sessions]
+
+
+def _resume_state(ckpt: dict) -> LoopState:
+    return LoopState(step=int(ckpt["step"]), optimizer=ckpt.get("optimizer"), rng=ckpt.get("rng"),
+                     history=ckpt.get("history") or {"loss": [], "validation": []},
+                     best_val_mse=float(ckpt.get("best_val_mse", float("inf"))), best_step=int(ckpt["step"]))
+
+
+def default_checkpoint(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix="poco-run-")) / f"{name}.pt"
+
+
+def train_events(
+    data: DataLike,
+    model: str | BaseForecaster = "poco",
+    *,
+    checkpoint: str | Path | None = None,
+    model_config: dict[str, Any] | None = None,
+    preprocess: PreprocessConfig | None = None,
+    context: int | None = None,
+    horizon: int | None = None,
+    resume: str | Path | None = None,
+    cancel: CancelLike | None = None,
+    dist: Any = None,
+    **options: Any,
+) -> Iterator[Event]:
+    """Train `model` (a registry name or a built model) on `data`; yields event dicts.
+
+    `options` are `LoopOptions` fields (steps, batch_size, lr, val_every, seed, device, bf16...).
+    `resume` continues from a checkpoint's model, optimiser, step and RNG state (the data must
+    be the same sessions). `dist` is a `poco_core.training.distributed.DistContext` under torchrun.
+    """
+    opts = loop_options(options)
+    prepared = as_prepared(data, preprocess)
+    state = LoopState()
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        net = model_from_checkpoint(ckpt, resume)
+        state = _resume_state(ckpt)
+        checkpoint = Path(checkpoint or resume)
+        if Path(resume).resolve() != checkpoint.resolve():
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(resume, checkpoint)  # the run's best so far lives at the new path too
+        _check_sessions(net, prepared)
+    elif isinstance(model, BaseForecaster):
+        net = model
+        _check_sessions(net, prepared)
+    else:
+        overrides = dict(model_config or {})
+        overrides.update({k: v for k, v in (("context", context), ("horizon", horizon)) if v is not None})
+        seed_everything(opts.seed)  # identical initial weights for identical seeds (and on every rank)
+        net = build_model(model, session_specs(prepared), **overrides)
+    checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(net.name)
+    states = {sd.session: sd.state for sd in prepared.sessions}
+    loop = Loop(net, prepared, [p for p in net.parameters() if p.requires_grad], opts, checkpoint,
+                lambda: model_payload(net, states, prepared.config), cancel, state, kind="train",
+                **(dist.loop_kwargs(cancel) if dist else {}))
+    yield from loop.run()
+
+
+def _check_sessions(model: BaseForecaster, data: PreparedData) -> None:
+    for sd in data.sessions:
+        spec = model.session_spec(sd.session)
+        if list(spec.unit_ids) != list(sd.unit_ids):
+            raise PocoError(f"session {sd.session!r}: its units differ from the ones the model was trained on")
+
+
+class TrainRun:
+    """A training (or finetuning) run: iterate `events()`, or `wait()` for the `done` event.
+
+    The run starts when events are first pulled; `cancel()` stops it at the next step and
+    keeps the best checkpoint so far. `model` is the trained model once the run is done.
+    """
+
+    def __init__(self, events: Iterator[Event], checkpoint: Path | None, token: CancelToken):
+        self._events = events
+        self._token = token
+        self.best_checkpoint: Path | None = checkpoint
+        self.result: Event | None = None
+        self.validations: list[Event] = []
+        self.losses: list[float] = []
+
+    def events(self) -> Iterator[Event]:
+        for event in self._events:
+            kind = event["type"]
+            if kind == "step":
+                self.losses.append(event["loss"])
+            elif kind == "validation":
+                self.validations.append(event)
+            elif kind == "checkpoint":
+                self.best_checkpoint = Path(event["path"])
+            elif kind == "done":
+                self.result = event
+                self.best_checkpoint = Path(event["checkpoint"])
+            yield event
+
+    def wait(self) -> Event:
+        for _ in self.events():
+            pass
+        if self.result is None:
+            raise PocoError("the run ended without a result")
+        return self.result
+
+    def cancel(self) -> None:
+        self._token.cancel()
+
+    @property
+    def model(self) -> BaseForecaster:
+        """The best model (loaded from the checkpoint, with its preprocessing)."""
+        from poco_core.training.restore import load_model
+
+        if self.result is None or self.best_checkpoint is None:
+            raise PocoError("the run has not finished; call wait() first")
+        return load_model(self.best_checkpoint)
+
+
+def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = 5000, device: str = "auto",
+          checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
+    """Notebook entry: `run = train(data, "poco", steps=2000, hidden=64)`; `run.wait()`.
+
+    Keyword arguments are training options (see `LoopOptions`), `preprocess`, `resume`,
+    `model_config`, `context`, `horizon`, or -- anything else -- fields of the model's config.
+    Without `checkpoint` the best model goes to a fresh temporary folder (`run.best_checkpoint`).
+    """
+    known = {f.name for f in dataclasses.fields(LoopOptions)} | {"preprocess", "resume", "model_config", "context", "horizon"}
+    model_config = {**kwargs.pop("model_config", {}), **{k: kwargs.pop(k) for k in list(kwargs) if k not in known}}
+    name = model if isinstance(model, str) else model.name
+    checkpoint = Path(checkpoint) if checkpoint else (None if kwargs.get("resume") else default_checkpoint(name))
+    token = CancelToken()
+    combined = AnyCancelled(token, cancel)
+    events = train_events(data, model, checkpoint=checkpoint, model_config=model_config, cancel=combined,
+                          steps=steps, device=device, **kwargs)
+    return TrainRun(events, checkpoint, token)
+
+
+class AnyCancelled:
+    """A cancel token set when any of the given ones is (the run's own and the caller's)."""
+
+    def __init__(self, *tokens: CancelLike | None):
+        self.tokens = [t for t in tokens if t is not None]
+
+    def is_set(self) -> bool:
+        return any(t.is_set() for t in self.tokens)

@@ -1,0 +1,73 @@
+"""One set of plot docks per viewer (curves, forecast vs actual, results), shared by the training
+and finetuning widgets.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from poco_napari.forecast_plot import ForecastDock
+from poco_napari.forecast_worker import ModelForecaster
+from poco_napari.results_table import ResultsDock
+from poco_napari.training_curves import TrainingCurves
+
+
+class JobDocks:
+    """The three plot docks of one viewer, shared by the training and finetuning widgets."""
+
+    def __init__(self, viewer: Any):
+        self.viewer = viewer
+        self.curves = TrainingCurves()
+        self.forecast = ForecastDock()
+        self.results = ResultsDock()
+        self._views = (self.curves, self.forecast, self.results)
+        self._job: Any = None
+        self._time_connected = False
+        window = getattr(viewer, "window", None)
+        if window is not None and hasattr(window, "add_dock_widget"):
+            window.add_dock_widget(self.curves, name="POCO training curves", area="bottom")
+            window.add_dock_widget(self.forecast, name="POCO forecast vs actual", area="bottom")
+            window.add_dock_widget(self.results, name="POCO results", area="right")
+        viewer.events.theme.connect(lambda event=None: self.apply_theme(viewer.theme))
+        self.apply_theme(viewer.theme)
+
+    def apply_theme(self, theme: str) -> None:
+        for view in self._views:
+            view.apply_theme(theme)
+
+    def follow(self, job: Any) -> None:
+        """Show `job` from now on: clear the plots and take its event batches."""
+        if self._job is not None:
+            self._job.events.disconnect(self.add_events)
+        self._job = job
+        self.curves.clear()
+        self.forecast.clear_source()
+        job.events.connect(self.add_events)
+
+    def add_events(self, events: list) -> None:
+        for view in self._views:
+            view.add_events(events)
+
+    def show_model(self, model: Any, recording: Any) -> None:
+        """After a run: scrub this model's forecasts over `recording` (slider or napari time)."""
+        source = ModelForecaster(model, recording)
+        first, last = source.frame_range
+        self.forecast.set_source(source, first, last, source.horizon)
+        if not self._time_connected:
+            self.viewer.dims.events.current_step.connect(self._follow_time)
+            self._time_connected = True
+
+    def _follow_time(self, event: Any = None) -> None:
+        self.forecast.scrub(int(self.viewer.dims.current_step[0]))
+
+
+_DOCKS: dict[int, JobDocks] = {}
+
+
+def docks_for(viewer: Any) -> JobDocks:
+    """The viewer's plot docks, added on first use."""
+    key = id(viewer)
+    if key not in _DOCKS:
+        _DOCKS[key] = JobDocks(viewer)
+        weakref.finalize(viewer, _DOCKS.pop, key, None)
+    return _DOCKS[key]
