@@ -34,27 +34,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> dict:
+def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, device: str = "cpu") -> dict:
     import torch
 
+    from poco_core.base.device import resolve_device
     from poco_core.models import SessionSpec, build_model
+    from poco_core.models import precision as prec
     from poco_core.models.inference import native_bf16, predict
 
     torch.manual_seed(0)
-    model = build_model(model_name, [SessionSpec("bench", "bench", [f"u{i}" for i in range(units)])])
+    dev = resolve_device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = build_model(model_name, [SessionSpec("bench", "bench", [f"u{i}" for i in range(units)])]).to(dev)
     c, p = model.config.context, model.config.horizon
-    window = [torch.randn(1, c, units)]
-    train_batch = [torch.randn(batch, c + p, units)]
+    window = [torch.randn(1, c, units, device=dev)]
+    train_batch = [torch.randn(batch, c + p, units, device=dev)]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4, amsgrad=True)
     base = _rss_mb()
 
     model.eval()
     infer = {}
-    for precision in ("fp32", "bf16"):  # what poco_core.models.inference.predict runs (forecast, live)
+    prec.forget()
+    for precision in ("fp32", "bf16", "auto"):  # what poco_core.models.inference.predict runs (forecast, live)
         times = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
             predict(model, window, ["bench"], precision)
+            sync()
             if i >= 5:  # warm-up (and, for bf16, making the model's bf16 copy once)
                 times.append(time.perf_counter() - t0)
         times.sort()
@@ -70,6 +76,7 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        sync()
         if i >= 1:
             step_times.append(time.perf_counter() - t0)
     train_peak = _rss_mb()
@@ -80,7 +87,10 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
         "infer_p99_ms": infer["fp32"][1],
         "infer_bf16_median_ms": infer["bf16"][0],
         "infer_bf16_p99_ms": infer["bf16"][1],
-        "bf16_native": native_bf16(torch.device("cpu")),
+        "infer_auto_median_ms": infer["auto"][0],
+        "infer_auto_p99_ms": infer["auto"][1],
+        "bf16_native": native_bf16(dev),
+        "device": str(dev),
         "infer_peak_mb": inference_peak - base,
         "train_batch": batch,
         "train_steps_per_s": 1 / statistics.median(step_times),
@@ -92,6 +102,7 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="poco")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (cuda > mps > cpu)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--case", type=int, default=None, help="run one case with this many units (in-process)")
     ap.add_argument("--batch", type=int, default=1)
@@ -110,14 +121,14 @@ def main() -> None:
 
         torch.set_num_threads(a.threads)
     if a.case is not None:
-        r = run_case(a.case, a.batch, a.runs, a.steps, a.model)
+        r = run_case(a.case, a.batch, a.runs, a.steps, a.model, a.device)
         print(json.dumps(r) if a.json else r)
         return
-    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | infer peak | train steps/s (batch) "
-          "| train peak | abs peak")
+    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | auto | infer peak "
+          "| train steps/s (batch) | train peak | abs peak")
     for units, batch, runs, steps in CASES:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
-               "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--json"]
+               "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--device", a.device, "--json"]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         if a.system_malloc:
@@ -127,6 +138,7 @@ def main() -> None:
         print(
             f"{'':>6}{r['units']:>6} | {r['infer_median_ms']:8.2f} / {r['infer_p99_ms']:8.2f}"
             f" | {r['infer_bf16_median_ms']:8.2f} / {r['infer_bf16_p99_ms']:8.2f}{'' if r['bf16_native'] else ' (emulated)'}"
+            f" | {r['infer_auto_median_ms']:8.2f} / {r['infer_auto_p99_ms']:8.2f}"
             f" | {r['infer_peak_mb']:7.0f} MB | {r['train_steps_per_s']:8.2f} ({r['train_batch']:>2})"
             f"          | {r['train_peak_mb']:7.0f} MB | {r['abs_peak_mb']:6.0f} MB  [{r['threads']} threads]",
             flush=True,

@@ -6,3 +6,9 @@ slower per step), and one thread keeps CPU results repeatable.
 import torch
 
 torch.set_num_threads(1)
+
+import os  # noqa: E402
+import tempfile  # noqa: E402
+
+# precision="auto" caches its measured choice per machine; keep the suite's out of the user's home
+os.environ.setdefault("POCO_CACHE_DIR", tempfile.mkdtemp(prefix="poco-test-cache-"))

@@ -4,8 +4,10 @@ Forecasts are latency-bound (one window per imaging frame in live mode), and on 
 native bfloat16 matmuls (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX) a bf16 copy of the
 model runs 2-3x faster than fp32. Measured on POCO (benchmarks/bench_models.py, docs/performance.md):
 512 units on 2 cores, 4.9 -> 2.8 ms median; forecasts differ from fp32 by about 0.5% of their norm,
-and the test score by under 0.001. ``precision="auto"`` picks bf16 only where it is native; ``"fp32"`` gives
-the exact computation. Training and evaluation tables do not go through here.
+and the test score by under 0.001. ``precision="auto"`` considers bf16 only where it is native, and
+then keeps it only where a short measurement on the real input shows it faster (`precision.py`:
+on some CPUs with native bf16 it is no faster for small models); ``"fp32"`` gives the exact
+computation. Training and evaluation tables do not go through here.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from poco_core.base.errors import PocoError
+from poco_core.models.precision import machine_key, measured_choice, shape_class
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -34,7 +37,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` -> bf16 where native, else fp32; ``fp32``/``bf16`` as asked."""
+    """``auto`` -> bf16 where native, else fp32; ``fp32``/``bf16`` as asked. Without the model and
+    its input this is what the hardware promises; `predict` refines ``auto`` by measurement."""
     if precision not in PRECISIONS:
         raise PocoError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -76,17 +80,28 @@ def inference_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return low
 
 
-def predict(model: nn.Module, xs: list[Tensor], sessions: list[str], precision: str = "auto") -> list[Tensor]:
-    """``model(xs, sessions)`` in eval mode without autograd, in the chosen precision; inputs
-    are moved to the model's device and the forecasts come back as float32 on that device."""
+def _run(model: nn.Module, xs: list[Tensor], sessions: list[str], dtype: torch.dtype) -> list[Tensor]:
     device = model_device(model)
-    dtype = resolve_precision(precision, device)
     net = inference_copy(model, dtype)
     was_training = net.training
     net.eval()
     try:
         with torch.inference_mode():
-            out = net([x.to(device=device, dtype=dtype) for x in xs], sessions)
+            return net([x.to(device=device, dtype=dtype) for x in xs], sessions)
     finally:
         net.train(was_training)
-    return [y.float() for y in out]
+
+
+def predict(model: nn.Module, xs: list[Tensor], sessions: list[str], precision: str = "auto") -> list[Tensor]:
+    """``model(xs, sessions)`` in eval mode without autograd, in the chosen precision; inputs
+    are moved to the model's device and the forecasts come back as float32 on that device.
+    ``auto`` on hardware with native bf16: whichever of bf16 and fp32 measured faster for this
+    machine and shape class (the first call of a class measures; later ones read the cache)."""
+    device = model_device(model)
+    dtype = resolve_precision(precision, device)
+    if precision == "auto" and dtype != torch.float32:
+        key = (machine_key(device), shape_class(model, xs))
+        choice = measured_choice(key, lambda: _run(model, xs, sessions, torch.float32),
+                                 lambda: _run(model, xs, sessions, dtype), device)
+        dtype = _DTYPES[choice]
+    return [y.float() for y in _run(model, xs, sessions, dtype)]
