@@ -120,7 +120,12 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
     """
     import torch
 
+    from poco_core.data.identity import check_identity
+
     by_session = {rec.session: rec for rec in recordings}
+    prints = getattr(getattr(model, "poco_meta", None), "fingerprints", {})
+    for name, rec in by_session.items():
+        check_identity(rec, prints.get(name), name)
     out = []
     with torch.no_grad():
         for spec in model.sessions:
