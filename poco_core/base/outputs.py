@@ -58,7 +58,11 @@ def disk_error(path: str | Path, exc: OSError) -> OutputError:
         errno.EACCES: "permission denied; write to a folder you can write to",
         errno.EPERM: "operation not permitted; write to a folder you can write to",
     }
-    return OutputError(path, hints.get(exc.errno, f"cannot write ({exc.strerror or exc})"))
+    code = exc.errno
+    if code is None:  # h5py: an OSError without errno, the HDF5 message holds "errno = 28"
+        m = re.search(r"errno = (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    return OutputError(path, hints.get(code, f"cannot write ({exc.strerror or exc})"))
 
 
 def _temp_name(path: Path) -> str:
@@ -85,9 +89,8 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path next to `path`; write it inside the block; it replaces `path` on success."""
+def new_temp(path: str | Path) -> Path:
+    """A fresh, empty temp file next to `path`, named so `clean_stale_temps` knows its writer."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.chmod(name, _mode())  # mkstemp makes 0600; outputs get the user's usual permissions
     except OSError as exc:
         raise disk_error(path, exc) from exc
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path next to `path`; write it inside the block; it replaces `path` on success."""
+    path = Path(path)
+    tmp = new_temp(path)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
