@@ -10,6 +10,7 @@ flipped bytes are an error instead of silently different weights.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,11 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     data = to_safe({**payload, "format_version": FORMAT_VERSION, "package_version": package_version()})
     data.pop(HASH_KEY, None)
     data[HASH_KEY] = content_hash(data)
+    buf = io.BytesIO()  # serialised first: a full disk is then an OSError from write(), not a torch error
+    torch.save(data, buf)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            torch.save(data, fh)
+            fh.write(buf.getbuffer())
     return path
 
 
