@@ -6,6 +6,7 @@ skipped with the reason.
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,21 +23,17 @@ def _mount(point: Path, *opts: str) -> None:
 
 
 def _fill(folder: Path) -> None:
-    """Write a filler file until the file system is full."""
-    with open(folder / "filler", "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    with open(folder / "filler", "ab") as fh:  # the last bytes of the last block
-        try:
-            while True:
-                fh.write(b"\0" * 512)
-                fh.flush()
-        except OSError:
-            pass
+    """Write a filler file until the file system is full (unbuffered, smaller and smaller writes)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture()
