@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 
 from poco_core.base.errors import PocoError
-from poco_core.base.outputs import OutputLock, new_temp
 from poco_core.base.events import CancelLike, is_cancelled
+from poco_core.base.outputs import OutputLock, new_temp
 from poco_core.data.recording import Recording
 
 

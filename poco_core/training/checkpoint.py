@@ -65,9 +65,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     data[HASH_KEY] = content_hash(data)
     buf = io.BytesIO()  # serialised first: a full disk is then an OSError from write(), not a torch error
     torch.save(data, buf)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getbuffer())
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
     return path
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from poco_core.base.errors import CheckpointError, PocoError, RecordingError
+from poco_core.data.identity import check_identity
 from poco_core.data.preprocess import (
     PreparedData,
     PreprocessConfig,
@@ -18,10 +19,13 @@ from poco_core.data.preprocess import (
     SessionData,
     split_blocks,
 )
-from poco_core.data.identity import check_identity
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, model_from_dict, model_to_dict
-from poco_core.training.checkpoint import check_finite_weights, check_positive, load_checkpoint
+from poco_core.training.checkpoint import (
+    check_finite_weights,
+    check_positive,
+    load_checkpoint,
+)
 
 
 @dataclass

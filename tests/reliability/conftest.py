@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from poco_core.data.simulate import simulate_cohort
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "tests" / "data" / "suite2p_sim"  # a real suite2p 1.1.0 run (see tests/data/SOURCES.md)
 TINY = dict(context=12, horizon=4, hidden=32, d_model=16, self_attn_heads=2, self_attn_head_dim=8, cross_head_dim=8,
             ff_mult=2)
 SETS = [a for k, v in TINY.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
@@ -91,6 +93,14 @@ def work(tmp_path, base) -> dict[str, Path]:
         out[key].write_bytes(base[key].read_bytes())
     out["dir"] = tmp_path
     return out
+
+
+@pytest.fixture()
+def suite2p(tmp_path) -> Path:
+    """A copy of the suite2p fixture this test may damage."""
+    folder = tmp_path / "s2p"
+    shutil.copytree(SIM, folder)
+    return folder
 
 
 @pytest.fixture()

@@ -3,18 +3,15 @@ HDF5, hashed checkpoints, non-finite weights and broken normalisers refused, foo
 bounds-checked, suite2p pickles read with an unpickler that runs no code."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import SIM
 
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-SIM = ROOT / "tests" / "data" / "suite2p_sim"
 
 
 def _flip(path: Path, offset: int, n: int = 64) -> None:
@@ -133,13 +130,6 @@ def test_out_of_range_footprint_indices_in_h5(poco, work, snap):
     code, _, err = poco("info", work["rec1"])
     assert code == 2 and str(work["rec1"]) in err and "out of range" in err
     s.assert_unchanged()
-
-
-@pytest.fixture()
-def suite2p(tmp_path) -> Path:
-    folder = tmp_path / "s2p"
-    shutil.copytree(SIM, folder)
-    return folder
 
 
 class _Payload:

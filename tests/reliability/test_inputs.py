@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import POCO_CMD, TRAIN_FAST, subprocess_env
-
-ROOT = Path(__file__).resolve().parents[2]
-SIM = ROOT / "tests" / "data" / "suite2p_sim"
 
 
 @pytest.mark.parametrize("option,value", [("--batch-size", "0"), ("--lr", "-1"), ("--val-every", "0"),
@@ -75,13 +71,6 @@ def test_text_fs_in_project_h5(poco, work, snap):
     code, _, err = poco("info", work["rec1"])
     assert code == 2 and str(work["rec1"]) in err
     s.assert_unchanged()
-
-
-@pytest.fixture()
-def suite2p(tmp_path) -> Path:
-    folder = tmp_path / "s2p"
-    shutil.copytree(SIM, folder)
-    return folder
 
 
 def _edit_ops(folder: Path, change) -> Path:

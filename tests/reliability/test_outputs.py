@@ -10,7 +10,14 @@ import pytest
 from conftest import TRAIN_FAST
 
 from poco_core.base.errors import PocoError
-from poco_core.base.outputs import OutputError, atomic_path, claim_output, clean_stale_temps, output_kind, write_text
+from poco_core.base.outputs import (
+    OutputError,
+    atomic_path,
+    claim_output,
+    clean_stale_temps,
+    output_kind,
+    write_text,
+)
 from poco_core.training.restore import load_model
 
 
@@ -113,10 +120,9 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
     """An exception half-way through a write leaves the previous file and no temp file."""
     target = tmp_path / "table.csv"
     target.write_text("old\n")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
     assert target.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [target]
 
 

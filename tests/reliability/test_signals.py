@@ -36,18 +36,22 @@ def _finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, list[dict
     return proc.returncode, [json.loads(x) for x in out.splitlines() if x.strip()], err
 
 
-@pytest.mark.slow
-def test_sigterm_after_validation_keeps_the_best_and_exits_130(work, snap):
-    s = snap()
-    out = work["dir"] / "m.pt"
-    proc = _start(work["rec1"], out, "--val-every", "3")
+def _sigterm_after(work: dict, val_every: str, *waits) -> tuple[int, list[dict], str]:
+    """Train into m.pt, read events until each predicate in turn has matched, SIGTERM, collect the rest."""
+    proc = _start(work["rec1"], work["dir"] / "m.pt", "--val-every", val_every)
     try:
-        _read_until(proc, lambda e, _: e["type"] == "checkpoint")
-        _read_until(proc, lambda e, _: e["type"] == "step")
+        for wait in waits:
+            _read_until(proc, wait)
         proc.send_signal(signal.SIGTERM)
-        code, events, err = _finish(proc)
+        return _finish(proc)
     finally:
         proc.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_after_validation_keeps_the_best_and_exits_130(work, snap):
+    s, out = snap(), work["dir"] / "m.pt"
+    code, events, err = _sigterm_after(work, "3", lambda e, _: e["type"] == "checkpoint", lambda e, _: e["type"] == "step")
     assert code == 130 and "SIGTERM" in err
     done = events[-1]
     assert done["type"] == "done" and done["cancelled"] and done["checkpoint"] == str(out)
@@ -59,15 +63,8 @@ def test_sigterm_after_validation_keeps_the_best_and_exits_130(work, snap):
 
 @pytest.mark.slow
 def test_sigterm_before_any_validation_saves_current_weights_with_a_note(work, snap):
-    s = snap()
-    out = work["dir"] / "m.pt"
-    proc = _start(work["rec1"], out, "--val-every", "100000")
-    try:
-        _read_until(proc, lambda e, _: e["type"] == "step" and e["step"] >= 3)
-        proc.send_signal(signal.SIGTERM)
-        code, events, err = _finish(proc)
-    finally:
-        proc.kill()
+    s, out = snap(), work["dir"] / "m.pt"
+    code, events, err = _sigterm_after(work, "100000", lambda e, _: e["type"] == "step" and e["step"] >= 3)
     assert code == 130, err
     ckpt = load_checkpoint(out)
     assert "before any validation" in ckpt["note"] and ckpt["step"] >= 3
