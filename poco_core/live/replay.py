@@ -13,7 +13,7 @@ import numpy as np
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, is_cancelled
-from poco_core.base.outputs import OutputLock, new_temp
+from poco_core.base.outputs import OutputLock, disk_error, new_temp
 from poco_core.data.recording import Recording
 
 
@@ -54,9 +54,12 @@ class H5LiveWriter:
     def append(self, frames: np.ndarray) -> int:
         block = np.atleast_2d(np.asarray(frames, dtype=np.float32))
         n = self._ds.shape[0]
-        self._ds.resize(n + len(block), axis=0)
-        self._ds[n:] = block
-        self._ds.flush()
+        try:
+            self._ds.resize(n + len(block), axis=0)
+            self._ds[n:] = block
+            self._ds.flush()
+        except OSError as exc:  # a full disk mid-recording: name the file
+            raise disk_error(self.path, exc) from exc
         return n + len(block)
 
     def close(self) -> None:

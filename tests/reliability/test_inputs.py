@@ -161,3 +161,11 @@ def test_napari_reader_never_raises(tmp_path, monkeypatch):
     assert reader.read_paths(str(tmp_path)) == reader.NOTHING
     assert shown and "IndexError" in shown[0] and tmp_path.name in shown[0]
 
+
+
+@pytest.mark.parametrize("fs", [0.0, -5.0])
+def test_live_source_api_refuses_non_positive_fs(tmp_path, fs):
+    from poco_core.live.sources import LiveSourceError, open_source
+
+    with pytest.raises(LiveSourceError, match="positive"):
+        open_source(tmp_path, fs=fs)
