@@ -216,9 +216,12 @@ def _hdf5_kind(path: Path) -> str:
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
-    """True when `a` is `b` or lies inside the folder `b` (resolved, links followed)."""
-    a, b = Path(a).resolve(), Path(b).resolve()
-    return a == b or b in a.parents
+    """True when `a` and `b` are the same file (resolved, links followed; hard links by inode)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def claim_output(path: str | Path, kind: str | Iterable[str], inputs: Iterable[str | Path] = (),

@@ -172,3 +172,21 @@ def test_forecast_writes_exactly_the_named_npz(poco, work):
     assert poco(*_cmd("forecast", work, out))[0] == 0
     assert out.exists() and not (work["dir"] / "fc.npz").exists()
     assert np.load(out)["z"].ndim == 3
+
+
+@pytest.mark.parametrize("link", ["symlink_to", "hardlink_to"])
+def test_an_input_reached_through_a_link_is_refused(poco, work, snap, link):
+    alias = work["dir"] / "table.csv"
+    getattr(alias, link)(work["ckpt"])
+    s = snap()
+    code, _, err = poco("evaluate", work["ckpt"], work["rec1"], "--out", alias, "--force")
+    assert code == 2 and str(alias) in err and "input" in err
+    s.assert_unchanged()
+
+
+def test_out_may_go_into_an_input_folder(poco, work):
+    """Writing next to the recordings is fine; only the inputs themselves are protected."""
+    code, _, err = poco("train", work["dir"], "--steps", "1", "--val-every", "1", "--out", work["dir"] / "new.pt",
+                        *TRAIN_FAST)
+    assert code == 0, err
+    assert set(load_model(work["dir"] / "new.pt").poco_meta.fingerprints) == {"fish01", "fish02"}
