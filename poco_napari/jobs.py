@@ -6,8 +6,10 @@ What this module may do:
 - read the child's event batches on the GUI thread from a one-way pipe with a ``QTimer``
   that polls without blocking and stops reading after ``READ_BUDGET_S`` per tick;
 - cancel by setting the job's ``multiprocessing.Event`` (the trainer checks it every step and
-  keeps its best checkpoint), then terminate the child if it is still alive after
-  ``CANCEL_GRACE_S``, and kill it one second later;
+  saves its best checkpoint, or its current weights when none was validated, before anything
+  else), then -- only if it is still alive after the long ``CANCEL_GRACE_S`` -- terminate the
+  child (SIGTERM, which it also treats as a cancel) and kill it ``KILL_AFTER_TERMINATE_S`` later;
+  the final message says which checkpoint was kept;
 - write each recording to a temporary project HDF5 file (``poco_core.data.io.save_recording``) in a
   per-job folder that is removed when the job ends. Writing once is exact (the child sees what
   the user sees, including in-memory sample data, ROI selections and overridden sampling
@@ -41,8 +43,9 @@ from poco_core.training.jobs import JobSpec, RecordingRef, run_job
 
 POLL_INTERVAL_MS = 50
 READ_BUDGET_S = 0.01
-CANCEL_GRACE_S = 2.0
-KILL_AFTER_TERMINATE_S = 1.0
+CANCEL_GRACE_S = 60.0  # a big recording's step or save may take long; force is the last resort
+KILL_AFTER_TERMINATE_S = 5.0
+EXIT_GRACE_S = 2.0  # a child that closed its pipe but does not exit
 
 
 class JobStatus(str, Enum):
@@ -143,7 +146,7 @@ class Job(QObject):
             self._finish(JobStatus.CANCELLED, "cancelled before it started")
         elif self.status is JobStatus.RUNNING:
             self._cancel.set()
-            self._set_status(JobStatus.CANCELLING, "stopping at the next step...")
+            self._set_status(JobStatus.CANCELLING, "stopping at the next step and saving the best checkpoint...")
             QTimer.singleShot(int(CANCEL_GRACE_S * 1000), self._force_stop)
 
     def _force_stop(self) -> None:
@@ -170,7 +173,7 @@ class Job(QObject):
         if self._eof_at is not None and not self.status.final:
             if self._process.exitcode is not None:
                 self._on_exit(self._process.exitcode)
-            elif time.monotonic() - self._eof_at > CANCEL_GRACE_S:
+            elif time.monotonic() - self._eof_at > EXIT_GRACE_S:
                 self._force_stop()  # closed its pipe but hangs on the way out
 
     def _absorb(self, batch: list[dict[str, Any]]) -> None:
@@ -202,7 +205,8 @@ class Job(QObject):
             cancelled = bool(self.result.get("cancelled"))
             status = JobStatus.CANCELLED if cancelled else JobStatus.DONE
             best = "" if self.best_score is None else f"; best validation score {self.best_score:.3f} at step {self.best_step}"
-            self._finish(status, f"{'cancelled' if cancelled else 'finished'}{best}{kept}")
+            note = f" ({self.result['note']})" if cancelled and self.result.get("note") and self.best_score is None else ""
+            self._finish(status, f"{'cancelled' if cancelled else 'finished'}{note}{best}{kept}")
         elif self._cancel.is_set():
             how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
             self._finish(JobStatus.CANCELLED, f"{how}{kept}")

@@ -61,4 +61,12 @@ def read_paths(path: str | Sequence[str]) -> list:
         except (PocoError, OSError) as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             show_error(f"POCO could not open {Path(p).name}: {problem}\n({p})")
-    return layers_for(recs) if recs else NOTHING
+        except Exception as exc:  # a reader bug must not take napari's file dialog down with it
+            show_error(f"POCO could not open {Path(p).name}: unexpected {type(exc).__name__}: {exc}\n({p})")
+    if not recs:
+        return NOTHING
+    try:
+        return layers_for(recs)
+    except Exception as exc:  # e.g. layers of a recording no check foresaw
+        show_error(f"POCO could not show {', '.join(Path(p).name for p in paths)}: {type(exc).__name__}: {exc}")
+        return NOTHING

@@ -63,9 +63,10 @@ def test_cancel_mid_run_leaves_loadable_best_checkpoint(tmp_path):
         if event["type"] == "step" and event["step"] == 3:
             token.cancel()
     assert run.result["cancelled"] and len(run.losses) == 3
-    assert run.result["best_step"] == 3  # validated once before returning, as none had happened
+    # cancelled before any validation: the current weights are saved at once, with a note, no test scoring
+    assert run.result["best_step"] == -1 and run.result["test"] == {} and "before any validation" in run.result["note"]
     model = run.model
-    assert model.poco_meta.step == 3 and np.isfinite(run.result["test"]["score"])
+    assert model.poco_meta.step == 3
 
 
 def test_too_short_session_names_it():

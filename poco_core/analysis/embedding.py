@@ -120,7 +120,12 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
     """
     import torch
 
+    from poco_core.data.identity import check_identity
+
     by_session = {rec.session: rec for rec in recordings}
+    prints = getattr(getattr(model, "poco_meta", None), "fingerprints", {})
+    for name, rec in by_session.items():
+        check_identity(rec, prints.get(name), name)
     out = []
     with torch.no_grad():
         for spec in model.sessions:
@@ -318,7 +323,9 @@ def save_results(result: EmbeddingAnalysis, path: str | Path) -> list[Path]:
 def _write_csv(path: Path, cols: dict[str, np.ndarray]) -> None:
     import csv
 
-    with open(path, "w", newline="") as fh:
+    from poco_core.base.outputs import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(cols)
         writer.writerows(zip(*(np.asarray(c).tolist() for c in cols.values())))
@@ -340,9 +347,10 @@ def _save_csv(result: EmbeddingAnalysis, path: Path) -> list[Path]:
 def _save_h5(result: EmbeddingAnalysis, path: Path) -> Path:
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from poco_core.base.outputs import atomic_path
+
     text = h5py.string_dtype()
-    with h5py.File(path, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         rois = f.create_group("rois")
         for name, col in result.columns(with_embedding=False).items():
             if name.startswith("similarity_"):

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from poco_core.base.outputs import write_text
 from poco_core.training.validation import (
     METRIC_COLUMNS,
     ErrorAccumulator,
@@ -94,14 +95,14 @@ def table_to_csv(rows: list[dict[str, Any]], path: str | Path | None = None) -> 
         writer.writerows(rows)
     text = buf.getvalue()
     if path is not None:
-        Path(path).write_text(text)
+        write_text(path, text)
     return text
 
 
 def table_to_json(rows: list[dict[str, Any]], path: str | Path | None = None) -> str:
     text = json.dumps(rows, default=_json_default)
     if path is not None:
-        Path(path).write_text(text)
+        write_text(path, text)
     return text
 
 

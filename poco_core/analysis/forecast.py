@@ -18,7 +18,7 @@ from poco_core.data.preprocess import PreprocessState
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster
 from poco_core.models.inference import predict
-from poco_core.training.restore import session_state
+from poco_core.training.restore import check_recording, session_state
 
 CAUSAL_FILTERS = ("none", "causal_lowpass")
 FILTER_WARMUP = 1000  # frames of history a causal filter gets before the context
@@ -76,6 +76,7 @@ def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, 
     if recording.n_rois != state.n_input:
         raise PocoError(f"session {recording.session!r}: recording has {recording.n_rois} ROIs, "
                         f"the model's preprocessing expects {state.n_input}")
+    check_recording(model, recording)
     z = _predict(model, recording.session, _contexts(state, recording, ts, c), batch, precision)
     values = None
     if state.pca_components is None:

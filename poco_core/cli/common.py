@@ -2,8 +2,10 @@
 arguments, option groups, and turning an event stream into progress output and an exit code.
 
 Progress: a tqdm bar on a terminal, plain validation lines otherwise, or -- with ``--json`` --
-one JSON object per event on stdout. The first Ctrl-C asks the run to stop at its next step
-(the best checkpoint is kept, exit code 130); a second one interrupts at once.
+one JSON object per event on stdout. The first Ctrl-C (or SIGTERM, as sent by `kill`, `timeout`
+and cluster schedulers) asks the run to stop at its next step (the best checkpoint is kept, or
+the current weights with a note when none was validated yet; exit code 130); a second one
+interrupts at once.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from poco_core.base.events import CancelToken, Event
+from poco_core.cli.safety import non_negative_float, non_negative_int, positive_float, positive_int
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
@@ -35,15 +38,15 @@ def load_inputs(paths: list[Path]) -> list:
 
 def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int, max_val_windows: int | None = None) -> None:
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
-    g.add_argument("--batch-size", type=int, default=64, help="windows per step and dataset (default 64)")
-    g.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate (default 3e-4)")
+    g.add_argument("--steps", type=non_negative_int, default=steps, help=f"optimisation steps (default {steps})")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="windows per step and dataset (default 64)")
+    g.add_argument("--lr", type=positive_float, default=3e-4, help="AdamW learning rate (default 3e-4)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
-    g.add_argument("--val-every", type=int, default=val_every, help=f"validate every N steps (default {val_every})")
-    g.add_argument("--val-stride", type=int, default=1, help="stride between validation windows (default 1)")
-    g.add_argument("--max-val-windows", type=int, default=max_val_windows,
+    g.add_argument("--val-every", type=positive_int, default=val_every, help=f"validate every N steps (default {val_every})")
+    g.add_argument("--val-stride", type=positive_int, default=1, help="stride between validation windows (default 1)")
+    g.add_argument("--max-val-windows", type=positive_int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
     p.add_argument("--json", action="store_true", help="print one JSON object per event on stdout")
 
@@ -70,12 +73,12 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dff", action="store_true", help="dF/F before z-scoring")
     g.add_argument("--no-zscore", action="store_true", help="keep the traces' scale")
     g.add_argument("--filter", choices=FILTERS, default="none")
-    g.add_argument("--pca-k", type=int, default=None, help="keep the first K principal components")
+    g.add_argument("--pca-k", type=positive_int, default=None, help="keep the first K principal components")
     g.add_argument("--fit-on", choices=("all", "train"), default="all", help="fit statistics on all frames (paper) or the training split")
     g.add_argument("--neuropil-coef", type=float, default=None, help="subtract coef x Fneu (Suite2p)")
     g.add_argument("--iscell-only", action="store_true", help="keep only ROIs classified as cells")
-    g.add_argument("--block-len", type=int, default=1000, help="split block length in frames (default 1000)")
-    g.add_argument("--split", type=float, nargs=3, default=(3, 1, 1), metavar=("TRAIN", "VAL", "TEST"))
+    g.add_argument("--block-len", type=positive_int, default=1000, help="split block length in frames (default 1000)")
+    g.add_argument("--split", type=non_negative_float, nargs=3, default=(3, 1, 1), metavar=("TRAIN", "VAL", "TEST"))
 
 
 def preprocess_config(args: argparse.Namespace):
@@ -97,23 +100,28 @@ def _plain(obj: Any) -> Any:
 
 
 class _GracefulInterrupt:
-    """First SIGINT sets the token; the second raises KeyboardInterrupt as usual."""
+    """First SIGINT or SIGTERM sets the token; the second raises KeyboardInterrupt as usual."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, token: CancelToken):
         self.token = token
 
     def __enter__(self) -> "_GracefulInterrupt":
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.token.is_set():
             raise KeyboardInterrupt
         self.token.cancel()
-        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{what}: stopping after this step and keeping the best checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        for s, previous in self.previous.items():
+            signal.signal(s, previous)
 
 
 def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: bool = False) -> int:
@@ -139,7 +147,9 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
                 (bar.write if bar is not None else _stderr)(line)
         if bar is not None:
             bar.close()
-    if done and not as_json and not quiet:
+    if done and done["cancelled"] and not as_json and not quiet:
+        _stderr(f"{done.get('note', 'cancelled')}; saved {done['checkpoint']}")
+    elif done and not as_json and not quiet:
         test = done.get("test", {})
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")

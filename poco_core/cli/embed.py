@@ -8,6 +8,7 @@ from pathlib import Path
 
 from poco_core.base.errors import PocoError
 from poco_core.cli.common import load_inputs
+from poco_core.cli.safety import add_force_arg, check_inputs, claim, positive_int, release
 
 
 def _clusters(text: str) -> int | None:
@@ -32,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clusters", type=_clusters, default=None, metavar="K|auto",
                    help="number of k-means clusters (default auto: best silhouette over 2-10)")
     p.add_argument("--method", choices=("kmeans", "hdbscan"), default="kmeans")
-    p.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN's smallest cluster (default max(5, units/100))")
+    p.add_argument("--min-cluster-size", type=positive_int, default=None, help="HDBSCAN's smallest cluster (default max(5, units/100))")
     p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_force_arg(p)
     p.set_defaults(func=run)
 
 
@@ -46,24 +48,41 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{event['step']}/{event['total']}] {event['stage']}", file=sys.stderr)
 
-    result = analyze_model(
-        args.checkpoint,
-        load_inputs(args.data),
-        method=args.method,
-        n_clusters=args.clusters,
-        metric=args.metric,
-        seed=args.seed,
-        min_cluster_size=args.min_cluster_size,
-        progress=progress,
-    )
-    if result.region is None and args.data:
-        raise PocoError("no recording matched a model session by name and ROI ids; no regions to compare")
-    summary = {**result.summary(), "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
+    check_inputs([args.checkpoint, *args.data])
+    locks = [claim(path, kinds, [args.checkpoint, *args.data], args.force) for path, kinds in _outputs(args.out)]
+    try:
+        result = analyze_model(
+            args.checkpoint,
+            load_inputs(args.data),
+            method=args.method,
+            n_clusters=args.clusters,
+            metric=args.metric,
+            seed=args.seed,
+            min_cluster_size=args.min_cluster_size,
+            progress=progress,
+        )
+        if result.region is None and args.data:
+            raise PocoError("no recording matched a model session by name and ROI ids; no regions to compare")
+        summary = {**result.summary(), "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
+    finally:
+        release(*locks)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(_describe(summary))
     return 0
+
+
+def _outputs(out: Path | None) -> list[tuple[Path, str]]:
+    """The files --out will write, with the kind each must be if it exists already."""
+    if out is None:
+        return []
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        return [(out, "text"), (out.with_name(f"{out.stem}_region_similarity.csv"), "text")]
+    if suffix in (".h5", ".hdf5"):
+        return [(out, "hdf5")]
+    raise PocoError(f"{out}: results go to a .csv, .h5 or .hdf5 file")
 
 
 def _describe(s: dict) -> str:

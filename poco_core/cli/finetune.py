@@ -6,6 +6,7 @@ from pathlib import Path
 
 from poco_core.base.events import CancelToken
 from poco_core.cli.common import add_loop_args, drive, load_inputs, loop_kwargs
+from poco_core.cli.safety import add_force_arg, check_inputs, claim, release
 from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES
 
 
@@ -19,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", type=Path, help="the new recordings, folders or manifests")
     p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    add_force_arg(p)
     add_loop_args(p, **FINETUNE_DEFAULTS)
     p.set_defaults(func=run)
 
@@ -26,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from poco_core.training.finetune import finetune_events
 
-    token = CancelToken()
-    events = finetune_events(args.checkpoint, load_inputs(args.data), mode=args.mode, checkpoint=args.out,
-                             cancel=token, **loop_kwargs(args))
-    return drive(events, token, args.json)
+    check_inputs([args.checkpoint, *args.data])
+    lock = claim(args.out, "checkpoint", [args.checkpoint, *args.data], args.force)
+    try:
+        token = CancelToken()
+        events = finetune_events(args.checkpoint, load_inputs(args.data), mode=args.mode, checkpoint=args.out,
+                                 cancel=token, **loop_kwargs(args))
+        return drive(events, token, args.json)
+    finally:
+        release(lock)

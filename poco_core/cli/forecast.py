@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from poco_core.base.errors import PocoError
+from poco_core.base.outputs import atomic_path
 from poco_core.cli.common import add_precision_arg, load_inputs, print_json
+from poco_core.cli.safety import add_force_arg, check_inputs, claim, non_negative_int, positive_int, release
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,14 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "unit, in z-scored and original units. With --t-stop, forecasts for every T in [T, T2) by --step.")
     p.add_argument("checkpoint", type=Path, help="a trained (or finetuned) checkpoint (.pt)")
     p.add_argument("data", type=Path, help="a recording of a session the model knows (or a dataset: see --session)")
-    p.add_argument("--t", type=int, required=True, help="last context frame (0-based)")
+    p.add_argument("--t", type=non_negative_int, required=True, help="last context frame (0-based)")
     p.add_argument("--t-stop", type=int, default=None, help="rolling forecasts up to (excluding) this frame")
-    p.add_argument("--step", type=int, default=1, help="frames between rolling forecasts (default 1)")
+    p.add_argument("--step", type=positive_int, default=1, help="frames between rolling forecasts (default 1)")
     p.add_argument("--session", default=None, help="which session, when DATA holds several")
     p.add_argument("--device", default="auto")
     add_precision_arg(p, "auto")
     p.add_argument("--out", type=Path, default=None, help="write arrays to a .npz file")
     p.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    add_force_arg(p)
     p.set_defaults(func=run)
 
 
@@ -43,15 +46,21 @@ def run(args: argparse.Namespace) -> int:
     from poco_core.base.device import resolve_device
     from poco_core.training.restore import load_model
 
-    model = load_model(args.checkpoint).to(resolve_device(args.device))
-    rec = _pick(load_inputs([args.data]), args.session)
-    fc = rolling_forecast(model, rec, args.t, args.t + 1 if args.t_stop is None else args.t_stop, args.step,
-                          precision=args.precision)
-    arrays = {"t": fc.t, "frames": fc.frames, "z": fc.z, "unit_ids": np.array(fc.unit_ids)}
-    if fc.values is not None:
-        arrays["values"] = fc.values
-    if args.out is not None:
-        np.savez(args.out, **arrays)
+    check_inputs([args.checkpoint, args.data])
+    lock = claim(args.out, "npz", [args.checkpoint, args.data], args.force)
+    try:
+        model = load_model(args.checkpoint).to(resolve_device(args.device))
+        rec = _pick(load_inputs([args.data]), args.session)
+        fc = rolling_forecast(model, rec, args.t, args.t + 1 if args.t_stop is None else args.t_stop, args.step,
+                              precision=args.precision)
+        arrays = {"t": fc.t, "frames": fc.frames, "z": fc.z, "unit_ids": np.array(fc.unit_ids)}
+        if fc.values is not None:
+            arrays["values"] = fc.values
+        if args.out is not None:
+            with atomic_path(args.out) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    finally:
+        release(lock)
     if args.json:
         print_json({"session": fc.session, **arrays})
     elif args.out is None:

@@ -5,6 +5,7 @@ import argparse
 import json
 from collections import Counter
 
+from poco_core.cli.safety import positive_float, positive_int
 from poco_core.data.io import find_problems, load_recording
 from poco_core.data.recording import Recording
 
@@ -44,6 +45,9 @@ def _text(info: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from poco_core.cli.safety import check_inputs
+
+    check_inputs([args.path])
     rec = load_recording(
         args.path, fs=args.fs, plane=args.plane, series=args.series, allow_nonfinite=True,
     )
@@ -56,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("info", help="describe a recording and report problems")
     p.add_argument("path", help="recording file or folder (suite2p, NWB, CaImAn, POCO .h5, npy/npz/csv)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--fs", type=float, help="sampling rate in Hz (overrides the file's)")
+    p.add_argument("--fs", type=positive_float, help="sampling rate in Hz (overrides the file's)")
     p.add_argument("--plane", type=int, help="suite2p plane number (default: plane0)")
     p.add_argument("--series", help="NWB series name or CaImAn trace (C, F_dff, S, YrA)")
-    p.add_argument("--window", type=int, default=WINDOW, help="window length the recording must hold")
+    p.add_argument("--window", type=positive_int, default=WINDOW, help="window length the recording must hold")
     p.set_defaults(func=run)

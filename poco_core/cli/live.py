@@ -14,6 +14,7 @@ from pathlib import Path
 
 from poco_core.base.events import CancelToken
 from poco_core.cli.common import add_precision_arg
+from poco_core.cli.safety import check_inputs, claim, non_negative_int, positive_float, positive_int
 
 
 def add_live_options(p: argparse.ArgumentParser) -> None:
@@ -24,8 +25,10 @@ def add_live_options(p: argparse.ArgumentParser) -> None:
 
 
 def _stop_on_ctrl_c() -> CancelToken:
+    """Ctrl-C or SIGTERM (kill, timeout, schedulers) stops cleanly: files closed, exit 0."""
     token = CancelToken()
-    signal.signal(signal.SIGINT, lambda *_: token.cancel())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: token.cancel())
     return token
 
 
@@ -33,6 +36,7 @@ def replay_command(args: argparse.Namespace) -> int:
     """`poco simulate --live`: write frames into args.live at args.fs until done or Ctrl-C."""
     from poco_core.live import replay
 
+    claim(args.live, "recording", [args.replay], args.force, option="--live", hold=False)  # the writer locks it
     if args.replay:
         from poco_core.data.io import load_recording
 
@@ -50,6 +54,7 @@ def replay_command(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from poco_core.live import LiveSession, OnlineAdapter, OnlineConfig, open_source
 
+    check_inputs([args.source] + ([args.checkpoint] if args.checkpoint else []))
     model = None
     if args.checkpoint:
         from poco_core.training.restore import load_model
@@ -99,14 +104,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "preprocesses honestly (only past frames) and forecasts at every frame.")
     p.add_argument("source", type=Path, help="growing .h5 file or folder of .npy chunks")
     p.add_argument("--checkpoint", help="pretrained model (.pt); without it frames are only followed")
-    p.add_argument("--fs", type=float, help="sampling rate of a chunk folder (an .h5 file stores its own)")
+    p.add_argument("--fs", type=positive_float, help="sampling rate of a chunk folder (an .h5 file stores its own)")
     p.add_argument("--session", default="live", help="session name in the model (a known one reuses its embeddings)")
     p.add_argument("--zscore", choices=["running", "frozen", "none"], default="running")
     p.add_argument("--filter", choices=["none", "causal_lowpass"], default="none")
-    p.add_argument("--pca-k", type=int, default=None, help="PCA components fitted on the calibration frames")
-    p.add_argument("--calibration", type=int, default=0, help="calibration frames for --zscore frozen and --pca-k")
+    p.add_argument("--pca-k", type=positive_int, default=None, help="PCA components fitted on the calibration frames")
+    p.add_argument("--calibration", type=non_negative_int, default=0, help="calibration frames for --zscore frozen and --pca-k")
     add_precision_arg(p, "auto")
     p.add_argument("--adapt", action="store_true", help="finetune the session's embeddings in the background")
-    p.add_argument("--adapt-steps", type=int, default=200)
+    p.add_argument("--adapt-steps", type=positive_int, default=200)
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=run)

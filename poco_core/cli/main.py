@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `poco info x --json | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a disk or permission failure the command did not foresee: name the path
+        from poco_core.base.outputs import disk_error
+
+        where = exc.filename or "a file"
+        print(f"poco {args.command}: error: {disk_error(where, exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"poco {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+
 from poco_core.base.errors import PocoError
 from poco_core.cli.live import add_live_options, replay_command
+from poco_core.cli.safety import add_force_arg, claim, non_negative_int, positive_float, positive_int, release
 from poco_core.data.simulate import (
     make_sample_data,
     simulate_cohort,
@@ -15,8 +18,8 @@ from poco_core.data.simulate import (
 
 def _counts(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
+        return [positive_int(v) for v in text.split(",")]
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected an ROI count or comma-separated counts, got {text!r}")
 
 
@@ -30,15 +33,28 @@ def run(args: argparse.Namespace) -> int:
     elif args.sessions == 1:
         if len(args.rois) != 1:
             raise PocoError(f"one session takes one ROI count, got {len(args.rois)}")
-        rec = simulate_recording(args.rois[0], args.frames, args.regions, args.seed, args.calcium, args.fs)
-        from poco_core.data.io import save_recording
+        lock = claim(args.out, "recording", [], args.force)
+        try:
+            rec = simulate_recording(args.rois[0], args.frames, args.regions, args.seed, args.calcium, args.fs)
+            from poco_core.data.io import save_recording
 
-        paths = [save_recording(rec, args.out)]
+            paths = [save_recording(rec, args.out)]
+        finally:
+            release(lock)
     else:
+        folder = Path(args.out)
+        if folder.exists() and not folder.is_dir():
+            raise PocoError(f"{folder}: a cohort is written into a folder, and this is a file; choose another --out")
         rois = args.rois * args.sessions if len(args.rois) == 1 else args.rois
         recs = simulate_cohort(args.sessions, rois, args.frames, args.sigma_j, args.regions, args.seed,
                                args.calcium, args.fs)
-        paths = write_cohort(recs, args.out, args.held_out)
+        targets = [(folder / f"{r.session}.h5", "recording") for r in recs]
+        targets += [(folder / name, "text") for name in ("manifest.json", "heldout.json")]
+        locks = [claim(path, kind, [], args.force) for path, kind in targets]
+        try:
+            paths = write_cohort(recs, args.out, args.held_out)
+        finally:
+            release(*locks)
     for path in paths:
         print(path)
     return 0
@@ -51,14 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "file per session and manifest.json (poco train accepts the manifest).")
     p.add_argument("--out", help="output .h5 file (one session) or folder (cohort)")
     p.add_argument("--rois", type=_counts, default=[300], help="ROIs per session, or one count per session: 120,150,... (default 300)")
-    p.add_argument("--frames", type=int, default=4096, help="frames per session (default 4096)")
-    p.add_argument("--sessions", type=int, default=1, help="number of individuals (default 1)")
+    p.add_argument("--frames", type=positive_int, default=4096, help="frames per session (default 4096)")
+    p.add_argument("--sessions", type=positive_int, default=1, help="number of individuals (default 1)")
     p.add_argument("--sigma-j", type=float, default=0.1, help="how much individuals' connectivity differs, 0..1 (default 0.1)")
-    p.add_argument("--held-out", type=int, default=0, help="last N sessions listed in heldout.json instead of manifest.json")
-    p.add_argument("--regions", type=int, default=4, help="number of brain regions 1..4 (1 = the paper's homogeneous RNN)")
+    p.add_argument("--held-out", type=non_negative_int, default=0, help="last N sessions listed in heldout.json instead of manifest.json")
+    p.add_argument("--regions", type=positive_int, default=4, help="number of brain regions 1..4 (1 = the paper's homogeneous RNN)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calcium", action="store_true", help="fluorescence through a calcium kernel instead of z-scored rates")
-    p.add_argument("--fs", type=float, default=5.0, help="frame rate the frames are labelled with (default 5 Hz)")
+    p.add_argument("--fs", type=positive_float, default=5.0, help="frame rate the frames are labelled with (default 5 Hz)")
     p.add_argument("--sample-data", metavar="DIR", help="regenerate the repository's sample_data/ into DIR")
+    add_force_arg(p)
     add_live_options(p)
     p.set_defaults(func=run)

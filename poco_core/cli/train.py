@@ -17,6 +17,7 @@ from poco_core.cli.common import (
     loop_kwargs,
     preprocess_config,
 )
+from poco_core.cli.safety import add_force_arg, check_inputs, claim, release, warn_unused
 
 DESCRIPTION = ("Train a forecaster on recordings (files, recording folders, dataset folders or manifests). "
                "Sessions are split into train/val/test blocks; the checkpoint with the lowest validation "
@@ -42,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="model_config", type=_model_value, action="append", default=[], metavar="KEY=VALUE",
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
+    add_force_arg(p)
     add_loop_args(p, steps=5000, val_every=100)
     add_preprocess_args(p)
 
@@ -63,16 +65,46 @@ def run_command(args: argparse.Namespace, dist: Any = None) -> int:
 
     if args.out.exists() and args.out.is_dir():
         raise PocoError(f"--out {args.out} is a folder; give a checkpoint file name")
-    token = CancelToken()
-    options = loop_kwargs(args)
-    if dist is not None:
-        options["device"] = str(dist.device)
-    events = train_events(
-        load_inputs(args.data), args.model, checkpoint=args.out, model_config=dict(args.model_config),
-        preprocess=preprocess_config(args), context=args.context, horizon=args.horizon, resume=args.resume,
-        cancel=token, dist=dist, **options,
-    )
-    return drive(events, token, args.json, quiet=dist is not None and dist.rank != 0)
+    check_model_config(args.model, dict(args.model_config), args.context, args.horizon)
+    check_inputs(args.data)
+    rank0 = dist is None or dist.rank == 0
+    continuing = args.resume is not None and args.resume.exists() and args.resume.resolve() == args.out.resolve()
+    lock = claim(args.out, "checkpoint", args.data, args.force or continuing) if rank0 else None
+    try:
+        token = CancelToken()
+        options = loop_kwargs(args)
+        if dist is not None:
+            options["device"] = str(dist.device)
+        recs = load_inputs(args.data)
+        warn_unused(recs, args.neuropil_coef, args.iscell_only)
+        events = train_events(
+            recs, args.model, checkpoint=args.out, model_config=dict(args.model_config),
+            preprocess=preprocess_config(args), context=args.context, horizon=args.horizon, resume=args.resume,
+            cancel=token, dist=dist, **options,
+        )
+        return drive(events, token, args.json, quiet=not rank0)
+    finally:
+        release(lock)
+
+
+def check_model_config(model: str, config: dict[str, Any], context: int | None, horizon: int | None) -> None:
+    """Build the model once on a one-unit session, so a bad --set is exit 2 before any data loads."""
+    from poco_core.models import SessionSpec, available_models, build_model
+
+    if model not in available_models():
+        raise PocoError(f"--model {model!r} is not a known model; choose one of {', '.join(available_models())}")
+    for name, value in (("--context", context), ("--horizon", horizon)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise PocoError(f"{name} must be a positive whole number, got {value!r}")
+    overrides = {**config, **{k: v for k, v in (("context", context), ("horizon", horizon)) if v is not None}}
+    try:
+        build_model(model, [SessionSpec("check", "check", ["0", "1"])], **overrides)
+    except PocoError as exc:
+        raise PocoError(f"--set: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, AssertionError) as exc:
+        given = " ".join(f"{k}={v!r}" for k, v in config.items()) or "(none)"
+        raise PocoError(f"--set {given}: not a valid {model} configuration ({type(exc).__name__}: {exc}); "
+                        f"see the fields of the model's config") from None
 
 
 def main(argv: list[str] | None = None) -> int:

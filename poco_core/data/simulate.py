@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from scipy import ndimage, signal
 
 from poco_core.base.errors import PocoError
+from poco_core.base.outputs import write_text
 from poco_core.data.recording import Recording
 
 DT = 0.01
@@ -270,7 +271,7 @@ def write_cohort(recs: Sequence[Recording], folder: str | Path, held_out: int = 
     for name, part in (("manifest.json", recs[:split]), ("heldout.json", recs[split:])):
         if part:
             manifest = {"dataset": part[0].dataset, "sessions": [{"path": f"{r.session}.h5", "session": r.session} for r in part]}
-            (folder / name).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            write_text(folder / name, json.dumps(manifest, indent=2) + "\n")
             paths.append(folder / name)
     return paths
 

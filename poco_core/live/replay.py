@@ -13,6 +13,7 @@ import numpy as np
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, is_cancelled
+from poco_core.base.outputs import OutputLock, disk_error, new_temp
 from poco_core.data.recording import Recording
 
 
@@ -23,6 +24,8 @@ class H5LiveWriter:
     ``libver='latest'`` and ``swmr_mode`` on, and only then renamed over ``path``: a follower never
     meets it half-made or not yet in SWMR mode, and an existing file is replaced (a new inode), not
     rewritten in place. Every append is flushed, so a reader that calls ``refresh()`` sees it at once.
+    The writer holds the output's lock (``NAME.lock``) until closed: a second writer on the same
+    file is refused instead of writing into a file nobody can see any more.
     """
 
     def __init__(self, path: str | Path, template: Recording):
@@ -31,12 +34,17 @@ class H5LiveWriter:
         from poco_core.data.io.h5 import save_recording
 
         self.path = Path(path)
-        tmp = self.path.with_name(f".{self.path.name}.live-tmp")
-        empty = np.zeros((0, template.n_rois), np.float32)
-        save_recording(dc_replace(template, traces=empty, extra_traces={}), tmp)
-        self._file = h5py.File(tmp, "a", libver="latest")
-        self._file.swmr_mode = True
-        os.replace(tmp, self.path)  # readers only ever see the file already in SWMR mode
+        self._lock = OutputLock(self.path).acquire()
+        try:
+            tmp = new_temp(self.path)
+            empty = np.zeros((0, template.n_rois), np.float32)
+            save_recording(dc_replace(template, traces=empty, extra_traces={}), tmp)
+            self._file = h5py.File(tmp, "a", libver="latest")
+            self._file.swmr_mode = True
+            os.replace(tmp, self.path)  # readers only ever see the file already in SWMR mode
+        except BaseException:
+            self._lock.release()
+            raise
         self._ds = self._file["traces"]
 
     @property
@@ -46,13 +54,17 @@ class H5LiveWriter:
     def append(self, frames: np.ndarray) -> int:
         block = np.atleast_2d(np.asarray(frames, dtype=np.float32))
         n = self._ds.shape[0]
-        self._ds.resize(n + len(block), axis=0)
-        self._ds[n:] = block
-        self._ds.flush()
+        try:
+            self._ds.resize(n + len(block), axis=0)
+            self._ds[n:] = block
+            self._ds.flush()
+        except OSError as exc:  # a full disk mid-recording: name the file
+            raise disk_error(self.path, exc) from exc
         return n + len(block)
 
     def close(self) -> None:
         self._file.close()
+        self._lock.release()
 
     def __enter__(self) -> "H5LiveWriter":
         return self
@@ -75,7 +87,7 @@ def replay(
     start + i / fs). ``on_write(n_frames, monotonic_time)`` is called after each flushed
     append. Returns the number of frames written (fewer if cancelled).
     """
-    fs = float(fs or recording.fs)
+    fs = float(recording.fs if fs is None else fs)
     if fs <= 0:
         raise PocoError(f"replay rate must be positive, got {fs}")
     with H5LiveWriter(out_h5, dc_replace(recording, fs=fs)) as writer:

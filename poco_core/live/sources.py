@@ -363,6 +363,8 @@ class FolderSource:
 
 def open_source(path: str | Path, fs: float | None = None) -> H5LiveSource | FolderSource:
     """A folder gives a FolderSource (needs ``fs``), anything else the SWMR HDF5 follower."""
+    if fs is not None and not fs > 0:
+        raise LiveSourceError(path, f"the sampling rate must be a positive number of Hz, got {fs}")
     path = Path(path)
     if path.is_dir():
         if fs is None:

@@ -17,7 +17,9 @@ from torch import nn
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
+from poco_core.data.identity import check_identity
 from poco_core.data.preprocess import PreparedData, PreprocessConfig
+from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec
 from poco_core.training.defaults import FINETUNE_DEFAULTS
 from poco_core.training.defaults import FINETUNE_MODES as MODES
@@ -30,6 +32,7 @@ from poco_core.training.train import (
     as_prepared,
     default_checkpoint,
     loop_options,
+    recording_fingerprints,
 )
 
 
@@ -89,7 +92,11 @@ def finetune_events(
     net = load_model(model) if base_path else model
     info = model_info(net)
     opts = loop_options({**FINETUNE_DEFAULTS, **options})
+    for rec in [data] if isinstance(data, Recording) else ([] if isinstance(data, PreparedData) else list(data)):
+        check_identity(rec, info.fingerprints.get(rec.session), rec.session,
+                       hint="give the new recording a distinct session name")
     prepared = as_prepared(data, preprocess or info.preprocess_config)
+    info.fingerprints.update(recording_fingerprints(data, prepared))
     session_params = attach_sessions(net, prepared)
     trainable = select_trainable(net, session_params, mode)
     for sd in prepared.sessions:
@@ -97,7 +104,7 @@ def finetune_events(
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(f"{net.name}-finetuned")
     extra = {"finetune": {"mode": mode, "base": base_path or info.path, "sessions": [sd.session for sd in prepared.sessions]}}
     loop = Loop(net, prepared, trainable, opts, checkpoint,
-                lambda: {**model_payload(net, info.preprocess, info.preprocess_config), **extra}, cancel,
+                lambda: {**model_payload(net, info.preprocess, info.preprocess_config, info.fingerprints), **extra}, cancel,
                 kind="finetune", frozen_hidden=mode == "embeddings" and hasattr(net, "hidden_states"),
                 **(dist.loop_kwargs(cancel) if dist else {}))
     yield from loop.run()

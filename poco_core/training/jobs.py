@@ -15,13 +15,15 @@ reads per second, while every other event (validation, checkpoint, done, error) 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Literal
 
 from poco_core.base.errors import PocoError
-from poco_core.base.events import CancelLike, Event
+from poco_core.base.events import CancelLike, CancelToken, Event
 from poco_core.training.defaults import FINETUNE_MODES
 
 BATCH_INTERVAL_S = 0.05
@@ -127,6 +129,16 @@ class _BatchSender:
             self.pending = []
 
 
+def _cancel_on_sigterm(cancel: CancelLike) -> CancelLike:
+    """SIGTERM (the GUI's force stop, `kill`) cancels like the GUI's Cancel: the best is saved first."""
+    from poco_core.training.train import AnyCancelled  # torch: loaded in the child only
+
+    term = CancelToken()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: term.cancel())
+    return AnyCancelled(cancel, term)
+
+
 def run_job(spec: JobSpec, conn: Any, cancel: CancelLike) -> None:
     """Child-process entry: stream `spec`'s events through `conn`; a failure becomes an error event."""
     if spec.nice and hasattr(os, "nice"):
@@ -139,6 +151,7 @@ def run_job(spec: JobSpec, conn: Any, cancel: CancelLike) -> None:
     torch.set_num_threads(job_threads(spec.threads))
     sender = _BatchSender(conn)
     last: Event = {}
+    cancel = _cancel_on_sigterm(cancel)
     try:
         for last in job_events(spec, cancel):
             sender.send(last)

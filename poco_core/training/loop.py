@@ -3,12 +3,15 @@
 One step draws one batch per dataset (windows in proportion to each session's count, grouped
 by session), sums the datasets' losses and takes one AdamW step with gradient clipping.
 Every `val_every` steps it validates; a lower validation MSE (unweighted mean over sessions)
-atomically rewrites the checkpoint. When the loop ends -- finished or cancelled -- the best
-weights are reloaded, the test split is scored and the checkpoint gains those metrics, so a
-run always leaves a loadable checkpoint (cancelled before any validation: validate once first).
+atomically rewrites the checkpoint. When the loop finishes, the best weights (kept in memory,
+never re-read from the path another process might have written) are scored on the test split
+and the checkpoint gains those metrics. A cancelled run skips test scoring: it keeps its best
+checkpoint, or -- cancelled before any validation -- saves the current weights with a note
+saying so, and stops at once.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.models import mse_loss
-from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
+from poco_core.training.checkpoint import save_checkpoint
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, summarise
 
@@ -162,6 +165,7 @@ class Loop:
             set_rng_state(self.np_rng, self.state.rng)
         # frozen MLP: the validation windows' hidden layers are computed once (see evaluate_windows)
         self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
+        self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
         module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
@@ -221,15 +225,18 @@ class Loop:
                 "unit_ids": [sd.unit_ids[i] for i in units], "context": pick(w[:, :ctx]),
                 "actual": pick(w[:, ctx:]), "forecast": pick(pred)}
 
-    def save(self, step: int) -> Event | None:
+    def save(self, step: int, note: str | None = None) -> Event | None:
         if self.rank != 0:
             return None
         payload = {**self.payload(), "history": self.state.history, "metrics": {}, "step": step,
                    "best_val_mse": self.state.best_val_mse, "loop": self.opts.to_dict(), "kind": self.kind,
                    "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                    "rng": rng_state(self.np_rng)}
+        if note:
+            payload["note"] = note
+        self._best = copy.deepcopy(payload)
         save_checkpoint(self.checkpoint, payload)
-        return {"type": "checkpoint", "step": step, "path": str(self.checkpoint)}
+        return {"type": "checkpoint", "step": step, "path": str(self.checkpoint), **({"note": note} if note else {})}
 
     def _cancelled(self) -> bool:
         return self.is_cancelled() if self.is_cancelled else is_cancelled(self.cancel)
@@ -260,9 +267,25 @@ class Loop:
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
+        if cancelled:
+            yield from self._keep_on_cancel(step)
+            return
         if not validated and (st.best_step < 0 or step > st.step):
             yield from self._validate_and_save(step)
         yield from self._finish(cancelled)
+
+    def _keep_on_cancel(self, step: int) -> Iterator[Event]:
+        """Cancelled: keep the best checkpoint (or save the current weights, saying so); no test scoring."""
+        note = None
+        if self._best is None and self.state.best_step < 0:
+            note = (f"cancelled at step {step} before any validation: these are the current weights, "
+                    "not a validated best")
+            saved = self.save(step, note)
+            if saved:
+                yield saved
+        yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
+               "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True,
+               "note": note or f"cancelled at step {step}; kept the best checkpoint (step {self.state.best_step})"}
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)
@@ -273,10 +296,16 @@ class Loop:
                 yield saved
         yield self.forecast_sample(step)
 
+    def _resumed_best(self) -> dict:
+        """A resumed run that never improved: its best is the checkpoint it resumed from."""
+        from poco_core.training.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint)
+
     def _finish(self, cancelled: bool) -> Iterator[Event]:
         metrics: dict = {}
         if self.rank == 0:
-            best = load_checkpoint(self.checkpoint)
+            best = self._best if self._best is not None else self._resumed_best()
             self.model.load_state_dict(best["model"]["state_dict"])
             per = evaluate_windows(self.model, self.data, "test", batch_size=self.opts.eval_batch_size,
                                    stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)

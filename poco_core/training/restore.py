@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from poco_core.base.errors import CheckpointError, PocoError, RecordingError
+from poco_core.data.identity import check_identity
 from poco_core.data.preprocess import (
     PreparedData,
     PreprocessConfig,
@@ -20,7 +21,11 @@ from poco_core.data.preprocess import (
 )
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, model_from_dict, model_to_dict
-from poco_core.training.checkpoint import load_checkpoint
+from poco_core.training.checkpoint import (
+    check_finite_weights,
+    check_positive,
+    load_checkpoint,
+)
 
 
 @dataclass
@@ -34,25 +39,34 @@ class ModelInfo:
     step: int = 0
     path: str = ""
     package_version: str = ""
+    fingerprints: dict = field(default_factory=dict)  # session -> poco_core.data.identity.fingerprint
 
 
-def model_payload(model: BaseForecaster, states: dict[str, PreprocessState], config: PreprocessConfig) -> dict[str, Any]:
-    """The checkpoint fields that describe the model and its preprocessing."""
+def model_payload(model: BaseForecaster, states: dict[str, PreprocessState], config: PreprocessConfig,
+                  fingerprints: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The checkpoint fields that describe the model, its preprocessing and its sessions' recordings."""
     return {"model": model_to_dict(model), "preprocess": {k: s.to_dict() for k, s in states.items()},
-            "preprocess_config": config.to_dict()}
+            "preprocess_config": config.to_dict(), "fingerprints": dict(fingerprints or {})}
 
 
 def model_from_checkpoint(ckpt: dict, path: str | Path = "") -> BaseForecaster:
     """Rebuild the model of a loaded checkpoint dict and attach `poco_meta`."""
     try:
+        check_finite_weights(ckpt["model"]["state_dict"], path)
+        for name, st in ckpt["preprocess"].items():
+            if st.get("std") is not None:
+                check_positive(st["std"], f"the normaliser (std) of session {name!r}", path)
         model = model_from_dict(ckpt["model"])
         info = ModelInfo(
             preprocess={k: PreprocessState.from_dict(v) for k, v in ckpt["preprocess"].items()},
             preprocess_config=PreprocessConfig.from_dict(ckpt["preprocess_config"]),
             history=ckpt.get("history") or {}, metrics=ckpt.get("metrics") or {}, step=int(ckpt.get("step", 0)),
             path=str(path), package_version=str(ckpt.get("package_version", "")),
+            fingerprints=dict(ckpt.get("fingerprints") or {}),
         )
-    except (KeyError, TypeError, PocoError) as exc:
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, AttributeError, PocoError) as exc:
         raise CheckpointError(f"{path}: checkpoint content is incomplete or inconsistent ({exc})") from exc
     model.poco_meta = info
     model.eval()
@@ -89,7 +103,13 @@ def prepare_for_model(model: BaseForecaster, recs: Recording | Sequence[Recordin
         if rec.n_rois != state.n_input:
             raise RecordingError(rec.source or None, f"session {rec.session!r} has {rec.n_rois} ROIs but the model "
                                  f"was trained on {state.n_input}")
+        check_recording(model, rec)
         fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
         sessions.append(SessionData(rec.session, rec.dataset, list(state.unit_ids), state.apply(rec.traces, fneu),
                                     state, split_blocks(rec.n_frames, config.block_len, config.split), rec.source))
     return PreparedData(sessions=sessions, config=config)
+
+
+def check_recording(model: BaseForecaster, rec: Recording, traces: bool = True) -> None:
+    """Refuse a recording that is not the one its session was trained on (see data/identity.py)."""
+    check_identity(rec, model_info(model).fingerprints.get(rec.session), rec.session, traces)

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
+from poco_core.data.identity import fingerprint, refuse_duplicates
 from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec, build_model
@@ -77,6 +78,7 @@ def train_events(
     """
     opts = loop_options(options)
     prepared = as_prepared(data, preprocess)
+    prints = recording_fingerprints(data, prepared)
     state = LoopState()
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -98,9 +100,19 @@ def train_events(
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(net.name)
     states = {sd.session: sd.state for sd in prepared.sessions}
     loop = Loop(net, prepared, [p for p in net.parameters() if p.requires_grad], opts, checkpoint,
-                lambda: model_payload(net, states, prepared.config), cancel, state, kind="train",
+                lambda: model_payload(net, states, prepared.config, prints), cancel, state, kind="train",
                 **(dist.loop_kwargs(cancel) if dist else {}))
     yield from loop.run()
+
+
+def recording_fingerprints(data: DataLike, prepared: PreparedData) -> dict[str, dict]:
+    """Each session's fingerprint (none for PreparedData, which no longer holds the recordings);
+    the same recording given twice is refused."""
+    if isinstance(data, PreparedData):
+        return {}
+    recs = [data] if isinstance(data, Recording) else list(data)
+    refuse_duplicates(recs)
+    return {sd.session: fingerprint(rec) for sd, rec in zip(prepared.sessions, recs)}
 
 
 def _check_sessions(model: BaseForecaster, data: PreparedData) -> None:

@@ -28,14 +28,47 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
         raise CorruptFile(path, f"not a readable .npy array (truncated or corrupt?): {exc}") from exc
 
 
+# What a suite2p pickle (stat.npy, ops.npy, settings.npy...) may reference: numpy arrays, dtypes
+# and scalars, builtin containers, dates. Anything else (os.system, eval, a class of some package) is
+# refused before it runs, so a crafted file from a collaborator cannot execute code.
+_PICKLE_ALLOWED = {
+    *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")),
+    *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("collections", "OrderedDict"),
+    *(("datetime", n) for n in ("datetime", "date", "time", "timedelta", "timezone")),  # suite2p 1.x dates
+    *(("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "complex", "bytearray", "slice")),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PICKLE_ALLOWED or (module.startswith("numpy") and name.endswith("Dtype")
+                                                  and module.split(".")[-1] == "dtypes"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and builtin "
+                                     "containers are allowed in a suite2p file")
+
+
 def load_pickled_npy(path: Path) -> Any:
-    """A suite2p object array (stat.npy) or dict (ops.npy). Unpickling runs code: only for user-chosen paths."""
+    """A suite2p object array (stat.npy) or dict (ops.npy), unpickled with `_NumpyOnlyUnpickler`."""
     if not path.is_file():
         raise RecordingError(path, "file is missing")
     try:
-        arr = np.load(path, allow_pickle=True)
-    except (ValueError, OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _, _, dtype = read_header(fh)
+            arr = _NumpyOnlyUnpickler(fh).load() if dtype.hasobject else None
+        if arr is None:
+            arr = np.load(path, allow_pickle=False)
+    except pickle.UnpicklingError as exc:
+        if "refused" in str(exc):
+            raise CorruptFile(path, f"{exc}; this file may be crafted to run code -- poco will not open it") from exc
         raise CorruptFile(path, f"not a readable .npy file (truncated or corrupt?): {exc}") from exc
+    except (ValueError, OSError, EOFError, AttributeError, ImportError, TypeError, IndexError, KeyError) as exc:
+        raise CorruptFile(path, f"not a readable .npy file (truncated or corrupt?): {exc}") from exc
+    if not isinstance(arr, np.ndarray):
+        raise CorruptFile(path, f"holds a pickled {type(arr).__name__}, expected a numpy array")
     return arr.item() if arr.dtype == object and arr.ndim == 0 else arr
 
 
@@ -116,7 +149,10 @@ class LazyH5Array:
             else:
                 fixed.append(k)
                 undo.append(None)
-        out = self._ds()[tuple(fixed)]
+        try:
+            out = self._ds()[tuple(fixed)]
+        except OSError as exc:  # e.g. a fletcher32 checksum mismatch: flipped bytes on disk
+            raise CorruptFile(self.path, f"cannot read {self.name} (corrupt: {exc})") from exc
         for axis, inverse in enumerate(undo):
             if inverse is not None:
                 axis -= sum(1 for k in fixed[:axis] if np.isscalar(k))

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from poco_core.base.errors import CorruptFile, RecordingError
 from poco_core.data.io.arrays import h5_traces, open_h5
+from poco_core.data.io.validate import file_rate
 from poco_core.data.recording import Recording
 
 TRACE_CHOICES = ("C", "F_dff", "S", "YrA")
@@ -87,7 +88,7 @@ def read_caiman(path: Path, series: str = "C", iscell_only: bool = False, lazy: 
             raise RecordingError(path, "iscell_only needs estimates/idx_components (run evaluate_components first)")
         rec = Recording(
             traces=h5_traces(path, ds, True, lazy),
-            fs=float(fr) if fr is not None else 1.0,
+            fs=file_rate(fr, path, "params/data/fr") or 1.0,
             roi_ids=np.arange(n_rois).astype(str),
             session=path.stem,
             footprints=footprints,

@@ -58,6 +58,8 @@ def _read_manifest(path: Path) -> dict:
         raise CorruptFile(path, f"cannot parse manifest: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("sessions"), list) or not data["sessions"]:
         raise CorruptFile(path, "manifest needs a non-empty 'sessions' list")
+    if "dataset" in data and not isinstance(data["dataset"], str):
+        raise CorruptFile(path, f"'dataset' must be text, got {data['dataset']!r}")
     return data
 
 
@@ -67,6 +69,7 @@ def _from_manifest(path: Path, opts: dict[str, Any]) -> list[Recording]:
     for k, entry in enumerate(data["sessions"]):
         if not isinstance(entry, dict) or "path" not in entry:
             raise CorruptFile(path, f"session {k} needs a 'path'")
+        _check_entry(path, k, entry)
         entry = dict(entry)
         target = (path.parent / entry.pop("path")).resolve()
         regions = entry.pop("regions", None)
@@ -76,6 +79,17 @@ def _from_manifest(path: Path, opts: dict[str, Any]) -> list[Recording]:
             rec = replace(rec, regions=read_regions(path.parent / regions, rec))
         recs.append(rec)
     return recs
+
+
+def _check_entry(manifest: Path, k: int, entry: dict) -> None:
+    """Manifest values of the wrong type are errors naming the manifest and the session."""
+    for key in ("path", "session", "dataset", "regions"):
+        if key in entry and not isinstance(entry[key], str):
+            raise CorruptFile(manifest, f"session {k}: {key!r} must be text, got {entry[key]!r}")
+    if "fs" in entry:
+        fs = entry["fs"]
+        if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not fs > 0:
+            raise CorruptFile(manifest, f"session {k}: 'fs' must be a positive number of Hz, got {fs!r}")
 
 
 def _from_folder(path: Path, opts: dict[str, Any]) -> list[Recording]:

@@ -2,11 +2,12 @@
 
 Files are written with libver='latest' so a live writer can append frames in SWMR mode while
 readers keep the file open; traces are chunked with an unlimited frame axis for that reason.
+Every dataset carries the fletcher32 checksum filter: HDF5 verifies it on each read, and a
+mismatch (flipped bytes) is reported as CorruptFile naming the file.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from poco_core.base.errors import CorruptFile, InvalidTraces, RecordingError
+from poco_core.base.outputs import atomic_path
 from poco_core.data.io.arrays import h5_traces, open_h5
 from poco_core.data.recording import Recording
 
@@ -38,7 +40,7 @@ def _write_series(group: h5py.Group, name: str, values: Any) -> None:
     rows = min(_chunk_rows(n_rois), max(n_frames, 16))  # a short file is not padded to a 1 MB chunk
     ds = group.create_dataset(
         name, shape=(n_frames, n_rois), maxshape=(None, n_rois), dtype=np.float32,
-        chunks=(rows, n_rois), compression="gzip", compression_opts=1, shuffle=True,
+        chunks=(rows, n_rois), compression="gzip", compression_opts=1, shuffle=True, fletcher32=True,
     )
     step = rows * 16
     for start in range(0, n_frames, step):
@@ -47,45 +49,46 @@ def _write_series(group: h5py.Group, name: str, values: Any) -> None:
 
 def _write_column(group: h5py.Group, name: str, values: Any) -> None:
     values = np.asarray(values)
-    if values.dtype.kind in "USO":
+    if values.dtype.kind in "USO":  # variable-length strings take no filters (HDF5)
         group.create_dataset(name, data=values.astype(str).astype(object), dtype=STR)
     else:
-        group.create_dataset(name, data=values)
+        group.create_dataset(name, data=values, **({"fletcher32": True} if values.size else {}))
 
 
 def save_recording(rec: Recording, path: str | Path) -> Path:
     """Write ``rec`` as a project HDF5 file, atomically (temp file in the same folder + os.replace)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w", libver="latest") as f:
-            f.attrs.update(
-                format=FORMAT_NAME, version=FORMAT_VERSION, fs=float(rec.fs), session=rec.session,
-                dataset=rec.dataset, source=rec.source, provenance=json.dumps(rec.provenance, default=_json_default),
-            )
-            if rec.image_shape is not None:
-                f.attrs["image_shape"] = np.asarray(rec.image_shape, dtype=np.int64)
-            _write_series(f, "traces", rec.traces)
-            _write_column(f, "roi_ids", rec.roi_ids)
-            for name in ("regions", "roi_names", "centroids", "anatomy"):
-                if getattr(rec, name) is not None:
-                    _write_column(f, name, getattr(rec, name))
-            if rec.footprints is not None:
-                g = f.create_group("footprints")
-                fp = rec.footprints.tocsr()
-                for part in ("data", "indices", "indptr"):
-                    g.create_dataset(part, data=getattr(fp, part))
-                g.attrs["shape"] = np.asarray(fp.shape, dtype=np.int64)
-            extra = f.create_group("extra_traces")
-            for name, values in rec.extra_traces.items():
-                _write_series(extra, name, values)
-            info = f.create_group("roi_info")
-            for name, values in rec.roi_info.items():
-                _write_column(info, name, values)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        _write(rec, tmp)
     return path
+
+
+def _write(rec: Recording, tmp: Path) -> None:
+    """The file's content (disk errors surface as OSError; atomic_path names the target)."""
+    with h5py.File(tmp, "w", libver="latest") as f:
+        f.attrs.update(
+            format=FORMAT_NAME, version=FORMAT_VERSION, fs=float(rec.fs), session=rec.session,
+            dataset=rec.dataset, source=rec.source, provenance=json.dumps(rec.provenance, default=_json_default),
+        )
+        if rec.image_shape is not None:
+            f.attrs["image_shape"] = np.asarray(rec.image_shape, dtype=np.int64)
+        _write_series(f, "traces", rec.traces)
+        _write_column(f, "roi_ids", rec.roi_ids)
+        for name in ("regions", "roi_names", "centroids", "anatomy"):
+            if getattr(rec, name) is not None:
+                _write_column(f, name, getattr(rec, name))
+        if rec.footprints is not None:
+            g = f.create_group("footprints")
+            fp = rec.footprints.tocsr()
+            for part in ("data", "indices", "indptr"):
+                _write_column(g, part, getattr(fp, part))
+            g.attrs["shape"] = np.asarray(fp.shape, dtype=np.int64)
+        extra = f.create_group("extra_traces")
+        for name, values in rec.extra_traces.items():
+            _write_series(extra, name, values)
+        info = f.create_group("roi_info")
+        for name, values in rec.roi_info.items():
+            _write_column(info, name, values)
 
 
 def _check_header(f: h5py.File, path: Path) -> None:
@@ -115,7 +118,10 @@ def read_project_h5(path: Path, lazy: bool | None = None) -> Recording:
             extra = {k: h5_traces(path, ds, False, lazy) for k, ds in f.get("extra_traces", {}).items()}
             info = {k: ds.asstr()[()] if ds.dtype.kind == "O" else ds[()] for k, ds in f.get("roi_info", {}).items()}
             provenance = json.loads(f.attrs.get("provenance", "{}"))
-        except (KeyError, ValueError, OSError) as exc:
+            centroids = f["centroids"][()] if "centroids" in f else None
+            anatomy = f["anatomy"][()] if "anatomy" in f else None
+            fs = float(f.attrs["fs"])
+        except (KeyError, ValueError, TypeError, OSError) as exc:
             raise CorruptFile(path, f"damaged project file: {exc}") from exc
         for k, v in extra.items():
             if v.shape != traces.shape:
@@ -123,13 +129,13 @@ def read_project_h5(path: Path, lazy: bool | None = None) -> Recording:
         shape = f.attrs.get("image_shape")
         return Recording(
             traces=h5_traces(path, traces, False, lazy),
-            fs=float(f.attrs["fs"]),
+            fs=fs,
             roi_ids=text("roi_ids"),
             session=str(f.attrs.get("session", path.stem)),
             dataset=str(f.attrs.get("dataset", "default")),
             footprints=footprints,
-            centroids=f["centroids"][()] if "centroids" in f else None,
-            anatomy=f["anatomy"][()] if "anatomy" in f else None,
+            centroids=centroids,
+            anatomy=anatomy,
             regions=text("regions"),
             roi_names=text("roi_names"),
             source=str(path),

@@ -29,6 +29,19 @@ READERS: dict[str, Callable[..., Recording]] = {
 FS_PLACEHOLDER = "the file states no sampling rate; using a 1 Hz placeholder (pass fs=)"
 
 
+def _rate(fs: Any, path: Path) -> float | None:
+    """A given sampling rate as a positive float (manifests may hold text)."""
+    if fs is None:
+        return None
+    try:
+        value = float(fs)
+    except (TypeError, ValueError):
+        raise RecordingError(path, f"sampling rate fs={fs!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise RecordingError(path, f"sampling rate fs={fs!r} must be a positive number of Hz")
+    return value
+
+
 def reader_options(fmt: str) -> list[str]:
     """Format-specific options that ``load_recording`` passes on to the reader."""
     return [p for p in inspect.signature(READERS[fmt]).parameters if p != "path"]
@@ -51,6 +64,9 @@ def load_recording(
     None means "the reader's default"; options a format does not take are rejected unless None.
     """
     path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise RecordingError(path, "is not a regular file or folder (a pipe, socket or device); poco reads recordings from files")
+    fs = _rate(fs, path)
     fmt = format or detect_format(path)
     if fmt not in READERS:
         raise RecordingError(path, f"unknown format {fmt!r}; known: {sorted(READERS)}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from poco_core.base.errors import CorruptFile, FormatNotRecognised, RecordingError
 from poco_core.data.io.arrays import as_float32, load_npy, load_npz
+from poco_core.data.io.validate import file_rate
 from poco_core.data.recording import Recording
 
 AUTO_RATIO = 2
@@ -77,7 +78,7 @@ def read_npz(path: Path, rois_first: bool | None = None, key: str | None = None)
     name = key or ("traces" if "traces" in arrays else (matrices[0] if len(matrices) == 1 else None))
     if name not in arrays:
         raise RecordingError(path, f"cannot tell which array holds the traces; pass key= one of {sorted(arrays)}")
-    fs = float(arrays["fs"]) if "fs" in arrays else None
+    fs = file_rate(arrays.get("fs"), path, "the 'fs' array")
     return _recording(path, arrays[name], rois_first, fs=fs, roi_ids=arrays.get("roi_ids"), format="npz")
 
 

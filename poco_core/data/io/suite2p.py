@@ -1,8 +1,8 @@
 """suite2p output folders (0.x `ops.npy` and 1.x `db/settings/reg_outputs/detect_outputs.npy`).
 
 F/Fneu/spks are stored ROIs x frames; they are memory-mapped and served transposed (a view,
-no copy). stat.npy and ops.npy are pickles, which run code when loaded: this reader only
-opens folders the user pointed it at.
+no copy). stat.npy and ops.npy are pickles; they are read with an unpickler that admits only
+numpy arrays and builtin containers (``arrays.load_pickled_npy``), so a crafted file cannot run code.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from poco_core.base.errors import CorruptFile, FormatNotRecognised, RecordingError
 from poco_core.data.io.arrays import as_float32, load_npy, load_pickled_npy
+from poco_core.data.io.validate import file_rate
 from poco_core.data.recording import Recording
 
 SETTINGS_FILES_1X = ("db.npy", "settings.npy", "reg_outputs.npy", "detect_outputs.npy")
@@ -44,7 +45,13 @@ def find_plane(path: Path, plane: int | None = None) -> tuple[Path, str, int]:
 def load_ops(plane_dir: Path) -> tuple[dict, str]:
     """Settings and images: ops.npy when present, else the 1.x files merged (flattening nothing)."""
     if (plane_dir / "ops.npy").exists():
-        return _as_dict(load_pickled_npy(plane_dir / "ops.npy"), plane_dir / "ops.npy"), "ops.npy"
+        ops = _as_dict(load_pickled_npy(plane_dir / "ops.npy"), plane_dir / "ops.npy")
+        settings = plane_dir / "settings.npy"
+        if ops.get("fs") is None and settings.exists():  # suite2p 1.x keeps the rate in settings.npy
+            fs = _as_dict(load_pickled_npy(settings), settings).get("fs")
+            if fs is not None:
+                return {**ops, "fs": fs}, "ops.npy+settings.npy"
+        return ops, "ops.npy"
     ops: dict = {}
     found = [name for name in SETTINGS_FILES_1X if (plane_dir / name).exists()]
     for name in found:
@@ -149,10 +156,10 @@ def read_suite2p(
     elif iscell_only:
         raise RecordingError(plane_dir, "iscell_only needs iscell.npy, which is missing")
 
-    fs = ops.get("fs")
+    fs = file_rate(ops.get("fs"), plane_dir / ops_source.split("+")[0] if ops_source else plane_dir, "fs")
     rec = Recording(
         traces=traces,
-        fs=float(fs if fs is not None else 1.0),
+        fs=fs if fs is not None else 1.0,
         roi_ids=np.arange(n_rois).astype(str),
         session=session,
         footprints=footprints,

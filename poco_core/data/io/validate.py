@@ -1,11 +1,15 @@
 """Checks every reader's output goes through, and the problem list `poco info` prints."""
 from __future__ import annotations
 
+import math
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from poco_core.base.errors import InvalidTraces
+from poco_core.base.errors import CorruptFile, InvalidTraces
 from poco_core.data.recording import Recording
 
 BLOCK_FRAMES = 4096  # frames scanned at a time, so memory-mapped traces are never loaded whole
@@ -34,10 +38,45 @@ def _preview(idx: np.ndarray, n: int = 8) -> str:
     return f"{shown}{', ...' if len(idx) > n else ''} ({len(idx)} in all)"
 
 
+def file_rate(value: Any, path: str | Path, where: str = "fs") -> float | None:
+    """A sampling rate stored in a file as a float (None stays None); text or <= 0 is CorruptFile."""
+    if value is None:
+        return None
+    try:
+        rate = float(np.asarray(value).item() if np.ndim(value) == 0 else value)
+    except (TypeError, ValueError):
+        raise CorruptFile(path, f"the sampling rate ({where}) is {value!r}, not a number; pass the real rate with fs=") from None
+    if not (rate > 0 and math.isfinite(rate)):
+        raise CorruptFile(path, f"the sampling rate ({where}) is {rate}, not a positive number; pass the real rate with fs=")
+    return rate
+
+
+def check_footprints(rec: Recording) -> None:
+    """Footprints must be one row per ROI with pixel indices inside the image (else napari crashes)."""
+    fp = rec.footprints
+    if fp is None:
+        return
+    where = rec.source or rec.session
+    if not sp.issparse(fp) or fp.ndim != 2 or fp.shape[0] != rec.n_rois:
+        raise CorruptFile(where, f"footprints have shape {getattr(fp, 'shape', None)}, expected {rec.n_rois} ROIs x pixels")
+    shape = rec.image_shape
+    if shape is not None and fp.shape[1] != int(np.prod(shape)):
+        raise CorruptFile(where, f"footprints cover {fp.shape[1]} pixels, the image has {shape[0]} x {shape[1]}")
+    csr = fp.tocsr()
+    idx, ptr = csr.indices, csr.indptr
+    if len(ptr) != rec.n_rois + 1 or (len(ptr) and (ptr[0] != 0 or ptr[-1] != len(idx) or np.any(np.diff(ptr) < 0))):
+        raise CorruptFile(where, "footprints are inconsistent (row pointers out of order)")
+    if len(idx) and (idx.min() < 0 or idx.max() >= fp.shape[1]):
+        raise CorruptFile(where, f"footprint pixel indices out of range (0..{fp.shape[1] - 1}): "
+                                 f"found {int(idx.min())}..{int(idx.max())}")
+
+
 def check_traces(rec: Recording, allow_nonfinite: bool = False) -> Recording:
-    """Reject empty recordings and (unless allowed) NaN/Inf values, naming the frames and ROIs."""
+    """Reject empty recordings, bad rates, bad footprints and (unless allowed) NaN/Inf values."""
     if rec.n_frames == 0 or rec.n_rois == 0:
         raise InvalidTraces(rec.source, f"empty recording: {rec.n_frames} frames x {rec.n_rois} ROIs")
+    file_rate(rec.fs, rec.source or rec.session)
+    check_footprints(rec)
     bad = nonfinite_summary(rec.traces)
     if bad is not None:
         frames, rois = bad
