@@ -60,6 +60,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     data = to_safe({**payload, "format_version": FORMAT_VERSION, "package_version": package_version()})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; lab-mates should read it as they read other files
         with os.fdopen(fd, "wb") as fh:
             torch.save(data, fh)
             fh.flush()
@@ -70,6 +71,13 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0666 less the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(folder: Path) -> None:
