@@ -33,11 +33,14 @@ def load_inputs(paths: list[Path]) -> list:
     return recs
 
 
-def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int, max_val_windows: int | None = None) -> None:
+def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py)."""
+    steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
-    g.add_argument("--batch-size", type=int, default=64, help="windows per step and dataset (default 64)")
-    g.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate (default 3e-4)")
+    g.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+                   help=f"windows per step and dataset (default {defaults['batch_size']})")
+    g.add_argument("--lr", type=float, default=defaults["lr"], help=f"AdamW learning rate (default {defaults['lr']:g})")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")

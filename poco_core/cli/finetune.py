@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", type=Path, help="the new recordings, folders or manifests")
     p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
-    add_loop_args(p, **FINETUNE_DEFAULTS)
+    add_loop_args(p, FINETUNE_DEFAULTS)
     p.set_defaults(func=run)
 
 

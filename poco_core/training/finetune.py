@@ -5,8 +5,8 @@ Each new session gets fresh unit/session embeddings via `model.add_session`; mod
 forecaster MLP, ``all`` trains everything. Frozen parameters have ``requires_grad=False``, so
 autograd only follows the embeddings' path; for models exposing ``hidden_states`` (POCO) the
 MLP hidden layer is computed once per window outside autograd. Same loop, events and
-cancellation as training (`poco_core.training.loop`), validating every 20 steps on at most 64 windows per
-session by default; with the MLP frozen the validation windows' hidden layers are computed once.
+cancellation as training (`poco_core.training.loop`), validating as FINETUNE_DEFAULTS says (every 20 steps on at most 64 windows per
+session); with the MLP frozen the validation windows' hidden layers are computed once.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def finetune_events(
     yield from loop.run()
 
 
-def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "embeddings", steps: int = 2000,
+def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "embeddings", steps: int = FINETUNE_DEFAULTS["steps"],
              checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **options: Any) -> TrainRun:
     """Notebook entry: `run = finetune(model, new_recs, steps=200)`; `run.wait()`; `run.model`.
 

@@ -24,6 +24,7 @@ from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.models import mse_loss
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
+from poco_core.training.defaults import TRAIN_DEFAULTS
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, summarise
 
@@ -35,14 +36,14 @@ VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding
 class LoopOptions:
     """How to optimise; the defaults are the paper's (POCO_SPEC.md, "Training")."""
 
-    steps: int = 5000
-    batch_size: int = 64
-    lr: float = 3e-4
+    steps: int = TRAIN_DEFAULTS["steps"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    lr: float = TRAIN_DEFAULTS["lr"]
     weight_decay: float = 1e-4
     clip: float = 5.0
-    val_every: int = 100
+    val_every: int = TRAIN_DEFAULTS["val_every"]
     val_stride: int = 1
-    max_val_windows: int | None = None
+    max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
     test_stride: int = 1
     eval_batch_size: int = 256
     seed: int = 0

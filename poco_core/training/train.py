@@ -19,6 +19,7 @@ from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec, build_model
 from poco_core.training.checkpoint import load_checkpoint
+from poco_core.training.defaults import TRAIN_DEFAULTS
 from poco_core.training.loop import Loop, LoopOptions, LoopState, seed_everything
 from poco_core.training.restore import model_from_checkpoint, model_payload
 
@@ -159,7 +160,7 @@ class TrainRun:
         return load_model(self.best_checkpoint)
 
 
-def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = 5000, device: str = "auto",
+def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = TRAIN_DEFAULTS["steps"], device: str = "auto",
           checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
     """Notebook entry: `run = train(data, "poco", steps=2000, hidden=64)`; `run.wait()`.
 
