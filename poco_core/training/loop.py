@@ -119,6 +119,12 @@ def seed_everything(seed: int, rank: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, rank])
 
 
+def _headline(m: dict) -> dict:
+    """What a validation event reports per session and on average: scores against the three baselines."""
+    keys = ("mse", "score", "copy_mse", "mean_mse", "mean_score", "smooth_mse", "smooth_score", "diagnosis")
+    return {k: m.get(k) for k in keys}
+
+
 @dataclass
 class Loop:
     """One optimisation run. `payload` builds what the checkpoint stores besides the loop's own
@@ -204,8 +210,8 @@ class Loop:
             self.state.best_val_mse, self.state.best_step = val_mse, step
         entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"]}
         self.state.history["validation"].append(entry)
-        return {"type": "validation", **entry, "best": best,
-                "per_session": {k: {"mse": m["mse"], "score": m["score"]} for k, m in per.items()}}
+        return {"type": "validation", **entry, "best": best, "mean": _headline(mean),
+                "per_session": {k: _headline(m) for k, m in per.items()}}
 
     @torch.no_grad()
     def forecast_sample(self, step: int) -> Event:
