@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from poco_core.base.events import CancelToken, Event
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
+PROGRESS_EVERY_S = 30.0  # without a terminal (no tqdm bar), a progress line at most this often
 
 
 def load_inputs(paths: list[Path]) -> list:
@@ -123,6 +124,7 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
     """Consume a run's events with progress output; the exit code says finished or interrupted."""
     done: Event | None = None
     bar = None
+    last_line, total = 0.0, 0
     with _GracefulInterrupt(token), _reported(as_json):
         for event in events:
             kind = event["type"]
@@ -133,12 +135,18 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
             if as_json:
                 print_json(event)
             elif kind == "start":
-                bar = _bar(event)
+                bar, total = _bar(event), event["total_steps"]
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)
                 bar.set_postfix(loss=f"{event['loss']:.4f}", refresh=False)
+            elif kind == "step" and event.get("elapsed_s", 0.0) - last_line >= PROGRESS_EVERY_S:
+                last_line = event["elapsed_s"]
+                _stderr(progress_line(event, total))
             elif kind == "validation":
                 line = f"step {event['step']}: val MSE {event['val_mse']:.4f}, score {event['val_score']:.3f}" + (" (best)" if event["best"] else "")
+                mean = event.get("mean") or {}
+                if mean.get("mean_score") is not None:
+                    line += f" (vs mean {mean['mean_score']:.3f}, vs smoothed copy {mean['smooth_score']:.3f})"
                 (bar.write if bar is not None else _stderr)(line)
         if bar is not None:
             bar.close()
@@ -158,6 +166,18 @@ def _reported(as_json: bool) -> Iterator[None]:
         if as_json:
             print_json({"type": "error", "message": str(exc) or type(exc).__name__, "error": type(exc).__name__})
         raise
+
+
+def progress_line(step: Event, total: int) -> str:
+    """'step 120/5000 (2.4%), 2.10 steps/s, elapsed 57 s, ETA 38 min' for logs without a terminal."""
+    return (f"step {step['step']}/{total} ({100 * step['step'] / max(total, 1):.1f}%), {step['steps_per_s']:.2f} steps/s, "
+            f"elapsed {_duration(step['elapsed_s'])}, ETA {_duration(step['eta_s'])}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _bar(start: Event):

@@ -262,8 +262,10 @@ class Loop:
                 raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
                                 "or check the data")
             st.history["loss"].append(loss)
+            elapsed = time.perf_counter() - t0
+            rate = (step - st.step) / max(elapsed, 1e-9)
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                   "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9)}
+                   "steps_per_s": rate, "elapsed_s": elapsed, "eta_s": (total - step) / rate}
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
