@@ -135,7 +135,10 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
             if as_json:
                 print_json(event)
             elif kind == "start":
+                describe_start(event)
                 bar, total = _bar(event), event["total_steps"]
+            elif kind == "warning":
+                (bar.write if bar is not None else _stderr)(f"warning: {event['message']}")
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)
                 bar.set_postfix(loss=f"{event['loss']:.4f}", refresh=False)
@@ -166,6 +169,20 @@ def _reported(as_json: bool) -> Iterator[None]:
         if as_json:
             print_json({"type": "error", "message": str(exc) or type(exc).__name__, "error": type(exc).__name__})
         raise
+
+
+def frames_and_seconds(frames: int, fs: dict[str, float]) -> str:
+    """'48 frames = 1.6 s at 30 Hz' (one rate) or '48 frames = 1.6 s at 30 Hz, 32 s at 1.5 Hz'."""
+    return f"{frames} frames = " + ", ".join(f"{frames / r:.3g} s at {r:.4g} Hz" for r in sorted(set(fs.values()), reverse=True))
+
+
+def describe_start(start: Event) -> None:
+    """Context and horizon in seconds and what preprocessing did, before the first step."""
+    fs = start.get("fs") or {}
+    if fs and "context" in start:
+        _stderr(f"context {frames_and_seconds(start['context'], fs)}; horizon {frames_and_seconds(start['horizon'], fs)}")
+    for session, sentences in (start.get("preprocess_report") or {}).items():
+        _stderr(f"preprocessing {session}: " + "; ".join(sentences))
 
 
 def progress_line(step: Event, total: int) -> str:

@@ -27,9 +27,11 @@ from poco_core.training.train import (
     AnyCancelled,
     DataLike,
     TrainRun,
+    announced,
     as_prepared,
     default_checkpoint,
     loop_options,
+    rate_warnings,
 )
 
 
@@ -90,6 +92,7 @@ def finetune_events(
     info = model_info(net)
     opts = loop_options({**FINETUNE_DEFAULTS, **options})
     prepared = as_prepared(data, preprocess or info.preprocess_config)
+    warnings = rate_warnings(prepared, {k: s.fs for k, s in info.preprocess.items()}, net.config.context)
     session_params = attach_sessions(net, prepared)
     trainable = select_trainable(net, session_params, mode)
     for sd in prepared.sessions:
@@ -100,7 +103,7 @@ def finetune_events(
                 lambda: {**model_payload(net, info.preprocess, info.preprocess_config), **extra}, cancel,
                 kind="finetune", frozen_hidden=mode == "embeddings" and hasattr(net, "hidden_states"),
                 **(dist.loop_kwargs(cancel) if dist else {}))
-    yield from loop.run()
+    yield from announced(loop.run(), prepared, warnings, net)
 
 
 def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "embeddings", steps: int = FINETUNE_DEFAULTS["steps"],

@@ -16,6 +16,7 @@ from poco_core.data.preprocess import (
     PreprocessConfig,
     PreprocessState,
     SessionData,
+    model_values,
     split_blocks,
 )
 from poco_core.data.recording import Recording
@@ -89,7 +90,7 @@ def prepare_for_model(model: BaseForecaster, recs: Recording | Sequence[Recordin
         if rec.n_rois != state.n_input:
             raise RecordingError(rec.source or None, f"session {rec.session!r} has {rec.n_rois} ROIs but the model "
                                  f"was trained on {state.n_input}")
-        fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
-        sessions.append(SessionData(rec.session, rec.dataset, list(state.unit_ids), state.apply(rec.traces, fneu),
-                                    state, split_blocks(rec.n_frames, config.block_len, config.split), rec.source))
+        values = model_values(state, rec)
+        sessions.append(SessionData(rec.session, rec.dataset, list(state.unit_ids), values,
+                                    state, split_blocks(len(values), config.block_len, config.split), rec.source))
     return PreparedData(sessions=sessions, config=config)
