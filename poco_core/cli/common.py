@@ -80,6 +80,9 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iscell-only", action="store_true", help="keep only ROIs classified as cells")
     g.add_argument("--block-len", type=int, default=1000, help="split block length in frames (default 1000)")
     g.add_argument("--split", type=float, nargs=3, default=(3, 1, 1), metavar=("TRAIN", "VAL", "TEST"))
+    g.add_argument("--bin-frames", type=int, default=1, help="average every N frames into one (default 1: none)")
+    g.add_argument("--target-fs", type=float, default=None,
+                   help="bin to this rate in Hz, by the nearest whole factor (e.g. 30 Hz -> 5 Hz bins 6 frames)")
 
 
 def preprocess_config(args: argparse.Namespace):
@@ -87,7 +90,8 @@ def preprocess_config(args: argparse.Namespace):
 
     return PreprocessConfig(dff=args.dff, zscore=not args.no_zscore, filter=args.filter, pca_k=args.pca_k,
                             fit_on=args.fit_on, neuropil_coef=args.neuropil_coef, iscell_only=args.iscell_only,
-                            block_len=args.block_len, split=tuple(args.split))
+                            block_len=args.block_len, split=tuple(args.split), bin_frames=args.bin_frames,
+                            target_fs=args.target_fs)
 
 
 def print_json(obj: Any) -> None:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from poco_core.cli.common import add_precision_arg, load_inputs, print_json
+from poco_core.cli.common import add_precision_arg, describe_start, load_inputs, print_json
 from poco_core.training.validation import SMOOTH_FRAMES
 
 
@@ -29,18 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from poco_core.analysis.evaluate import evaluate, table_to_csv, table_to_json
     from poco_core.base.device import resolve_device
-    from poco_core.training.restore import load_model, prepare_for_model
+    from poco_core.training.restore import load_model, prepare_for_model, rate_warnings
 
     device = resolve_device(args.device)
     model = load_model(args.checkpoint).to(device)
-    result = evaluate(model, prepare_for_model(model, load_inputs(args.data)), args.split, stride=args.stride, device=device,
-                      precision=args.precision)
+    recs = load_inputs(args.data)
+    data = prepare_for_model(model, recs)
+    warnings = rate_warnings(model, recs)
+    report = {sd.session: sd.state.report() for sd in data.sessions}
+    result = evaluate(model, data, args.split, stride=args.stride, device=device, precision=args.precision)
     rows = result.rows()
     if args.out is not None:
         (table_to_json if args.out.suffix.lower() == ".json" else table_to_csv)(rows, args.out)
     if args.json:
-        print_json({**result.to_dict(), "table": rows})
+        print_json({**result.to_dict(), "table": rows, "warnings": warnings, "preprocess_report": report})
     else:
+        describe_start({"fs": {sd.session: sd.state.fs for sd in data.sessions}, "context": model.config.context,
+                        "horizon": model.config.horizon, "preprocess_report": report})
+        for message in warnings:
+            print(f"warning: {message}", file=sys.stderr)
         diagnoses = {name: m["diagnosis"] for name, m in result.sessions.items() if m.get("diagnosis")}
         sys.stdout.write(_format(rows, args.split, model.poco_meta.preprocess_config.zscore, diagnoses))
     return 0

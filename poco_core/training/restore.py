@@ -80,6 +80,17 @@ def session_state(model: BaseForecaster, session: str) -> PreprocessState:
     return states[session]
 
 
+def rate_warnings(model: BaseForecaster, recs: Sequence[Recording]) -> list[str]:
+    """Recordings whose rate differs from the one their session's preprocessing was fitted at."""
+    out = []
+    for rec in recs:
+        state = model_info(model).preprocess.get(rec.session)
+        if state is not None and abs(rec.fs - state.input_fs) > 0.01 * state.input_fs:
+            out.append(f"session {rec.session!r}: the recording is at {rec.fs:g} Hz but the model was trained on it at "
+                       f"{state.input_fs:g} Hz (binned to {state.fs:.4g} Hz); frames mean other times than in training")
+    return out
+
+
 def prepare_for_model(model: BaseForecaster, recs: Recording | Sequence[Recording]) -> PreparedData:
     """Recordings of sessions the model knows, preprocessed with the model's own fitted states."""
     recs = [recs] if isinstance(recs, Recording) else list(recs)
