@@ -58,10 +58,13 @@ def test_train_evaluate_finetune_forecast_round_trip(poco, files, tmp_path):
     ft = tmp_path / "ft.pt"
     code, _, _ = poco("finetune", ckpt, files[2], "--steps", 2, "--val-every", 1, "--out", ft, *FAST_ARGS)
     assert code == 0
-    code, out, _ = poco("forecast", ft, files[2], "--t", 100, "--t-stop", 104, "--json", "--out", tmp_path / "f.npz")
+    code, out, err = poco("forecast", ft, files[2], "--t", 100, "--t-stop", 104, "--json", "--out", tmp_path / "f.npz")
     fc = json.loads(out)
     assert code == 0 and np.array(fc["z"]).shape == (4, 4, 12) and np.array(fc["values"]).shape == (4, 4, 12)
-    assert np.load(tmp_path / "f.npz")["z"].shape == (4, 4, 12)
+    saved = np.load(tmp_path / "f.npz")
+    assert saved["z"].shape == (4, 4, 12) and float(saved["fs"]) == 5.0
+    np.testing.assert_allclose(saved["time_s"], saved["frames"] / 5.0)
+    assert f"wrote {tmp_path / 'f.npz'}: 4 forecast(s) x 4 steps x 12 units" in err
 
 
 def test_bad_input_exits_2_with_a_message(poco, files, tmp_path):
