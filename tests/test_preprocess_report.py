@@ -34,3 +34,13 @@ def test_caiman_accepted_is_honoured_by_iscell_only(tmp_path):
     state = fit_preprocess(load_recording(tmp_path / "cnm.hdf5"), PreprocessConfig(iscell_only=True))
     assert state.unit_ids == ["0", "2"]
     assert "iscell_only: kept the 2 of 3 ROIs marked 'accepted'" in state.report()
+
+
+def test_nwb_neuropil_series_is_subtracted():
+    """suite2p's NWB export names Fneu 'Neuropil/plane0'; neuropil_coef uses it."""
+    nwb = load_recording(DATA / "suite2p_sim/suite2p/ophys.nwb")
+    folder = load_recording(DATA / "suite2p_sim/suite2p/plane0")
+    a = fit_preprocess(nwb, PreprocessConfig(neuropil_coef=0.7))
+    b = fit_preprocess(folder, PreprocessConfig(neuropil_coef=0.7))
+    assert "neuropil subtracted: F - 0.7 x Fneu" in a.report()
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-5)

@@ -161,6 +161,11 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
         test = done.get("test", {})
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")
+        if "mean_mse" in test:
+            _stderr(f"test baselines: copy MSE {test['copy_mse']:.4f}, mean MSE {test['mean_mse']:.4f} (score vs mean "
+                    f"{test['mean_score']:.3f}), smoothed copy MSE {test['smooth_mse']:.4f} (score vs it {test['smooth_score']:.3f})")
+        if test.get("diagnosis"):
+            _stderr(f"note: {test['diagnosis']}")
     return EXIT_INTERRUPTED if done is None or done["cancelled"] else EXIT_OK
 
 

@@ -217,6 +217,13 @@ def _numpy(v: Any) -> np.ndarray:
     return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
 
 
+def neuropil(rec: Recording) -> Any:
+    """The neuropil traces: suite2p's ``Fneu``, or the ``Neuropil/...`` series suite2p writes into NWB."""
+    if "Fneu" in rec.extra_traces:
+        return rec.extra_traces["Fneu"]
+    return next((v for k, v in rec.extra_traces.items() if k.split("/")[0] == "Neuropil"), None)
+
+
 def bin_frames(traces: Any, n: int, block: int = 4096) -> np.ndarray:
     """Means of consecutive runs of ``n`` frames, read ``block`` bins at a time (memmaps stay on disk)."""
     out = np.empty((traces.shape[0] // n, traces.shape[1]), dtype=np.float32)
@@ -280,16 +287,17 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
     input_fs, rec = rec.fs, binned_recording(rec, n_bin)
     keep = _selected(rec, config, notes)
     coef = config.neuropil_coef
-    if coef is not None and "Fneu" not in rec.extra_traces:
+    fneu = neuropil(rec)
+    if coef is not None and fneu is None:
         notes.append("neuropil_coef set but the recording has no 'Fneu' traces; not subtracted")
         coef = None
     elif coef is None:
-        notes.append("neuropil not subtracted (set neuropil_coef, e.g. 0.7, to subtract Fneu)" if "Fneu" in rec.extra_traces
+        notes.append("neuropil not subtracted (set neuropil_coef, e.g. 0.7, to subtract Fneu)" if fneu is not None
                      else "no Fneu: neuropil not subtracted")
     ranges = _fit_ranges(rec, config)
     x = _rows(rec.traces, ranges, keep)
     if coef is not None:
-        x -= np.float32(coef) * _rows(rec.extra_traces["Fneu"], ranges, keep)
+        x -= np.float32(coef) * _rows(fneu, ranges, keep)
     if not np.isfinite(x).all():
         raise InvalidTraces(rec.source or None, f"session {rec.session!r}: traces contain NaN or Inf values")
 
@@ -332,7 +340,7 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
 def _fit_pca(state: PreprocessState, rec: Recording, ranges: Ranges) -> None:
     """PCA on the normalised, filtered fitted rows; each fitted range is filtered on its own so
     nothing outside it (e.g. the test period) enters the fit."""
-    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    fneu = neuropil(rec) if state.neuropil_coef is not None else None
     z = np.concatenate([
         state.project(state.normalise(rec.traces[lo:hi], None if fneu is None else fneu[lo:hi]))
         for lo, hi in ranges
@@ -381,7 +389,7 @@ class PreparedData:
 
 def model_values(state: PreprocessState, rec: Recording, lo: int = 0, hi: int | None = None) -> np.ndarray:
     """Model-space values of model frames [lo, hi) of a recording (raw frames lo*bin .. hi*bin)."""
-    b, fneu = state.bin, rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    b, fneu = state.bin, neuropil(rec) if state.neuropil_coef is not None else None
     rows = slice(lo * b, None if hi is None else hi * b)
     return state.apply(rec.traces[rows], None if fneu is None else fneu[rows])
 
