@@ -66,8 +66,9 @@ def diagnose(m: dict[str, Any]) -> str | None:
         return None
     if copy < DENOISED_COPY_RATIO * mean and smooth > copy:
         return (f"copy is nearly exact (MSE {copy:.3g} vs {mean:.3g} for the mean) and smoothing only makes it "
-                f"worse ({smooth:.3g}): the series looks already denoised (e.g. CaImAn C), so the score against "
-                "copy is a hard reference; judge by mean_score, or forecast the raw or dF/F traces (CaImAn F_dff)")
+                f"worse ({smooth:.3g}): the traces hold little frame-to-frame noise, as if already denoised (CaImAn's "
+                "C is), so the score against copy is a hard reference; judge by mean_score, and with CaImAn forecast "
+                "F_dff rather than C")
     if copy > mean:
         return (f"copy is worse than predicting the mean (MSE {copy:.3g} vs {mean:.3g}; smoothed copy "
                 f"{smooth:.3g}): the traces are noisy at this rate, so the score against copy mostly rewards "
