@@ -52,16 +52,19 @@ def test_train_evaluate_finetune_forecast_round_trip(poco, files, tmp_path):
     result = json.loads(out)
     assert code == 0 and set(result["sessions"]) == {"fish01", "fish02"}
     assert result["mean"]["score"] == pytest.approx(events[-1]["test"]["score"])
-    assert {r["model"] for r in result["table"]} == {"copy", "poco"}
-    assert (tmp_path / "table.csv").read_text().startswith("model,dataset,session,score,mse,mae")
+    assert {r["model"] for r in result["table"]} == {"copy", "mean", "smoothed copy", "poco"}
+    assert (tmp_path / "table.csv").read_text().startswith("model,dataset,session,score,mean_score,smooth_score,mse,mae")
 
     ft = tmp_path / "ft.pt"
     code, _, _ = poco("finetune", ckpt, files[2], "--steps", 2, "--val-every", 1, "--out", ft, *FAST_ARGS)
     assert code == 0
-    code, out, _ = poco("forecast", ft, files[2], "--t", 100, "--t-stop", 104, "--json", "--out", tmp_path / "f.npz")
+    code, out, err = poco("forecast", ft, files[2], "--t", 100, "--t-stop", 104, "--json", "--out", tmp_path / "f.npz")
     fc = json.loads(out)
     assert code == 0 and np.array(fc["z"]).shape == (4, 4, 12) and np.array(fc["values"]).shape == (4, 4, 12)
-    assert np.load(tmp_path / "f.npz")["z"].shape == (4, 4, 12)
+    saved = np.load(tmp_path / "f.npz")
+    assert saved["z"].shape == (4, 4, 12) and float(saved["fs"]) == 5.0
+    np.testing.assert_allclose(saved["time_s"], saved["frames"] / 5.0)
+    assert f"wrote {tmp_path / 'f.npz'}: 4 forecast(s) x 4 steps x 12 units" in err
 
 
 def test_bad_input_exits_2_with_a_message(poco, files, tmp_path):
@@ -84,3 +87,21 @@ def test_first_ctrl_c_stops_gracefully_with_exit_130(tmp_path, capsys):
 
     assert drive(events(), token, as_json=False) == 130
     assert (tmp_path / "m.pt").exists() and "stopping after this step" in capsys.readouterr().err
+
+
+def test_evaluate_text_names_split_units_and_aligns_long_names(poco, tmp_path):
+    """Issue 14: the table says which split and which units, and long session names keep columns aligned."""
+    from dataclasses import replace
+
+    long_names = [replace(rec, session=f"a_really_long_session_name_{i}_from_the_rig") for i, rec in enumerate(cohort()[:2])]
+    files = [save_recording(rec, tmp_path / f"{rec.session}.h5") for rec in long_names]
+    ckpt = tmp_path / "m.pt"
+    assert poco("train", *files, "--model", "nlinear", "--steps", 2, "--val-every", 2, "--out", ckpt,
+                "--context", 12, "--horizon", 4, "--block-len", 200, *FAST_ARGS)[0] == 0
+    code, out, _ = poco("evaluate", ckpt, *files, "--split", "val")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("val split; MSE and MAE in z-scored units")
+    table = lines[2:lines.index(next(line for line in lines[2:] if line.startswith("note")))] \
+        if any(line.startswith("note") for line in lines) else lines[2:]
+    assert len({len(line) for line in table}) == 1  # every row as wide as the header
+    assert any("a_really_long_session_name_1_from_the_rig" in line for line in table)

@@ -54,3 +54,23 @@ def test_embed_reports_bad_input_as_exit_code_2(checkpoint_and_data, tmp_path, c
     assert main(["embed", str(ckpt), "--method", "hdbscan", "--clusters", "4"]) == 2
     assert "HDBSCAN" in capsys.readouterr().err
     assert main(["embed", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_embed_without_regions_writes_table_with_a_note(checkpoint_and_data, tmp_path, capsys):
+    """Issue 14 bug 3: recordings without region labels (the usual case) used to fail after the analysis."""
+    from dataclasses import replace
+
+    from poco_core.data.io import load_recording
+
+    ckpt, paths = checkpoint_and_data
+    bare = [save_recording(replace(load_recording(p), regions=None), tmp_path / p.name) for p in paths]
+    out = tmp_path / "embed.csv"
+    assert main(["embed", str(ckpt), *map(str, bare), "--out", str(out), "--clusters", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "region similarity skipped" in captured.err and f"wrote {out}" in captured.out
+    with open(out) as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:5] == ["session", "roi_id", "umap_x", "umap_y", "cluster"] and len(rows) == 81
+    assert main(["embed", str(ckpt), *map(str, bare), "--clusters", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["recovery"] is None and "no region labels" in summary["notes"][0]

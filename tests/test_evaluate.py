@@ -67,11 +67,11 @@ def test_table_always_includes_copy_and_exports():
     r1 = EvalResult("poco", "test", {"s1": {"dataset": "d", **m}})
     r2 = EvalResult("mlp", "test", {"s1": {"dataset": "d", **m}})
     rows = results_table([r1, r2])
-    assert [r["model"] for r in rows if r["dataset"] == "(all)"] == ["copy", "poco", "mlp"]
+    assert [r["model"] for r in rows if r["dataset"] == "(all)"] == ["copy", "mean", "smoothed copy", "poco", "mlp"]
     copy_rows = [r for r in rows if r["model"] == "copy"]
     assert all(r["score"] == 0.0 and r["mse"] == pytest.approx(m["copy_mse"]) for r in copy_rows)
     parsed = list(csv.DictReader(io.StringIO(r1.to_csv())))
-    assert {p["model"] for p in parsed} == {"copy", "poco"} and set(parsed[0]) == {"model", "dataset", "session", "score", "mse", "mae"}
+    assert {p["model"] for p in parsed} == {"copy", "mean", "smoothed copy", "poco"} and set(parsed[0]) == {"model", "dataset", "session", "score", "mean_score", "smooth_score", "mse", "mae"}
     assert json.loads(r1.to_json())["sessions"]["s1"]["score"] == pytest.approx(m["score"])
     assert len(json.loads(table_to_json(rows))) == len(rows)
 

@@ -17,6 +17,7 @@ import torch
 
 from poco_core.base.outputs import write_text
 from poco_core.training.validation import (
+    BASELINES,
     METRIC_COLUMNS,
     ErrorAccumulator,
     copy_forecast,
@@ -63,15 +64,22 @@ class EvalResult:
 
 
 def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> list[dict[str, Any]]:
-    """Rows (model, dataset, session, score, mse, mae) for every session, each dataset's mean
-    (session "(mean)") and the overall mean (dataset "(all)"); the copy baseline is added once."""
+    """Rows (model, dataset, session, score, mean_score, smooth_score, mse, mae) for every session,
+    each dataset's mean (session "(mean)") and the overall mean (dataset "(all)").
+
+    The baselines "copy", "mean" and "smoothed copy" (see `poco_core.training.validation`) are
+    added once, first, with ``include_copy``. A baseline row's scores are its MSE against each
+    reference (copy scores 0 against copy); on "(mean)" rows, against the references' mean MSEs."""
     rows: list[dict[str, Any]] = []
 
     def pick(m: dict, prefix: str) -> dict[str, Any]:
         if not prefix:
             return {k: m.get(k) for k in METRIC_COLUMNS}
-        copy_score = 0.0 if m.get("copy_mse", 0) > 0 else math.nan  # copy scores 0 by definition
-        return {"score": copy_score, "mse": m.get("copy_mse"), "mae": m.get("copy_mae")}
+        mse = m.get(f"{prefix}mse", math.nan)
+        return {"score": prediction_score(mse, m.get("copy_mse", math.nan)),
+                "mean_score": prediction_score(mse, m.get("mean_mse", math.nan)),
+                "smooth_score": prediction_score(mse, m.get("smooth_mse", math.nan)),
+                "mse": mse, "mae": m.get(f"{prefix}mae", math.nan)}
 
     def add(model: str, r: EvalResult, prefix: str) -> None:
         for name, m in r.sessions.items():
@@ -80,8 +88,10 @@ def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> l
             rows.append({"model": model, "dataset": ds, "session": "(mean)", **pick(m, prefix)})
         rows.append({"model": model, "dataset": "(all)", "session": "(mean)", **pick(r.mean, prefix)})
 
-    if include_copy and results and not any(r.model == "copy" for r in results):
-        add("copy", results[0], "copy_")
+    if include_copy and results:
+        for name, prefix in BASELINES:
+            if not any(r.model == name for r in results):
+                add(name, results[0], prefix)
     for r in results:
         add(r.model, r, "")
     return rows

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from poco_core.base.errors import PocoError
-from poco_core.data.preprocess import PreprocessState
+from poco_core.data.preprocess import PreprocessState, model_values
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster
 from poco_core.models.inference import predict
@@ -29,7 +29,10 @@ class Forecast:
     """Forecasts for context windows ending at frames `t` (K of them; K=1 for `forecast`).
 
     z: (K, P, N') model units; values: (K, P, N') original units, or None with PCA;
-    frames: (K, P) frame index of each forecast step (t+1..t+P); unit_ids: the N' units.
+    frames: (K, P) model frame index of each forecast step (t+1..t+P); unit_ids: the N' units.
+    Frames count the model's frames: with temporal binning (``bin`` > 1) model frame k is the
+    mean of recorded frames k*bin .. (k+1)*bin - 1. ``fs`` is the model's rate and ``time_s``
+    (K, P) the time of each forecast step from the recording's start, in seconds.
     """
 
     t: np.ndarray
@@ -38,11 +41,12 @@ class Forecast:
     frames: np.ndarray
     unit_ids: list[str]
     session: str
+    fs: float = 1.0
+    bin: int = 1
 
-
-def _model_inputs(state: PreprocessState, rec: Recording, lo: int, hi: int) -> np.ndarray:
-    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
-    return state.apply(rec.traces[lo:hi], None if fneu is None else fneu[lo:hi])
+    @property
+    def time_s(self) -> np.ndarray:
+        return self.frames / self.fs
 
 
 def _contexts(state: PreprocessState, rec: Recording, ts: np.ndarray, c: int) -> np.ndarray:
@@ -51,9 +55,9 @@ def _contexts(state: PreprocessState, rec: Recording, ts: np.ndarray, c: int) ->
         # pointwise or causal: one pass over [first context (minus filter warm-up), last t]
         warm = 0 if state.config.filter == "none" else FILTER_WARMUP
         lo = max(0, int(ts.min()) - c + 1 - warm)
-        z = _model_inputs(state, rec, lo, int(ts.max()) + 1)
+        z = model_values(state, rec, lo, int(ts.max()) + 1)
         return np.stack([z[t - c + 1 - lo: t + 1 - lo] for t in ts])
-    return np.stack([_model_inputs(state, rec, t - c + 1, t + 1) for t in ts])
+    return np.stack([model_values(state, rec, t - c + 1, t + 1) for t in ts])
 
 
 def _predict(model: BaseForecaster, session: str, ctx: np.ndarray, batch: int, precision: str) -> np.ndarray:
@@ -69,10 +73,12 @@ def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, 
     ts = np.arange(t_start, t_stop, step, dtype=np.int64)
     if len(ts) == 0:
         raise PocoError(f"no forecast times in range({t_start}, {t_stop}, {step})")
-    if ts.min() < c - 1 or ts.max() >= recording.n_frames:
-        raise PocoError(f"t must be in [{c - 1}, {recording.n_frames - 1}] (context of {c} frames ending at t, "
-                        f"{recording.n_frames} frames recorded); got {int(ts.min())}..{int(ts.max())}")
     state = session_state(model, recording.session)
+    n = recording.n_frames // state.bin
+    binned = f" (model frames: recorded frames binned by {state.bin})" if state.bin > 1 else ""
+    if ts.min() < c - 1 or ts.max() >= n:
+        raise PocoError(f"t must be in [{c - 1}, {n - 1}] (context of {c} frames ending at t, "
+                        f"{n} frames recorded{binned}); got {int(ts.min())}..{int(ts.max())}")
     if recording.n_rois != state.n_input:
         raise PocoError(f"session {recording.session!r}: recording has {recording.n_rois} ROIs, "
                         f"the model's preprocessing expects {state.n_input}")
@@ -82,7 +88,7 @@ def rolling_forecast(model: BaseForecaster, recording: Recording, t_start: int, 
     if state.pca_components is None:
         values = state.inverse(z.reshape(-1, z.shape[-1])).reshape(z.shape)
     return Forecast(t=ts, z=z, values=values, frames=ts[:, None] + np.arange(1, p + 1),
-                    unit_ids=list(state.unit_ids), session=recording.session)
+                    unit_ids=list(state.unit_ids), session=recording.session, fs=state.fs, bin=state.bin)
 
 
 def forecast(model: BaseForecaster, recording: Recording, t: int, precision: str = "auto") -> Forecast:

@@ -21,6 +21,7 @@ from poco_core.base.events import CancelToken, Event
 from poco_core.cli.safety import non_negative_float, non_negative_int, positive_float, positive_int
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
+PROGRESS_EVERY_S = 30.0  # without a terminal (no tqdm bar), a progress line at most this often
 
 
 def load_inputs(paths: list[Path]) -> list:
@@ -36,11 +37,14 @@ def load_inputs(paths: list[Path]) -> list:
     return recs
 
 
-def add_loop_args(p: argparse.ArgumentParser, steps: int, val_every: int, max_val_windows: int | None = None) -> None:
+def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py)."""
+    steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=non_negative_int, default=steps, help=f"optimisation steps (default {steps})")
-    g.add_argument("--batch-size", type=positive_int, default=64, help="windows per step and dataset (default 64)")
-    g.add_argument("--lr", type=positive_float, default=3e-4, help="AdamW learning rate (default 3e-4)")
+    g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
+                   help=f"windows per step and dataset (default {defaults['batch_size']})")
+    g.add_argument("--lr", type=positive_float, default=defaults["lr"], help=f"AdamW learning rate (default {defaults['lr']:g})")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
@@ -79,6 +83,9 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iscell-only", action="store_true", help="keep only ROIs classified as cells")
     g.add_argument("--block-len", type=positive_int, default=1000, help="split block length in frames (default 1000)")
     g.add_argument("--split", type=non_negative_float, nargs=3, default=(3, 1, 1), metavar=("TRAIN", "VAL", "TEST"))
+    g.add_argument("--bin-frames", type=positive_int, default=1, help="average every N frames into one (default 1: none)")
+    g.add_argument("--target-fs", type=positive_float, default=None,
+                   help="bin to this rate in Hz, by the nearest whole factor (e.g. 30 Hz -> 5 Hz bins 6 frames)")
 
 
 def preprocess_config(args: argparse.Namespace):
@@ -86,7 +93,8 @@ def preprocess_config(args: argparse.Namespace):
 
     return PreprocessConfig(dff=args.dff, zscore=not args.no_zscore, filter=args.filter, pca_k=args.pca_k,
                             fit_on=args.fit_on, neuropil_coef=args.neuropil_coef, iscell_only=args.iscell_only,
-                            block_len=args.block_len, split=tuple(args.split))
+                            block_len=args.block_len, split=tuple(args.split), bin_frames=args.bin_frames,
+                            target_fs=args.target_fs)
 
 
 def print_json(obj: Any) -> None:
@@ -128,6 +136,7 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
     """Consume a run's events with progress output; the exit code says finished or interrupted."""
     done: Event | None = None
     bar = None
+    last_line, total = 0.0, 0
     with _GracefulInterrupt(token), _reported(as_json):
         for event in events:
             kind = event["type"]
@@ -138,12 +147,21 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
             if as_json:
                 print_json(event)
             elif kind == "start":
-                bar = _bar(event)
+                describe_start(event)
+                bar, total = _bar(event), event["total_steps"]
+            elif kind == "warning":
+                (bar.write if bar is not None else _stderr)(f"warning: {event['message']}")
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)
                 bar.set_postfix(loss=f"{event['loss']:.4f}", refresh=False)
+            elif kind == "step" and event.get("elapsed_s", 0.0) - last_line >= PROGRESS_EVERY_S:
+                last_line = event["elapsed_s"]
+                _stderr(progress_line(event, total))
             elif kind == "validation":
                 line = f"step {event['step']}: val MSE {event['val_mse']:.4f}, score {event['val_score']:.3f}" + (" (best)" if event["best"] else "")
+                mean = event.get("mean") or {}
+                if mean.get("mean_score") is not None:
+                    line += f" (vs mean {mean['mean_score']:.3f}, vs smoothed copy {mean['smooth_score']:.3f})"
                 (bar.write if bar is not None else _stderr)(line)
         if bar is not None:
             bar.close()
@@ -153,6 +171,11 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
         test = done.get("test", {})
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")
+        if "mean_mse" in test:
+            _stderr(f"test baselines: copy MSE {test['copy_mse']:.4f}, mean MSE {test['mean_mse']:.4f} (score vs mean "
+                    f"{test['mean_score']:.3f}), smoothed copy MSE {test['smooth_mse']:.4f} (score vs it {test['smooth_score']:.3f})")
+        if test.get("diagnosis"):
+            _stderr(f"note: {test['diagnosis']}")
     return EXIT_INTERRUPTED if done is None or done["cancelled"] else EXIT_OK
 
 
@@ -165,6 +188,32 @@ def _reported(as_json: bool) -> Iterator[None]:
         if as_json:
             print_json({"type": "error", "message": str(exc) or type(exc).__name__, "error": type(exc).__name__})
         raise
+
+
+def frames_and_seconds(frames: int, fs: dict[str, float]) -> str:
+    """'48 frames = 1.6 s at 30 Hz' (one rate) or '48 frames = 1.6 s at 30 Hz, 32 s at 1.5 Hz'."""
+    return f"{frames} frames = " + ", ".join(f"{frames / r:.3g} s at {r:.4g} Hz" for r in sorted(set(fs.values()), reverse=True))
+
+
+def describe_start(start: Event) -> None:
+    """Context and horizon in seconds and what preprocessing did, before the first step."""
+    fs = start.get("fs") or {}
+    if fs and "context" in start:
+        _stderr(f"context {frames_and_seconds(start['context'], fs)}; horizon {frames_and_seconds(start['horizon'], fs)}")
+    for session, sentences in (start.get("preprocess_report") or {}).items():
+        _stderr(f"preprocessing {session}: " + "; ".join(sentences))
+
+
+def progress_line(step: Event, total: int) -> str:
+    """'step 120/5000 (2.4%), 2.10 steps/s, elapsed 57 s, ETA 38 min' for logs without a terminal."""
+    return (f"step {step['step']}/{total} ({100 * step['step'] / max(total, 1):.1f}%), {step['steps_per_s']:.2f} steps/s, "
+            f"elapsed {_duration(step['elapsed_s'])}, ETA {_duration(step['eta_s'])}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _bar(start: Event):

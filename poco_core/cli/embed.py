@@ -41,8 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def region_notes(model, recordings: list) -> list[str]:
+    """Why region similarity will be skipped (checked before the analysis runs); [] when it will not be.
+    Recordings that match no model session are an error: they are surely the wrong files."""
+    known = {s.session for s in model.sessions}
+    matched = [r for r in recordings if r.session in known]
+    if recordings and not matched:
+        raise PocoError(f"no recording is of a model session (recordings: {', '.join(r.session for r in recordings)}; "
+                        f"model sessions: {', '.join(sorted(known))})")
+    if not any(r.regions is not None for r in matched):
+        why = "no recordings given" if not recordings else "the recordings have no region labels"
+        return [f"region similarity skipped: {why}; the embedding and cluster table is written without it"]
+    return []
+
+
 def run(args: argparse.Namespace) -> int:
-    from poco_core.analysis.embedding import analyze_model, save_results
+    from poco_core.analysis.embedding import analyze_model, load_model, save_results
 
     def progress(event: dict) -> None:
         if not args.json:
@@ -51,9 +65,13 @@ def run(args: argparse.Namespace) -> int:
     check_inputs([args.checkpoint, *args.data])
     locks = [claim(path, kinds, [args.checkpoint, *args.data], args.force) for path, kinds in _outputs(args.out)]
     try:
+        model, recordings = load_model(args.checkpoint), load_inputs(args.data)
+        notes = region_notes(model, recordings)
+        for note in notes if not args.json else ():
+            print(f"note: {note}", file=sys.stderr)
         result = analyze_model(
-            args.checkpoint,
-            load_inputs(args.data),
+            model,
+            recordings,
             method=args.method,
             n_clusters=args.clusters,
             metric=args.metric,
@@ -61,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
             min_cluster_size=args.min_cluster_size,
             progress=progress,
         )
-        if result.region is None and args.data:
-            raise PocoError("no recording matched a model session by name and ROI ids; no regions to compare")
-        summary = {**result.summary(), "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
+        if result.region is None and not notes:
+            notes.append("region similarity skipped: the recordings' ROI ids do not match the model's units")
+            if not args.json:
+                print(f"note: {notes[-1]}", file=sys.stderr)
+        summary = {**result.summary(), "notes": notes,
+                   "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
     finally:
         release(*locks)
     if args.json:

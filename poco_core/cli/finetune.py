@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
     add_force_arg(p)
-    add_loop_args(p, **FINETUNE_DEFAULTS)
+    add_loop_args(p, FINETUNE_DEFAULTS)
     p.set_defaults(func=run)
 
 

@@ -53,12 +53,17 @@ def run(args: argparse.Namespace) -> int:
         rec = _pick(load_inputs([args.data]), args.session)
         fc = rolling_forecast(model, rec, args.t, args.t + 1 if args.t_stop is None else args.t_stop, args.step,
                               precision=args.precision)
-        arrays = {"t": fc.t, "frames": fc.frames, "z": fc.z, "unit_ids": np.array(fc.unit_ids)}
+        arrays = {"t": fc.t, "frames": fc.frames, "time_s": fc.time_s, "fs": np.float64(fc.fs), "bin": np.int64(fc.bin),
+                  "z": fc.z, "unit_ids": np.array(fc.unit_ids)}
         if fc.values is not None:
             arrays["values"] = fc.values
         if args.out is not None:
             with atomic_path(args.out) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
+            print(f"wrote {args.out}: {len(fc.t)} forecast(s) x {fc.z.shape[1]} steps x {fc.z.shape[2]} units of session "
+                  f"{fc.session} at {fc.fs:.4g} Hz; arrays {', '.join(arrays)} (z: z-scored units"
+                  f"{', values: the recording units' if fc.values is not None else ''}; time_s: seconds from the start)",
+                  file=sys.stderr)
     finally:
         release(lock)
     if args.json:

@@ -5,11 +5,23 @@ import argparse
 import json
 from collections import Counter
 
+import numpy as np
+
 from poco_core.cli.safety import positive_float, positive_int
 from poco_core.data.io import find_problems, load_recording
 from poco_core.data.recording import Recording
 
 WINDOW = 64
+
+
+def cell_count(rec: Recording) -> str | None:
+    """'48 of 53 (iscell)': ROIs the pipeline classified as cells (suite2p iscell, CaImAn accepted)."""
+    from poco_core.data.preprocess import CELL_COLUMNS
+
+    for column in CELL_COLUMNS:
+        if column in rec.roi_info:
+            return f"{int(np.count_nonzero(np.asarray(rec.roi_info[column], dtype=float) > 0.5))} of {rec.n_rois} ({column})"
+    return None
 
 
 def summarize(rec: Recording, window: int = WINDOW) -> dict:
@@ -30,6 +42,7 @@ def summarize(rec: Recording, window: int = WINDOW) -> dict:
         "centroids": rec.roi_centroids() is not None,
         "extra_traces": sorted(rec.extra_traces),
         "roi_info": sorted(rec.roi_info),
+        "cells": cell_count(rec),
         "series": rec.provenance.get("series"),
         "series_choices": rec.provenance.get("series_choices"),
         "problems": find_problems(rec, window),

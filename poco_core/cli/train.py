@@ -9,6 +9,7 @@ from typing import Any
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
+from poco_core.training.defaults import TRAIN_DEFAULTS
 from poco_core.cli.common import (
     add_loop_args,
     add_preprocess_args,
@@ -44,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
     add_force_arg(p)
-    add_loop_args(p, steps=5000, val_every=100)
+    add_loop_args(p, TRAIN_DEFAULTS)
     add_preprocess_args(p)
 
 

@@ -1,14 +1,16 @@
 """Preprocessing of the POCO protocol (appendix A.2/A.3) as a fitted, saveable state.
 
-Pipeline per session: ROI selection (``iscell_only``) -> neuropil subtraction -> dF/F ->
-z-score -> filter -> PCA. Statistics are fitted on the whole recording (``fit_on="all"``,
+Pipeline per session: temporal binning (``bin_frames`` / ``target_fs``) -> ROI selection
+(``iscell_only``) -> neuropil subtraction -> dF/F -> z-score -> filter -> PCA. Binning averages
+each run of ``bin`` consecutive frames (a trailing partial bin is dropped), so model frames,
+``block_len``, context and horizon count binned frames and ``state.fs`` is the binned rate. Statistics are fitted on the whole recording (``fit_on="all"``,
 paper-compatible, leaks the test period) or on the training partition only (``"train"``).
 ROIs that cannot be normalised -- zero variance, or a non-positive dF/F baseline -- are
 dropped (never NaN) and listed in ``state.dropped`` with the reason in ``state.drop_reasons``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +27,7 @@ __all__ = [
 ]
 
 STATE_VERSION = 1
+CELL_COLUMNS = ("iscell", "accepted")  # suite2p's classifier, CaImAn's component evaluation
 _ARRAYS = ("keep", "median", "mean", "std", "pca_mean", "pca_components")
 
 
@@ -41,9 +44,15 @@ class PreprocessConfig:
     iscell_only: bool = False
     block_len: int = 1000
     split: tuple[float, float, float] = (3, 1, 1)
+    bin_frames: int = 1  # average this many frames into one (1: no binning)
+    target_fs: float | None = None  # or: bin to the nearest integer factor giving this rate (overrides bin_frames)
 
     def __post_init__(self) -> None:
         self.split = tuple(self.split)
+        if int(self.bin_frames) < 1:
+            raise PocoError(f"bin_frames must be a positive number of frames, got {self.bin_frames}")
+        if self.target_fs is not None and not float(self.target_fs) > 0:
+            raise PocoError(f"target_fs must be a positive rate in Hz, got {self.target_fs}")
         if self.filter not in FILTERS:
             raise PocoError(f"unknown filter {self.filter!r}; choose one of {', '.join(FILTERS)}")
         if self.fit_on not in ("all", "train"):
@@ -84,17 +93,47 @@ class PreprocessState:
     dropped: list[str] = field(default_factory=list)
     drop_reasons: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    bin: int = 1  # raw frames averaged into one model frame; ``fs`` is the binned rate
+    input_fs: float | None = None  # the recording's own rate (fs * bin)
+
+    def __post_init__(self) -> None:
+        if self.input_fs is None:
+            self.input_fs = float(self.fs) * self.bin
 
     @property
     def n_input(self) -> int:
         return len(self.input_ids)
+
+    def binned(self, traces: Any) -> Any:
+        """(T, N) raw frames -> (T // bin, N) float32 means of consecutive runs (as is for bin 1)."""
+        return traces if self.bin == 1 or traces is None else bin_frames(traces, self.bin)
+
+    def report(self) -> list[str]:
+        """What preprocessing did to this session, as plain sentences (printed by the CLI, shown in the GUI)."""
+        out = [f"{len(self.keep)} of {self.n_input} ROIs kept"]
+        by_reason: dict[str, list[str]] = {}
+        for roi, why in self.drop_reasons.items():
+            by_reason.setdefault(why, []).append(roi)
+        out += [f"dropped {len(rois)} ROI(s) ({why}): {', '.join(rois[:10])}" + (" ..." if len(rois) > 10 else "")
+                for why, rois in by_reason.items()]
+        out += [n for n in self.notes if not n.startswith("dropped ")]
+        if self.neuropil_coef is not None:
+            out.append(f"neuropil subtracted: F - {self.neuropil_coef:g} x Fneu")
+        c = self.config
+        steps = (["dF/F"] if self.median is not None else []) + (["z-score"] if c.zscore else []) \
+            + ([f"{c.filter} filter"] if c.filter != "none" else []) + ([f"PCA to {len(self.unit_ids)} components"]
+                                                                          if self.pca_components is not None else [])
+        out.append(f"{', '.join(steps) or 'no normalisation'}; statistics fitted on {'all frames' if c.fit_on == 'all' else 'the training split'}")
+        if self.bin > 1:
+            out.append(f"binned {self.bin} frames into 1: {self.input_fs:g} Hz -> {self.fs:.4g} Hz")
+        return out
 
     def normalise(self, traces: Any, fneu: Any = None) -> np.ndarray:
         """Selection, neuropil, dF/F and z-score of (T, N_input) traces (no filter, no PCA)."""
         shape = getattr(traces, "shape", ())
         if len(shape) != 2 or shape[1] != self.n_input:
             raise InvalidTraces(None, f"expected (frames, {self.n_input}) traces, got shape {tuple(shape)}")
-        x = np.array(traces[:, self.keep], dtype=np.float32)  # the one working copy
+        x = np.array(traces[:, self.keep], dtype=np.float32)  # the one working copy (binned traces when binning)
         if self.neuropil_coef is not None:
             if fneu is None:
                 raise PocoError("this preprocessing subtracts neuropil: pass the recording's Fneu traces")
@@ -110,15 +149,15 @@ class PreprocessState:
         return x
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        """Filter then PCA on normalised (T, N_keep) values."""
+        """Filter then PCA on normalised (T, N_keep) values (at the binned rate ``fs``)."""
         x = apply_filter(x, self.config.filter, self.fs)
         if self.pca_components is not None:
             x = (x - self.pca_mean.astype(np.float32)) @ self.pca_components.T.astype(np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def apply(self, traces: Any, fneu: Any = None) -> np.ndarray:
-        """(T, N_input) raw traces -> (T, N') float32 model inputs. ``fneu`` only with neuropil."""
-        return self.project(self.normalise(traces, fneu))
+        """(T, N_input) raw traces -> (T // bin, N') float32 model inputs. ``fneu`` only with neuropil."""
+        return self.project(self.normalise(self.binned(traces), self.binned(fneu)))
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Model-space (T, N') values back to the recording's units (neuropil-corrected F when
@@ -144,6 +183,8 @@ class PreprocessState:
             "dropped": list(self.dropped),
             "drop_reasons": dict(self.drop_reasons),
             "notes": list(self.notes),
+            "bin": int(self.bin),
+            "input_fs": float(self.input_fs),
         }
         for name in _ARRAYS:
             v = getattr(self, name)
@@ -165,6 +206,8 @@ class PreprocessState:
             dropped=list(d["dropped"]),
             drop_reasons=dict(d["drop_reasons"]),
             notes=list(d["notes"]),
+            bin=int(d.get("bin", 1)),  # states written before binning existed: none
+            input_fs=d.get("input_fs"),
             **arrays,
         )
 
@@ -172,6 +215,46 @@ class PreprocessState:
 def _numpy(v: Any) -> np.ndarray:
     """A numpy array from a (possibly GPU) torch tensor or an array."""
     return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+
+def neuropil(rec: Recording) -> Any:
+    """The neuropil traces: suite2p's ``Fneu``, or the ``Neuropil/...`` series suite2p writes into NWB."""
+    if "Fneu" in rec.extra_traces:
+        return rec.extra_traces["Fneu"]
+    return next((v for k, v in rec.extra_traces.items() if k.split("/")[0] == "Neuropil"), None)
+
+
+def bin_frames(traces: Any, n: int, block: int = 4096) -> np.ndarray:
+    """Means of consecutive runs of ``n`` frames, read ``block`` bins at a time (memmaps stay on disk)."""
+    out = np.empty((traces.shape[0] // n, traces.shape[1]), dtype=np.float32)
+    for lo in range(0, len(out), block):
+        hi = min(lo + block, len(out))
+        chunk = np.asarray(traces[lo * n:hi * n], dtype=np.float32)
+        out[lo:hi] = chunk.reshape(hi - lo, n, -1).mean(axis=1)
+    return out
+
+
+def bin_factor(fs: float, config: PreprocessConfig) -> tuple[int, list[str]]:
+    """Frames per bin for a recording at ``fs`` Hz, and notes when ``target_fs`` cannot be met exactly."""
+    if config.target_fs is None:
+        return int(config.bin_frames), []
+    n = max(1, int(round(fs / float(config.target_fs))))
+    notes = []
+    if fs < float(config.target_fs) * 0.99:
+        notes.append(f"target_fs {config.target_fs:g} Hz is above the recording's {fs:g} Hz; not resampled up")
+    elif abs(fs / n - float(config.target_fs)) > 0.01 * float(config.target_fs):
+        notes.append(f"{fs:g} Hz / {config.target_fs:g} Hz is not a whole number: binned by {n} to {fs / n:.4g} Hz")
+    return n, notes
+
+
+def binned_recording(rec: Recording, n: int) -> Recording:
+    """The recording with every frame series averaged over runs of ``n`` frames (itself for n == 1)."""
+    if n == 1:
+        return rec
+    if rec.n_frames < n:
+        raise InvalidTraces(rec.source or None, f"session {rec.session!r}: {rec.n_frames} frames cannot be binned by {n}")
+    return replace(rec, traces=bin_frames(rec.traces, n), fs=rec.fs / n,
+                   extra_traces={k: bin_frames(v, n) for k, v in rec.extra_traces.items()})
 
 
 def _fit_ranges(rec: Recording, config: PreprocessConfig) -> Ranges:
@@ -188,27 +271,33 @@ def _rows(a: Any, ranges: Ranges, cols: np.ndarray) -> np.ndarray:
 def _selected(rec: Recording, config: PreprocessConfig, notes: list[str]) -> np.ndarray:
     if not config.iscell_only:
         return np.arange(rec.n_rois)
-    if "iscell" not in rec.roi_info:
-        notes.append("iscell_only: the recording has no 'iscell' column; all ROIs kept")
+    column = next((c for c in CELL_COLUMNS if c in rec.roi_info), None)
+    if column is None:
+        notes.append("iscell_only: the recording has no 'iscell' (suite2p) or 'accepted' (CaImAn) column; all ROIs kept")
         return np.arange(rec.n_rois)
-    keep = np.flatnonzero(np.asarray(rec.roi_info["iscell"], dtype=float) > 0.5)
-    notes.append(f"iscell_only: kept {len(keep)} of {rec.n_rois} ROIs")
+    keep = np.flatnonzero(np.asarray(rec.roi_info[column], dtype=float) > 0.5)
+    notes.append(f"iscell_only: kept the {len(keep)} of {rec.n_rois} ROIs marked '{column}'")
     return keep
 
 
 def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> PreprocessState:
     """Fit the normalisation (and PCA) of one recording on the rows ``config.fit_on`` names."""
     config = config or PreprocessConfig()
-    notes: list[str] = []
+    n_bin, notes = bin_factor(rec.fs, config)
+    input_fs, rec = rec.fs, binned_recording(rec, n_bin)
     keep = _selected(rec, config, notes)
     coef = config.neuropil_coef
-    if coef is not None and "Fneu" not in rec.extra_traces:
+    fneu = neuropil(rec)
+    if coef is not None and fneu is None:
         notes.append("neuropil_coef set but the recording has no 'Fneu' traces; not subtracted")
         coef = None
+    elif coef is None:
+        notes.append("neuropil not subtracted (set neuropil_coef, e.g. 0.7, to subtract Fneu)" if fneu is not None
+                     else "no Fneu: neuropil not subtracted")
     ranges = _fit_ranges(rec, config)
     x = _rows(rec.traces, ranges, keep)
     if coef is not None:
-        x -= np.float32(coef) * _rows(rec.extra_traces["Fneu"], ranges, keep)
+        x -= np.float32(coef) * _rows(fneu, ranges, keep)
     if not np.isfinite(x).all():
         raise InvalidTraces(rec.source or None, f"session {rec.session!r}: traces contain NaN or Inf values")
 
@@ -238,6 +327,7 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
         median=None if median is None else median[good], neuropil_coef=coef,
         dropped=[str(ids[keep[i]]) for i in sorted(reasons)],
         drop_reasons={str(ids[keep[i]]): r for i, r in sorted(reasons.items())}, notes=notes,
+        bin=n_bin, input_fs=float(input_fs),
     )
     if state.dropped:
         notes.append(f"dropped {len(state.dropped)} ROIs: {', '.join(state.dropped[:10])}"
@@ -250,7 +340,7 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
 def _fit_pca(state: PreprocessState, rec: Recording, ranges: Ranges) -> None:
     """PCA on the normalised, filtered fitted rows; each fitted range is filtered on its own so
     nothing outside it (e.g. the test period) enters the fit."""
-    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    fneu = neuropil(rec) if state.neuropil_coef is not None else None
     z = np.concatenate([
         state.project(state.normalise(rec.traces[lo:hi], None if fneu is None else fneu[lo:hi]))
         for lo, hi in ranges
@@ -297,6 +387,13 @@ class PreparedData:
     config: PreprocessConfig
 
 
+def model_values(state: PreprocessState, rec: Recording, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Model-space values of model frames [lo, hi) of a recording (raw frames lo*bin .. hi*bin)."""
+    b, fneu = state.bin, neuropil(rec) if state.neuropil_coef is not None else None
+    rows = slice(lo * b, None if hi is None else hi * b)
+    return state.apply(rec.traces[rows], None if fneu is None else fneu[rows])
+
+
 def _unique_names(recs: Sequence[Recording]) -> list[str]:
     """Session names as given; a repeated name gets ``_2``, ``_3``... in input order."""
     seen: set[str] = set()
@@ -322,10 +419,10 @@ def prepare(recs: Recording | Sequence[Recording], config: PreprocessConfig | No
     sessions = []
     for rec, name in zip(recs, _unique_names(recs)):
         state = fit_preprocess(rec, config)
+        values = model_values(state, rec)
         sd = SessionData(
-            session=name, dataset=rec.dataset, unit_ids=list(state.unit_ids),
-            values=state.apply(rec.traces, rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None),
-            state=state, ranges=split_blocks(rec.n_frames, config.block_len, config.split), source=rec.source,
+            session=name, dataset=rec.dataset, unit_ids=list(state.unit_ids), values=values,
+            state=state, ranges=split_blocks(len(values), config.block_len, config.split), source=rec.source,
         )
         if context is not None and horizon is not None:
             for split in SPLITS:

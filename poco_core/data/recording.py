@@ -26,7 +26,9 @@ class Recording:
     session / dataset: names; the session name must be unique within a dataset.
     source: the path it was read from ("" for in-memory); provenance: reader details.
     extra_traces: other per-ROI series from the same file (e.g. "Fneu", "spks"), (T, N).
-    roi_info: per-ROI extra columns (e.g. "iscell_prob", "snr"), each (N,).
+    roi_info: per-ROI extra columns (e.g. "iscell", "iscell_prob", "accepted", a pipeline's own
+        "suite2p_snr" / "SNR_comp"), each (N,). "snr" is not a reader's column: it has one
+        definition (std over the frame-to-frame noise std) computed from the traces.
     """
 
     traces: Any
@@ -71,6 +73,14 @@ class Recording:
                 raise InvalidTraces(self.source or None, f"{self.footprints.shape[0]} footprints for {n} ROIs")
         if not (np.isfinite(self.fs) and self.fs > 0):
             raise InvalidTraces(self.source or None, f"sampling rate must be a positive number, got {self.fs}")
+
+    def __repr__(self) -> str:
+        """One line: what it is and where it came from (the arrays are never printed)."""
+        fmt = self.provenance.get("format")
+        extra = f", extra {sorted(self.extra_traces)}" if self.extra_traces else ""
+        return (f"Recording(session={self.session!r}, dataset={self.dataset!r}, {self.n_frames} frames x {self.n_rois} ROIs "
+                f"at {self.fs:g} Hz ({self.duration_s:.4g} s){extra}{f', {fmt}' if fmt else ''}"
+                f"{f', from {self.source!r}' if self.source else ''})")
 
     @property
     def n_frames(self) -> int:

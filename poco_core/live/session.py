@@ -38,12 +38,25 @@ __all__ = [
 STALL_PERIODS = 3  # no frame for this many frame periods: the writer is reported as stalled
 
 
+def refuse_binned(model: BaseForecaster) -> None:
+    """Live preprocessing does not bin frames: a model trained on binned frames would be fed frames
+    at the wrong rate, so it is refused with what to do instead."""
+    states = getattr(getattr(model, "poco_meta", None), "preprocess", {}) or {}
+    binned = {k: s for k, s in states.items() if s.bin > 1}
+    if binned:
+        name, s = next(iter(binned.items()))
+        raise PocoError(f"this model was trained on binned frames (session {name!r}: {s.bin} frames per bin, "
+                        f"{s.input_fs:g} Hz -> {s.fs:.4g} Hz); live forecasting does not bin incoming frames, so it "
+                        "would see them at the wrong rate: use a model trained without --bin-frames/--target-fs")
+
+
 def live_model(model: BaseForecaster, unit_ids: list[str], session: str = "live") -> tuple[BaseForecaster, bool]:
     """A model that knows ``session`` with these units, and whether it was already trained on it.
 
     A session the checkpoint knows with the same units is used as is; otherwise a copy of the
     model gets a fresh session (new embeddings, to be learnt by online adaptation).
     """
+    refuse_binned(model)
     known = {s.session: s for s in model.sessions}
     if session in known:
         if list(known[session].unit_ids) != list(unit_ids):
@@ -95,6 +108,8 @@ class LiveSession:
         session: str = "live",
         **forecaster_options: object,
     ):
+        if model is not None:
+            refuse_binned(model)  # at once, not at the first frame
         self.source = source
         self.config = config or OnlineConfig()
         self.session = session

@@ -5,8 +5,8 @@ Each new session gets fresh unit/session embeddings via `model.add_session`; mod
 forecaster MLP, ``all`` trains everything. Frozen parameters have ``requires_grad=False``, so
 autograd only follows the embeddings' path; for models exposing ``hidden_states`` (POCO) the
 MLP hidden layer is computed once per window outside autograd. Same loop, events and
-cancellation as training (`poco_core.training.loop`), validating every 20 steps on at most 64 windows per
-session by default; with the MLP frozen the validation windows' hidden layers are computed once.
+cancellation as training (`poco_core.training.loop`), validating as FINETUNE_DEFAULTS says (every 20 steps on at most 64 windows per
+session); with the MLP frozen the validation windows' hidden layers are computed once.
 """
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ from poco_core.training.train import (
     AnyCancelled,
     DataLike,
     TrainRun,
+    announced,
     as_prepared,
     default_checkpoint,
     loop_options,
     recording_fingerprints,
+    rate_warnings,
 )
 
 
@@ -97,6 +99,7 @@ def finetune_events(
                        hint="give the new recording a distinct session name")
     prepared = as_prepared(data, preprocess or info.preprocess_config)
     info.fingerprints.update(recording_fingerprints(data, prepared))
+    warnings = rate_warnings(prepared, {k: s.fs for k, s in info.preprocess.items()}, net.config.context)
     session_params = attach_sessions(net, prepared)
     trainable = select_trainable(net, session_params, mode)
     for sd in prepared.sessions:
@@ -107,10 +110,10 @@ def finetune_events(
                 lambda: {**model_payload(net, info.preprocess, info.preprocess_config, info.fingerprints), **extra}, cancel,
                 kind="finetune", frozen_hidden=mode == "embeddings" and hasattr(net, "hidden_states"),
                 **(dist.loop_kwargs(cancel) if dist else {}))
-    yield from loop.run()
+    yield from announced(loop.run(), prepared, warnings, net)
 
 
-def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "embeddings", steps: int = 2000,
+def finetune(model: BaseForecaster | str | Path, data: DataLike, mode: str = "embeddings", steps: int = FINETUNE_DEFAULTS["steps"],
              checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **options: Any) -> TrainRun:
     """Notebook entry: `run = finetune(model, new_recs, steps=200)`; `run.wait()`; `run.model`.
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Literal
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
-from poco_core.training.defaults import FINETUNE_MODES
+from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES, TRAIN_DEFAULTS
 
 BATCH_INTERVAL_S = 0.05
 JobKind = Literal["train", "finetune"]
@@ -50,12 +50,12 @@ class JobSpec:
     preprocess: dict[str, Any] = field(default_factory=dict)
     context: int = 48
     horizon: int = 16
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 3e-4
+    steps: int | None = None  # None: the kind's default (TRAIN_DEFAULTS / FINETUNE_DEFAULTS), as are the next three
+    batch_size: int | None = None
+    lr: float | None = None
     seed: int = 0
     device: str = "auto"
-    val_every: int = 100
+    val_every: int | None = None
     init_checkpoint: str | None = None
     mode: str = "embeddings"
     threads: int = 0
@@ -69,6 +69,10 @@ class JobSpec:
             raise ValueError("a finetuning job needs init_checkpoint")
         if self.mode not in FINETUNE_MODES:
             raise ValueError(f"finetune mode must be one of {FINETUNE_MODES}, got {self.mode!r}")
+        defaults = TRAIN_DEFAULTS if self.kind == "train" else FINETUNE_DEFAULTS
+        for name in ("steps", "batch_size", "lr", "val_every"):
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,6 +27,7 @@ from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.models import mse_loss
 from poco_core.training.checkpoint import save_checkpoint
+from poco_core.training.defaults import TRAIN_DEFAULTS
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, summarise
 
@@ -38,14 +39,14 @@ VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding
 class LoopOptions:
     """How to optimise; the defaults are the paper's (POCO_SPEC.md, "Training")."""
 
-    steps: int = 5000
-    batch_size: int = 64
-    lr: float = 3e-4
+    steps: int = TRAIN_DEFAULTS["steps"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    lr: float = TRAIN_DEFAULTS["lr"]
     weight_decay: float = 1e-4
     clip: float = 5.0
-    val_every: int = 100
+    val_every: int = TRAIN_DEFAULTS["val_every"]
     val_stride: int = 1
-    max_val_windows: int | None = None
+    max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
     test_stride: int = 1
     eval_batch_size: int = 256
     seed: int = 0
@@ -119,6 +120,12 @@ def seed_everything(seed: int, rank: int = 0) -> np.random.Generator:
     """Seed torch and return the numpy generator for batch sampling; ranks draw different batches."""
     torch.manual_seed(seed + 7919 * rank)
     return np.random.default_rng([seed, rank])
+
+
+def _headline(m: dict) -> dict:
+    """What a validation event reports per session and on average: scores against the three baselines."""
+    keys = ("mse", "score", "copy_mse", "mean_mse", "mean_score", "smooth_mse", "smooth_score", "diagnosis")
+    return {k: m.get(k) for k in keys}
 
 
 @dataclass
@@ -207,8 +214,8 @@ class Loop:
             self.state.best_val_mse, self.state.best_step = val_mse, step
         entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"]}
         self.state.history["validation"].append(entry)
-        return {"type": "validation", **entry, "best": best,
-                "per_session": {k: {"mse": m["mse"], "score": m["score"]} for k, m in per.items()}}
+        return {"type": "validation", **entry, "best": best, "mean": _headline(mean),
+                "per_session": {k: _headline(m) for k, m in per.items()}}
 
     @torch.no_grad()
     def forecast_sample(self, step: int) -> Event:
@@ -262,8 +269,10 @@ class Loop:
                 raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
                                 "or check the data")
             st.history["loss"].append(loss)
+            elapsed = time.perf_counter() - t0
+            rate = (step - st.step) / max(elapsed, 1e-9)
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                   "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9)}
+                   "steps_per_s": rate, "elapsed_s": elapsed, "eta_s": (total - step) / rate}
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True

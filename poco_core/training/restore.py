@@ -17,6 +17,7 @@ from poco_core.data.preprocess import (
     PreprocessConfig,
     PreprocessState,
     SessionData,
+    model_values,
     split_blocks,
 )
 from poco_core.data.recording import Recording
@@ -93,6 +94,17 @@ def session_state(model: BaseForecaster, session: str) -> PreprocessState:
     return states[session]
 
 
+def rate_warnings(model: BaseForecaster, recs: Sequence[Recording]) -> list[str]:
+    """Recordings whose rate differs from the one their session's preprocessing was fitted at."""
+    out = []
+    for rec in recs:
+        state = model_info(model).preprocess.get(rec.session)
+        if state is not None and abs(rec.fs - state.input_fs) > 0.01 * state.input_fs:
+            out.append(f"session {rec.session!r}: the recording is at {rec.fs:g} Hz but the model was trained on it at "
+                       f"{state.input_fs:g} Hz (binned to {state.fs:.4g} Hz); frames mean other times than in training")
+    return out
+
+
 def prepare_for_model(model: BaseForecaster, recs: Recording | Sequence[Recording]) -> PreparedData:
     """Recordings of sessions the model knows, preprocessed with the model's own fitted states."""
     recs = [recs] if isinstance(recs, Recording) else list(recs)
@@ -104,9 +116,9 @@ def prepare_for_model(model: BaseForecaster, recs: Recording | Sequence[Recordin
             raise RecordingError(rec.source or None, f"session {rec.session!r} has {rec.n_rois} ROIs but the model "
                                  f"was trained on {state.n_input}")
         check_recording(model, rec)
-        fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
-        sessions.append(SessionData(rec.session, rec.dataset, list(state.unit_ids), state.apply(rec.traces, fneu),
-                                    state, split_blocks(rec.n_frames, config.block_len, config.split), rec.source))
+        values = model_values(state, rec)
+        sessions.append(SessionData(rec.session, rec.dataset, list(state.unit_ids), values,
+                                    state, split_blocks(len(values), config.block_len, config.split), rec.source))
     return PreparedData(sessions=sessions, config=config)
 
 

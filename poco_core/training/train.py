@@ -20,6 +20,7 @@ from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec, build_model
 from poco_core.training.checkpoint import load_checkpoint
+from poco_core.training.defaults import TRAIN_DEFAULTS
 from poco_core.training.loop import Loop, LoopOptions, LoopState, seed_everything
 from poco_core.training.restore import model_from_checkpoint, model_payload
 
@@ -102,7 +103,54 @@ def train_events(
     loop = Loop(net, prepared, [p for p in net.parameters() if p.requires_grad], opts, checkpoint,
                 lambda: model_payload(net, states, prepared.config, prints), cancel, state, kind="train",
                 **(dist.loop_kwargs(cancel) if dist else {}))
-    yield from loop.run()
+    yield from announced(loop.run(), prepared, rate_warnings(prepared, context=net.config.context), net)
+
+
+def rates(data: PreparedData) -> dict[str, float]:
+    """Each session's model-space rate in Hz (after any binning)."""
+    return {sd.session: float(sd.state.fs) for sd in data.sessions}
+
+
+def _same_rate(a: float, b: float) -> bool:
+    return abs(a - b) <= 0.01 * max(a, b)
+
+
+def _rate_list(fs: dict[str, float]) -> str:
+    return ", ".join(f"{name} {rate:.4g} Hz" for name, rate in fs.items())
+
+
+def rate_warnings(data: PreparedData, trained: dict[str, float] | None = None, context: int | None = None) -> list[str]:
+    """Warnings when sessions of different rates share one model, or (``trained``: the rates a
+    model was trained at) when new sessions come at a rate the model never saw."""
+    fs = rates(data)
+    out = []
+    if any(not _same_rate(r, next(iter(fs.values()))) for r in fs.values()):
+        span = f"; a context of {context} frames spans {context / max(fs.values()):.3g} to {context / min(fs.values()):.3g} s" \
+            if context else ""
+        out.append(f"sessions at different rates in one model ({_rate_list(fs)}){span}; bin them to one rate "
+                   "(target_fs / --target-fs) so frames mean the same time")
+    if trained:
+        seen = list(trained.values())
+        new = {k: r for k, r in fs.items() if not any(_same_rate(r, t) for t in seen)}
+        if new:
+            out.append(f"{_rate_list(new)}: the model was trained at {', '.join(sorted({f'{t:.4g} Hz' for t in seen}))}; "
+                       "bin to that rate (target_fs / --target-fs) or expect poorer forecasts")
+    return out
+
+
+def announced(events: Iterator[Event], data: PreparedData, warnings: list[str], model: BaseForecaster) -> Iterator[Event]:
+    """The run's events with the start event saying what preprocessing did, each session's rate,
+    context and horizon, and any `warnings`; each warning also follows as a `warning` event."""
+    for event in events:
+        if event["type"] == "start":
+            event.update(warnings=list(warnings), fs=rates(data), context=model.config.context,
+                         horizon=model.config.horizon,
+                         preprocess_report={sd.session: sd.state.report() for sd in data.sessions})
+            yield event
+            for message in warnings:
+                yield {"type": "warning", "message": message}
+            continue
+        yield event
 
 
 def recording_fingerprints(data: DataLike, prepared: PreparedData) -> dict[str, dict]:
@@ -171,7 +219,7 @@ class TrainRun:
         return load_model(self.best_checkpoint)
 
 
-def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = 5000, device: str = "auto",
+def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = TRAIN_DEFAULTS["steps"], device: str = "auto",
           checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
     """Notebook entry: `run = train(data, "poco", steps=2000, hidden=64)`; `run.wait()`.
 

@@ -5,6 +5,15 @@ baseline repeats the last context frame; a dataset's score is the unweighted mea
 sessions (POCO_SPEC.md). Errors are accumulated as running sums so evaluation streams in
 batches of any size and the copy baseline comes for free from the same windows. The training
 loop validates with these; `poco_core.analysis.evaluate` reports them.
+
+Two more baselines keep the score honest (on noisy traces copy is a weak reference, on
+denoised ones a very strong one), reported beside it on the same windows:
+- mean: predict every future step as the unit's mean over the session's *training split* in
+  model space (0 for z-scored units fitted on the train split, about 0 with ``fit_on="all"``);
+  ``mean_score = 1 - mse / mean_mse``.
+- smoothed copy: predict every future step as the mean of the last ``SMOOTH_FRAMES`` (8) context
+  frames (all of them if the context is shorter); ``smooth_score = 1 - mse / smooth_mse``.
+`diagnose` turns the three into a sentence when the score against copy would mislead.
 """
 from __future__ import annotations
 
@@ -18,7 +27,12 @@ import torch
 from poco_core.models.inference import predict
 from poco_core.training.sampling import evenly_spaced, gather_windows
 
-METRIC_COLUMNS = ("score", "mse", "mae")
+METRIC_COLUMNS = ("score", "mean_score", "smooth_score", "mse", "mae")
+SMOOTH_FRAMES = 8  # frames the smoothed-copy baseline averages
+# "already denoised": copy MSE under this fraction of the mean baseline's, and smoothing makes copy worse
+DENOISED_COPY_RATIO = 0.35
+# baselines (table name, metric prefix) reported beside every model
+BASELINES = (("copy", "copy_"), ("mean", "mean_"), ("smoothed copy", "smooth_"))
 
 
 def copy_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -36,58 +50,111 @@ def mean_of(values: Iterable[float]) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-class ErrorAccumulator:
-    """Running per-step sums of squared and absolute error for a model and the copy baseline."""
+def smoothed_last(context: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) -> (B, N): the smoothed-copy forecast, the mean of the last SMOOTH_FRAMES frames."""
+    return context[:, -SMOOTH_FRAMES:, :].mean(dim=1)
 
-    def __init__(self, horizon: int):
+
+def diagnose(m: dict[str, Any]) -> str | None:
+    """A sentence when the score against copy misleads, with what to do; None when it reads as it is.
+
+    Noisy: copy is worse than the mean. Already denoised: copy is close (under
+    DENOISED_COPY_RATIO of the mean's MSE) and averaging the last frames makes it worse, so
+    there is no noise left to average away."""
+    copy, mean, smooth = m.get("copy_mse", math.nan), m.get("mean_mse", math.nan), m.get("smooth_mse", math.nan)
+    if not (math.isfinite(copy) and math.isfinite(mean)) or mean <= 0:
+        return None
+    if copy < DENOISED_COPY_RATIO * mean and smooth > copy:
+        return (f"copy is nearly exact (MSE {copy:.3g} vs {mean:.3g} for the mean) and smoothing only makes it "
+                f"worse ({smooth:.3g}): the traces hold little frame-to-frame noise, as if already denoised (CaImAn's "
+                "C is), so the score against copy is a hard reference; judge by mean_score, and with CaImAn forecast "
+                "F_dff rather than C")
+    if copy > mean:
+        return (f"copy is worse than predicting the mean (MSE {copy:.3g} vs {mean:.3g}; smoothed copy "
+                f"{smooth:.3g}): the traces are noisy at this rate, so the score against copy mostly rewards "
+                "denoising; judge by smooth_score, or low-pass filter (--filter lowpass) or bin in time "
+                "(--target-fs) before training")
+    return None
+
+
+class ErrorAccumulator:
+    """Running per-step sums of squared and absolute error for a model and the three baselines
+    (copy, mean, smoothed copy; see the module docstring)."""
+
+    PARTS = ("", "copy_", "mean_", "smooth_")
+
+    def __init__(self, horizon: int, unit_mean: torch.Tensor | None = None):
+        """`unit_mean` (N,): each unit's training-split mean in model units (default 0)."""
         self.horizon = horizon
-        self.sums = {k: np.zeros(horizon) for k in ("sq", "abs", "copy_sq", "copy_abs")}
+        self.unit_mean = unit_mean
+        self.sums = {f"{p}{k}": np.zeros(horizon) for p in self.PARTS for k in ("sq", "abs")}
         self.count = 0  # elements per step (windows x units)
         self.windows = 0
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> None:
-        """pred/target (B, P, N) and the last context frame (B, N)."""
-        pred, target, last = pred.double(), target.double(), last.double()
-        err = pred - target
-        copy_err = last[:, None, :] - target
-        for key, e in (("sq", err.square()), ("abs", err.abs()), ("copy_sq", copy_err.square()), ("copy_abs", copy_err.abs())):
-            self.sums[key] += e.sum(dim=(0, 2)).cpu().numpy()
+    def update(self, pred: torch.Tensor, target: torch.Tensor, last: torch.Tensor,
+               smooth: torch.Tensor | None = None) -> None:
+        """pred/target (B, P, N), the last context frame (B, N) and the smoothed-copy forecast
+        (B, N; `smoothed_last(context)`, defaults to `last`)."""
+        target = target.double()
+        mean = torch.zeros(target.shape[2], dtype=torch.float64, device=target.device) if self.unit_mean is None \
+            else self.unit_mean.to(target.device, torch.float64)
+        guesses = (pred.double(), last.double()[:, None, :], mean[None, None, :],
+                   (last if smooth is None else smooth).double()[:, None, :])
+        for part, guess in zip(self.PARTS, guesses):
+            err = guess - target
+            self.sums[f"{part}sq"] += err.square().sum(dim=(0, 2)).cpu().numpy()
+            self.sums[f"{part}abs"] += err.abs().sum(dim=(0, 2)).cpu().numpy()
         self.count += target.shape[0] * target.shape[2]
         self.windows += target.shape[0]
 
     def metrics(self) -> dict[str, Any]:
         n = max(self.count, 1)
-        per_step = self.sums["sq"] / n
-        copy_per_step = self.sums["copy_sq"] / n
-        mse, copy_mse = float(per_step.mean()), float(copy_per_step.mean())
-        return {
-            "score": prediction_score(mse, copy_mse),
-            "mse": mse,
-            "mae": float(self.sums["abs"].mean() / n),
-            "per_step_mse": per_step.tolist(),
-            "copy_mse": copy_mse,
-            "copy_mae": float(self.sums["copy_abs"].mean() / n),
-            "copy_per_step_mse": copy_per_step.tolist(),
-            "n_windows": self.windows,
-        }
+        out: dict[str, Any] = {}
+        for part in self.PARTS:
+            per_step = self.sums[f"{part}sq"] / n
+            out.update({f"{part}mse": float(per_step.mean()), f"{part}mae": float(self.sums[f"{part}abs"].mean() / n),
+                        f"{part}per_step_mse": per_step.tolist()})
+        del out["mean_per_step_mse"], out["smooth_per_step_mse"]
+        out.update(score=prediction_score(out["mse"], out["copy_mse"]),
+                   mean_score=prediction_score(out["mse"], out["mean_mse"]),
+                   smooth_score=prediction_score(out["mse"], out["smooth_mse"]), n_windows=self.windows)
+        out["diagnosis"] = diagnose(out)
+        return out
 
 
 def session_metrics(pred: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
-    """Metrics for one session's windows held in memory: pred/target (B, P, N), context (B, C, N)."""
+    """Metrics for one session's windows held in memory: pred/target (B, P, N), context (B, C, N);
+    the mean baseline predicts 0 (z-scored units)."""
     acc = ErrorAccumulator(target.shape[1])
-    acc.update(pred, target, context[:, -1, :])
+    acc.update(pred, target, context[:, -1, :], smoothed_last(context))
     return acc.metrics()
 
 
-def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, float]]:
-    """Per-dataset and overall unweighted means over sessions of score/MSE/MAE (copy too)."""
-    keys = ("score", "mse", "mae", "copy_mse", "copy_mae")
+SUMMARY_KEYS = ("score", "mean_score", "smooth_score", "mse", "mae", "copy_mse", "copy_mae",
+                "mean_mse", "mean_mae", "smooth_mse", "smooth_mae")
+
+
+def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Per-dataset and overall unweighted means over sessions of scores/MSE/MAE (baselines too),
+    each with its `diagnosis`."""
+    def mean_metrics(ms: list[dict]) -> dict[str, Any]:
+        out: dict[str, Any] = {k: mean_of(m.get(k, math.nan) for m in ms) for k in SUMMARY_KEYS}
+        return out | {"diagnosis": diagnose(out)}
+
     by_ds: dict[str, list[dict]] = {}
     for m in sessions.values():
         by_ds.setdefault(m.get("dataset", "default"), []).append(m)
-    datasets = {ds: {k: mean_of(m[k] for m in ms) for k in keys} | {"n_sessions": len(ms)} for ds, ms in by_ds.items()}
-    overall = {k: mean_of(m[k] for m in sessions.values()) for k in keys}
-    return datasets, overall
+    datasets = {ds: mean_metrics(ms) | {"n_sessions": len(ms)} for ds, ms in by_ds.items()}
+    return datasets, mean_metrics(list(sessions.values()))
+
+
+def train_means(sd) -> torch.Tensor:
+    """(N,) each unit's mean over the session's training split in model units (the mean baseline)."""
+    total, count = np.zeros(sd.values.shape[1]), 0
+    for lo, hi in sd.ranges["train"]:
+        total += np.asarray(sd.values[lo:hi], dtype=np.float64).sum(axis=0)
+        count += hi - lo
+    return torch.from_numpy(total / max(count, 1))
 
 
 
@@ -134,7 +201,7 @@ def evaluate_windows(
     try:
         for sd in data.sessions:
             windows = sd.windows(split, ctx + hor, stride)
-            acc = ErrorAccumulator(hor)
+            acc = ErrorAccumulator(hor, train_means(sd))
             idx_all = evenly_spaced(len(windows), max_windows)
             if hidden_cache is None:
                 todo = batches(windows, idx_all, False)
@@ -149,7 +216,7 @@ def evaluate_windows(
                 else:
                     with autocast(device, bf16):
                         (pred,) = model([w[:, :ctx]], [sd.session], **extra)
-                acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1])
+                acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1], smoothed_last(w[:, :ctx]))
             out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
     finally:
         model.train(was_training)

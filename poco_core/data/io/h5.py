@@ -34,14 +34,34 @@ def _json_default(o: Any) -> Any:
     return o.tolist() if hasattr(o, "tolist") else str(o)
 
 
+def _key(name: str) -> str:
+    """An HDF5 member name for a series/column name: '/' would make nested groups, so it (and '%')
+    is percent-escaped; the dataset's ``name`` attribute keeps the original (see `_named`)."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def _named(group: Any) -> dict[str, Any]:
+    """{original name: dataset} of a group's datasets; nested groups (files written before names
+    were escaped) give 'a/b' names, so those files read too."""
+    out: dict[str, Any] = {}
+
+    def add(key: str, obj: Any) -> None:  # visititems stops at the first non-None return
+        if isinstance(obj, h5py.Dataset):
+            out[str(obj.attrs.get("name", key))] = obj
+
+    group.visititems(add)
+    return out
+
+
 def _write_series(group: h5py.Group, name: str, values: Any) -> None:
     """A (T, N) float32 appendable dataset, copied block by block so memmaps are never loaded whole."""
     n_frames, n_rois = values.shape
     rows = min(_chunk_rows(n_rois), max(n_frames, 16))  # a short file is not padded to a 1 MB chunk
     ds = group.create_dataset(
-        name, shape=(n_frames, n_rois), maxshape=(None, n_rois), dtype=np.float32,
+        _key(name), shape=(n_frames, n_rois), maxshape=(None, n_rois), dtype=np.float32,
         chunks=(rows, n_rois), compression="gzip", compression_opts=1, shuffle=True, fletcher32=True,
     )
+    ds.attrs["name"] = name
     step = rows * 16
     for start in range(0, n_frames, step):
         ds[start:start + step] = np.asarray(values[start:start + step], dtype=np.float32)
@@ -50,9 +70,10 @@ def _write_series(group: h5py.Group, name: str, values: Any) -> None:
 def _write_column(group: h5py.Group, name: str, values: Any) -> None:
     values = np.asarray(values)
     if values.dtype.kind in "USO":  # variable-length strings take no filters (HDF5)
-        group.create_dataset(name, data=values.astype(str).astype(object), dtype=STR)
+        ds = group.create_dataset(_key(name), data=values.astype(str).astype(object), dtype=STR)
     else:
-        group.create_dataset(name, data=values, **({"fletcher32": True} if values.size else {}))
+        ds = group.create_dataset(_key(name), data=values, **({"fletcher32": True} if values.size else {}))
+    ds.attrs["name"] = name
 
 
 def save_recording(rec: Recording, path: str | Path) -> Path:
@@ -115,8 +136,9 @@ def read_project_h5(path: Path, lazy: bool | None = None) -> Recording:
             if "footprints" in f:
                 g = f["footprints"]
                 footprints = sp.csr_matrix((g["data"][()], g["indices"][()], g["indptr"][()]), shape=tuple(g.attrs["shape"]))
-            extra = {k: h5_traces(path, ds, False, lazy) for k, ds in f.get("extra_traces", {}).items()}
-            info = {k: ds.asstr()[()] if ds.dtype.kind == "O" else ds[()] for k, ds in f.get("roi_info", {}).items()}
+            extra = {k: h5_traces(path, ds, False, lazy) for k, ds in _named(f["extra_traces"]).items()} if "extra_traces" in f else {}
+            info = {k: ds.asstr()[()] if ds.dtype.kind == "O" else ds[()]
+                    for k, ds in (_named(f["roi_info"]).items() if "roi_info" in f else ())}
             provenance = json.loads(f.attrs.get("provenance", "{}"))
             centroids = f["centroids"][()] if "centroids" in f else None
             anatomy = f["anatomy"][()] if "anatomy" in f else None
@@ -154,7 +176,7 @@ def append_frames(path: str | Path, frames: np.ndarray, extra: dict[str, np.ndar
     with open_h5(path, "a") as f:
         _check_header(f, path)
         series = {"traces": (f["traces"], frames)}
-        group = f.get("extra_traces", {})
+        group = _named(f["extra_traces"]) if "extra_traces" in f else {}
         if set(group) != set(extra):
             raise RecordingError(path, f"append needs frames for every extra series: {sorted(group)}, got {sorted(extra)}")
         series.update({f"extra_traces/{k}": (group[k], np.atleast_2d(np.asarray(v, dtype=np.float32))) for k, v in extra.items()})

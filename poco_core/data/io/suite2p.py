@@ -21,6 +21,9 @@ SETTINGS_FILES_1X = ("db.npy", "settings.npy", "reg_outputs.npy", "detect_output
 CROPPED_IMAGES = ("Vcorr", "max_proj")
 PLANE_RE = re.compile(r"^plane(\d+)$")
 
+# stat.npy fields stored under another name, so one name means one definition across formats
+SUITE2P_NAMES = {"snr": "suite2p_snr"}
+
 
 def _planes(folder: Path) -> dict[int, Path]:
     return {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := PLANE_RE.match(p.name))}
@@ -143,8 +146,8 @@ def read_suite2p(
         if n_rois and all("med" in s for s in stat):
             centroids = np.array([s["med"] for s in stat], dtype=float)
         for key in ("npix", "skew", "compact", "snr"):
-            if n_rois and all(key in s for s in stat):
-                roi_info[key] = np.array([s[key] for s in stat], dtype=float)
+            if n_rois and all(key in s for s in stat):  # suite2p's own SNR keeps its name: "snr" is ours
+                roi_info[SUITE2P_NAMES.get(key, key)] = np.array([s[key] for s in stat], dtype=float)
     if (plane_dir / "iscell.npy").exists():
         iscell = load_npy(plane_dir / "iscell.npy", mmap=False)
         if iscell.ndim != 2 or iscell.shape[1] < 1:
