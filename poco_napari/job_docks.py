@@ -65,9 +65,11 @@ _DOCKS: dict[int, JobDocks] = {}
 
 
 def docks_for(viewer: Any) -> JobDocks:
-    """The viewer's plot docks, added on first use."""
-    key = id(viewer)
+    """The viewer's plot docks, added on first use. napari hands each plugin widget its own
+    proxy of the viewer, so the docks are keyed on the viewer behind the proxy."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    key = id(real)
     if key not in _DOCKS:
         _DOCKS[key] = JobDocks(viewer)
-        weakref.finalize(viewer, _DOCKS.pop, key, None)
+        weakref.finalize(real, _DOCKS.pop, key, None)
     return _DOCKS[key]
