@@ -1,7 +1,7 @@
 """Preprocessing dock: edit a PreprocessConfig, preview it on the selected ROI, apply it.
 
-The preview fits on the selected ROI alone (every step but PCA is per ROI, so this equals the
-full fit) in a worker thread; with PCA it fits the whole recording and shows PC 0. Apply runs
+The preview fits on the whole recording (as Apply does) and transforms the selected ROI in a
+worker thread; with PCA it shows PC 0. Apply runs
 ``poco_core.data.preprocess.prepare`` on the recording and stores the SessionData in
 ``poco_napari.store.preprocessed`` (the training widget reads it there); the traces dock then
 shades the train/val/test split. Settings persist in ``<user config dir>/preprocess.json``
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +73,25 @@ def save_settings(config: PreprocessConfig) -> None:
 
 
 def preview(rec: Recording, index: int, config: PreprocessConfig) -> tuple[np.ndarray, str, list[str]]:
-    """The selected ROI after preprocessing (or PC 0 with PCA), its label, and the notes."""
-    sub = rec if config.pca_k else rec.select_rois([index])
-    state = fit_preprocess(sub, config)
-    fneu = sub.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
-    after = state.apply(sub.traces, fneu)[:, 0]
-    return after, ("PC 0 (PCA replaces ROIs)" if config.pca_k else "after"), state.notes
+    """The selected ROI after preprocessing (or PC 0 with PCA), its label, and the notes.
+
+    The statistics are fitted on the whole recording, as Apply does (so ROI selection such as
+    iscell-only reads "kept 48 of 53"); only the previewed ROI is then transformed. An ROI the
+    preprocessing excludes previews as empty, with the reason."""
+    state = fit_preprocess(rec, config)
+    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    if config.pca_k:
+        return state.apply(rec.traces, fneu)[:, 0], "PC 0 (PCA replaces ROIs)", state.notes
+    roi_id = str(rec.roi_ids[index])
+    where = np.flatnonzero(state.keep == index)
+    if not len(where):
+        reason = state.drop_reasons.get(roi_id) or "not a cell (iscell-only)"
+        return np.empty(0, dtype=np.float32), f"ROI {roi_id} excluded: {reason}", state.notes
+    k = int(where[0])
+    one = replace(state, input_ids=[roi_id], keep=np.array([0]), unit_ids=[roi_id], mean=state.mean[k:k + 1],
+                  std=state.std[k:k + 1], median=None if state.median is None else state.median[k:k + 1])
+    fneu_one = None if fneu is None else fneu[:, [index]]
+    return one.apply(rec.traces[:, [index]], fneu_one)[:, 0], "after", state.notes
 
 
 class PreprocessWidget(QWidget):
@@ -247,7 +261,7 @@ class PreprocessWidget(QWidget):
             return  # a newer preview is on its way
         after, label, notes = result
         self.after_curve.setData(t[: len(after)], after)
-        self.after_plot.setTitle(f"{label}: {FILTER_NAMES[self.config().filter]} filter")
+        self.after_plot.setTitle(label if label.startswith("ROI ") else f"{label}: {FILTER_NAMES[self.config().filter]} filter")
         self.status.setText("; ".join(notes))
         self.preview_updated.emit()
 

@@ -33,6 +33,7 @@ RASTER_BINS = 2000  # time columns of the raster
 RASTER_ROWS = 2000  # more ROIs than this: neighbouring rows (after sorting) are averaged
 SPLIT_COLORS = {"train": (46, 160, 67, 60), "val": (255, 160, 0, 70), "test": (214, 39, 40, 70)}
 AXIS_WIDTH = 90
+MISSING_GROUP = "none"  # raster block of ROIs with no value in the sort column
 HINT = "Click an ROI in the viewer (shift-click adds, Up/Down steps)"
 
 
@@ -56,6 +57,26 @@ def normalised(y: np.ndarray) -> np.ndarray:
     """Scale a trace into [0, 0.9] by its 0.5-99.5th percentiles, so stacked traces don't overlap."""
     lo, hi = np.percentile(y, [0.5, 99.5])
     return np.clip((y - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.9
+
+
+def group_labels(column: pd.Series) -> np.ndarray:
+    """Category names of a features column, every missing value (NaN, None, pd.NA) as one "none"
+    group: missing values compare unequal, so they would otherwise each start a block."""
+    missing = column.isna().to_numpy()
+    labels = column.astype(object).to_numpy().copy()
+    labels[missing] = MISSING_GROUP
+    return labels.astype(str)
+
+
+def raster_order(column: pd.Series) -> np.ndarray:
+    """ROI order sorted by a features column, stable, missing values last as one block."""
+    missing = column.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = group_labels(column)
+    present = np.flatnonzero(~missing)
+    return np.r_[present[np.argsort(values[present], kind="stable")], np.flatnonzero(missing)].astype(int)
 
 
 class TracesWidget(QWidget):
@@ -281,11 +302,7 @@ class TracesWidget(QWidget):
         raster = _rasters(rec)[0]
         features = self._features()
         key = self.sort_box.currentText()
-        self._order = np.arange(rec.n_rois)
-        if key in features:
-            column = features[key]
-            values = column.to_numpy() if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy()
-            self._order = np.argsort(values, kind="stable")
+        self._order = raster_order(features[key]) if key in features else np.arange(rec.n_rois)
         rows = raster[self._order]
         self._rows_per_line = -(-len(rows) // RASTER_ROWS)
         if self._rows_per_line > 1:
@@ -304,7 +321,7 @@ class TracesWidget(QWidget):
         if key not in features or pd.api.types.is_float_dtype(features[key]):
             axis.setTicks(None)
             return
-        values = features[key].to_numpy()[self._order]
+        values = group_labels(features[key])[self._order]
         starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
         ends = np.r_[starts[1:], len(values)]
         axis.setTicks([[((s + e) / 2 / self._rows_per_line, str(values[s])) for s, e in zip(starts, ends)]])

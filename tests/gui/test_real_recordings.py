@@ -1,0 +1,101 @@
+"""The napari side on real tool output (suite2p 1.1.0 run and its NWB export, FISSA, Triplett):
+regression tests of issue 14's GUI bugs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.layers import Points
+from qtpy.QtWidgets import QDockWidget
+
+from poco_core.data.io import load_recording
+from poco_core.data.preprocess import PreprocessConfig
+from poco_napari.job_docks import docks_for
+from poco_napari.preprocess_widget import PreprocessWidget
+from poco_napari.selection import selection_for
+from poco_napari.traces import TracesWidget
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE2P = REPO / "tests" / "data" / "suite2p_sim" / "suite2p"
+NWB = SUITE2P / "ophys.nwb"
+TRIPLETT = REPO / "tests" / "data" / "triplett_zf_20170215-f3"
+PLUGIN = "poco-napari"
+WAIT_MS = 30_000
+
+
+def poco_layers(viewer, role: str) -> list:
+    return [layer for layer in viewer.layers if layer.metadata.get("poco_role") == role]
+
+
+def docks_named(viewer, title: str) -> list[QDockWidget]:
+    return [d for d in viewer.window._qt_window.findChildren(QDockWidget) if d.windowTitle() == title]
+
+
+def test_training_and_finetuning_share_one_set_of_plot_docks(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, training = viewer.window.add_plugin_dock_widget(PLUGIN, "Training")
+    _, finetuning = viewer.window.add_plugin_dock_widget(PLUGIN, "Finetuning")
+    assert training.viewer is not finetuning.viewer  # napari hands each widget its own proxy
+    assert docks_for(training.viewer) is docks_for(finetuning.viewer)
+    assert len(docks_named(viewer, "POCO training curves")) == 1
+
+
+def test_raster_groups_missing_values_as_one_block(make_napari_viewer):
+    from poco_napari.traces import group_labels, raster_order
+
+    viewer = make_napari_viewer()
+    viewer.open(str(SUITE2P), plugin=PLUGIN)
+    rois = poco_layers(viewer, "rois")[0]
+    cluster = pd.array([pd.NA] * 53, dtype="Int64")  # the embedding dock's column before any analysis
+    cluster[[3, 10, 20]] = [1, 0, 1]
+    rois.features["cluster"] = cluster
+    widget = TracesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._fill_sort_box()
+    widget.sort_box.setCurrentText("cluster")
+    ticks = widget.raster.getAxis("left")._tickLevels[0]
+    assert [name for _, name in ticks] == ["0", "1", "none"]
+    assert list(raster_order(rois.features["cluster"])[:3]) == [10, 3, 20]
+    assert (group_labels(pd.Series([np.nan, "a", None])) == ["none", "a", "none"]).all()
+
+
+def test_iscell_preview_fits_the_recording_and_previews_the_roi(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open(str(SUITE2P), plugin=PLUGIN)
+    rec = poco_layers(viewer, "rois")[0].metadata["poco_recording"]
+    widget = PreprocessWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_config(PreprocessConfig(iscell_only=True))
+    with qtbot.waitSignal(widget.preview_updated, timeout=WAIT_MS):
+        selection_for(rec).set([2])
+    assert "kept 48 of 53 ROIs" in widget.status.text()
+    _, after = widget.preview_data()
+    assert len(after) == rec.n_frames and abs(after.std() - 1) < 1e-3
+    non_cell = int(np.flatnonzero(~np.asarray(rec.roi_info["iscell"], dtype=bool))[0])
+    with qtbot.waitSignal(widget.preview_updated, timeout=WAIT_MS):
+        selection_for(rec).set([non_cell])
+    assert "excluded" in widget.after_plot.titleLabel.text
+    assert "Preview not possible" not in widget.status.text()
+
+
+def test_successive_opens_lie_side_by_side(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open(str(SUITE2P), plugin=PLUGIN)
+    first = poco_layers(viewer, "rois")[0]
+    viewer.open(str(NWB), plugin=PLUGIN)
+    second = [layer for layer in poco_layers(viewer, "rois") if layer is not first][0]
+    assert second.translate[-1] >= first.extent.world[1][-1]  # right of the first, not on top of it
+
+
+def test_selected_rois_without_positions_are_ringed(make_napari_viewer, tmp_path):
+    traces = load_recording(NWB).traces  # real suite2p F, saved as a bare array: no positions
+    np.save(tmp_path / "F.npy", np.asarray(traces))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "F.npy"), plugin=PLUGIN)
+    points = poco_layers(viewer, "rois")[0]
+    assert isinstance(points, Points) and "grid" in points.name
+    selection_for(points.metadata["poco_recording"]).set([4, 9])
+    rings = poco_layers(viewer, "selection")[0]
+    np.testing.assert_allclose(rings.data, points.data[[4, 9]])
