@@ -123,6 +123,11 @@ class Job(QObject):
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
         self.history: list[dict[str, Any]] = []
+        self.warnings: list[str] = []  # from the start event
+        self.preprocess_report: dict[str, list[str]] = {}  # session -> what preprocessing did
+        self.elapsed_s: float | None = None  # from step events, when the engine reports them
+        self.eta_s: float | None = None
+        self.started_at: float | None = None  # time.monotonic() at start
         self._temp_dir = temp_dir
         self._process: Any = None
         self._conn: Any = None
@@ -158,6 +163,7 @@ class Job(QObject):
         )
         with _empty_main():
             self._process.start()
+        self.started_at = time.monotonic()
         child_conn.close()  # the child holds the only write end: its exit means EOF here
         self._set_status(JobStatus.RUNNING, f"started (pid {self._process.pid})")
         self._timer.start()
@@ -204,9 +210,12 @@ class Job(QObject):
             kind = ev.get("type")
             if kind == "start":
                 self.total_steps = int(ev.get("total_steps", self.total_steps))
+                self.warnings = [str(w) for w in ev.get("warnings") or []]
+                self.preprocess_report = dict(ev.get("preprocess_report") or {})
             elif kind == "step":
                 self.step = int(ev["step"])
                 self.loss = float(ev["loss"])
+                self.elapsed_s, self.eta_s = ev.get("elapsed_s"), ev.get("eta_s")
             elif kind == "validation":
                 score = ev.get("val_score")
                 if score is not None and (self.best_score is None or score > self.best_score):

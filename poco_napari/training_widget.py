@@ -40,6 +40,7 @@ from poco_napari.forms import collapsible
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
+from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed, recordings_in
 
 NICE = 5  # niceness of a low-priority job (POSIX)
@@ -64,6 +65,60 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return out
 
 
+def job_defaults(kind: str) -> dict[str, Any]:
+    """steps, lr, batch_size, val_every of a training or finetuning run: the engine's own
+    defaults (``poco_core.training.defaults``, else the loop's), so the GUI, the CLI and the
+    Python API start from the same settings."""
+    from poco_core.training import defaults
+    from poco_core.training.loop import LoopOptions
+
+    base = {k: getattr(LoopOptions, k) for k in ("steps", "lr", "batch_size", "val_every")}
+    return {**base, **getattr(defaults, "TRAIN_DEFAULTS" if kind == "train" else "FINETUNE_DEFAULTS", {})}
+
+
+def selected_rois(recordings: list[Recording]) -> dict[str, list[str]]:
+    """Session -> ids of its selected ROIs, for the job's forecast-vs-actual samples."""
+    out = {}
+    for rec in recordings:
+        picked = selection_for(rec).indices
+        if picked:
+            out[rec.session] = [str(rec.roi_ids[i]) for i in picked]
+    return out
+
+
+def step_text(job: Job) -> str:
+    """"step/total", the one wording of a job's progress (job table and status line)."""
+    return f"{job.step}/{job.total_steps}"
+
+
+def job_timing(job: Job) -> tuple[float | None, float | None]:
+    """(elapsed, remaining) seconds of a job: the engine's figures when its step events carry
+    them, else measured here (remaining = time per step so far x steps left)."""
+    elapsed, eta = job.elapsed_s, job.eta_s
+    if elapsed is None and job.started_at is not None and job.step > 0:
+        elapsed = time.monotonic() - job.started_at
+    if eta is None and elapsed is not None and job.step > 0:
+        eta = elapsed / job.step * max(job.total_steps - job.step, 0)
+    if job.status.final:
+        eta = None
+    return elapsed, eta
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def job_notes(job: Job) -> str:
+    """The start event's warnings and what preprocessing did, one line each."""
+    lines = [f"warning: {w}" for w in job.warnings]
+    lines += [f"{session}: {'; '.join(sentences)}" for session, sentences in job.preprocess_report.items() if sentences]
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "" if value is None else format(value, spec)
 
@@ -71,7 +126,8 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 class JobTable(QTableWidget):
     """Every job of the queue: status, step, loss, best validation score (message as tooltip)."""
 
-    COLUMNS = ("job", "status", "step", "loss", "best val score")
+    COLUMNS = ("job", "status", "step", "elapsed", "ETA", "loss", "best val score")
+    refreshed = Signal()
 
     def __init__(self, queue: JobQueue, parent: QWidget | None = None):
         super().__init__(0, len(self.COLUMNS), parent)
@@ -90,12 +146,15 @@ class JobTable(QTableWidget):
     def refresh(self) -> None:
         self.setRowCount(len(self.queue.jobs))
         for row, job in enumerate(self.queue.jobs):
-            cells = (job.name, job.status.value, f"{job.step}/{job.total_steps}", _fmt(job.loss), _fmt(job.best_score, ".3f"))
+            elapsed, eta = job_timing(job)
+            cells = (job.name, job.status.value, step_text(job), _duration(elapsed), _duration(eta),
+                     _fmt(job.loss), _fmt(job.best_score, ".3f"))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(job.message)
                 self.setItem(row, col, item)
         self.resizeColumnsToContents()
+        self.refreshed.emit()
 
 
 class JobLauncher(QWidget):
@@ -106,18 +165,19 @@ class JobLauncher(QWidget):
     job_started = Signal(object)
     job_finished = Signal(object)
 
-    def __init__(self, napari_viewer: Any, steps: int, lr: float, val_every: int):
+    def __init__(self, napari_viewer: Any):
         super().__init__()
+        defaults = job_defaults(self.kind)
         self.viewer = napari_viewer
         self.queue = job_queue()
         self.job: Job | None = None
-        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=steps, singleStep=100)
-        self.batch_size = QSpinBox(minimum=1, maximum=65_536, value=64)
-        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4, value=lr)
+        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=int(defaults["steps"]), singleStep=100)
+        self.batch_size = QSpinBox(minimum=1, maximum=65_536, value=int(defaults["batch_size"]))
+        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4, value=float(defaults["lr"]))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.device = QComboBox()
         self.device.addItems(available_devices())
-        self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=val_every, suffix=" steps")
+        self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=int(defaults["val_every"]), suffix=" steps")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
         self.low_priority = QCheckBox("run below napari's priority")
         self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
@@ -141,6 +201,7 @@ class JobLauncher(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.table = JobTable(self.queue)
+        self.table.refreshed.connect(self._update)  # the status line shows what the table shows, when it does
         self.button.clicked.connect(self._on_button)
         self.queue_button.clicked.connect(self.start)
 
@@ -180,13 +241,13 @@ class JobLauncher(QWidget):
                            steps=self.steps.value(), batch_size=self.batch_size.value(), lr=self.lr.value(),
                            seed=self.seed.value(), device=self.device.currentText(),
                            val_every=self.val_every.value(), threads=self.threads.value(),
-                           nice=NICE if self.low_priority.isChecked() else 0, **fields)
+                           nice=NICE if self.low_priority.isChecked() else 0,
+                           sample_rois=selected_rois(recordings), **fields)
         except (PocoError, OSError, ValueError) as exc:
             self.status.setText(f"Cannot start: {exc}")
             return None
         self.job = job
         docks = docks_for(self.viewer)
-        job.changed.connect(self._update)
         job.finished.connect(lambda: self._finished(job))
         docks.follow(job)
         self.queue.submit(job)
@@ -223,10 +284,14 @@ class JobLauncher(QWidget):
         self.status.setText(self._describe(job))
 
     def _describe(self, job: Job) -> str:
+        notes = job_notes(job)
+        notes = f"\n{notes}" if notes else ""
         if job.status.final:
-            return f"{job.name}: {job.message}"
+            return f"{job.name}: {job.message}{notes}"
         best = "" if job.best_score is None else f", best validation score {job.best_score:.3f} (copy baseline 0)"
-        return f"{job.name}: {job.status.value}, step {job.step}/{job.total_steps}{best}"
+        elapsed, eta = job_timing(job)
+        timing = "" if elapsed is None else f", {_duration(elapsed)} elapsed" + ("" if eta is None else f", about {_duration(eta)} left")
+        return f"{job.name}: {job.status.value}, step {step_text(job)}{timing}{best}{notes}"
 
     def _finished(self, job: Job) -> None:
         if job is self.job:
@@ -251,7 +316,7 @@ class TrainingWidget(JobLauncher):
     kind = "train"
 
     def __init__(self, napari_viewer: Any):
-        super().__init__(napari_viewer, steps=2000, lr=3e-4, val_every=100)
+        super().__init__(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self.refresh_sessions)
         napari_viewer.layers.events.removed.connect(self.refresh_sessions)
         preprocessed.changed.connect(self.refresh_sessions)

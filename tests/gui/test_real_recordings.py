@@ -99,3 +99,60 @@ def test_selected_rois_without_positions_are_ringed(make_napari_viewer, tmp_path
     selection_for(points.metadata["poco_recording"]).set([4, 9])
     rings = poco_layers(viewer, "selection")[0]
     np.testing.assert_allclose(rings.data, points.data[[4, 9]])
+
+
+@pytest.fixture
+def suite2p_training(make_napari_viewer, tmp_path):
+    """A viewer with the real suite2p run open and a Training dock set up for a short nlinear run."""
+    from poco_core.data.preprocess import prepare
+    from poco_napari.store import preprocessed
+    from poco_napari.training_widget import TrainingWidget
+
+    viewer = make_napari_viewer()
+    viewer.open(str(SUITE2P), plugin=PLUGIN)
+    rec = poco_layers(viewer, "rois")[0].metadata["poco_recording"]
+    preprocessed.set(rec, prepare([rec], PreprocessConfig(block_len=100)).sessions[0])
+    widget = TrainingWidget(viewer)
+    widget.model.setCurrentText("nlinear")
+    widget.context.setValue(12)
+    widget.horizon.setValue(4)
+    widget.steps.setValue(60)
+    widget.val_every.setValue(10)
+    widget.batch_size.setValue(8)
+    widget.threads.setValue(1)
+    widget.device.setCurrentText("cpu")
+    widget.checkpoint.setText(str(tmp_path / "run.pt"))
+    yield viewer, widget, rec
+    if widget.job is not None and not widget.job.status.final:
+        widget.job.cancel()
+
+
+def test_status_line_and_job_table_agree_during_a_run(suite2p_training, qtbot):
+    viewer, widget, rec = suite2p_training
+    seen: list[tuple[str, str]] = []
+
+    def compare() -> None:
+        row = widget.table.rowCount() - 1
+        step, best = widget.table.item(row, 2).text(), widget.table.item(row, 6).text()
+        text = widget.status.text()
+        if not widget.job.status.final:
+            seen.append((f"step {step}" in text and (not best or best in text), f"{text!r} vs {step} {best}"))
+
+    job = widget.start()
+    job.changed.connect(compare)
+    widget.table.refreshed.connect(compare)
+    with qtbot.waitSignal(widget.job_finished, timeout=180_000):
+        pass
+    assert job.status.value == "done", job.message
+    assert seen and all(ok for ok, _ in seen), [why for ok, why in seen if not ok][:3]
+    assert widget.table.item(widget.table.rowCount() - 1, 3).text()  # elapsed shown
+
+
+def test_forecast_samples_show_the_selected_rois(suite2p_training, qtbot):
+    viewer, widget, rec = suite2p_training
+    selection_for(rec).set([2, 5])
+    job = widget.start()
+    with qtbot.waitSignal(widget.job_finished, timeout=180_000):
+        pass
+    samples = [ev for ev in job.history if ev["type"] == "forecast_sample"]
+    assert samples and all(ev["unit_ids"] == ["2", "5"] for ev in samples)
