@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -38,6 +37,7 @@ from poco_core.base.errors import Cancelled
 from poco_core.base.events import CancelToken
 from poco_core.data.recording import Recording
 from poco_napari.colors import MISSING, RoiColors, apply_colors, roi_colors
+from poco_napari.forms import scroll_layout
 from poco_napari.plot_base import theme_colors
 from poco_napari.selection import connect_viewer, selection_for
 from poco_napari.similarity_plot import SimilarityHeatmap
@@ -141,7 +141,7 @@ class EmbeddingWidget(QWidget):
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.umap)
         split.addWidget(self.heatmap)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         for part in (form, buttons):
             layout.addLayout(part)
         layout.addWidget(self.status)

@@ -2,7 +2,7 @@
 settings open, the rest folded)."""
 from __future__ import annotations
 
-from qtpy.QtWidgets import QFormLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QFrame, QScrollArea, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 Rows = list[tuple[str, QWidget]]
@@ -19,3 +19,17 @@ def collapsible(title: str, rows: Rows, expanded: bool) -> QCollapsible:
     group.addWidget(body)
     group.expand(animate=False) if expanded else group.collapse(animate=False)
     return group
+
+
+def scroll_layout(widget: QWidget) -> QVBoxLayout:
+    """The layout to fill a dock with, inside a scroll area: a dock may then be shorter than its
+    settings, so napari with every POCO dock open still fits a 1920x1080 screen."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    inner = QWidget()
+    area.setWidget(inner)
+    outer.addWidget(area)
+    return QVBoxLayout(inner)

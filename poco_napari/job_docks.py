@@ -4,7 +4,10 @@ and finetuning widgets.
 from __future__ import annotations
 
 import weakref
+from itertools import pairwise
 from typing import Any
+
+from qtpy.QtCore import Qt
 
 from poco_napari.forecast_plot import ForecastDock
 from poco_napari.forecast_worker import ModelForecaster
@@ -25,9 +28,15 @@ class JobDocks:
         self._time_connected = False
         window = getattr(viewer, "window", None)
         if window is not None and hasattr(window, "add_dock_widget"):
-            window.add_dock_widget(self.curves, name="POCO training curves", area="bottom")
-            window.add_dock_widget(self.forecast, name="POCO forecast vs actual", area="bottom")
-            window.add_dock_widget(self.results, name="POCO results", area="right")
+            # one row along the bottom, side by side: stacked, their height floors would push
+            # the window past a 1080p screen
+            docks = [window.add_dock_widget(view, name=name, area="bottom") for view, name in (
+                (self.curves, "POCO training curves"), (self.forecast, "POCO forecast vs actual"),
+                (self.results, "POCO results"))]
+            main = getattr(window, "_qt_window", None)
+            if main is not None:
+                for left, right in pairwise(docks):
+                    main.splitDockWidget(left, right, Qt.Horizontal)
         viewer.events.theme.connect(lambda event=None: self.apply_theme(viewer.theme))
         self.apply_theme(viewer.theme)
 

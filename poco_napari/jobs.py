@@ -26,6 +26,7 @@ QSocketNotifier: it behaves the same with Windows pipes and batches reads natura
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import shutil
 import signal
 import sys
@@ -154,9 +155,8 @@ class Job(QObject):
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self._cancel = ctx.Event()
-        log = tempfile.NamedTemporaryFile(prefix="poco-job-", suffix=".stderr", dir=self._temp_dir, delete=False)
-        log.close()
-        self._stderr_path = log.name
+        fd, self._stderr_path = tempfile.mkstemp(prefix="poco-job-", suffix=".stderr", dir=self._temp_dir)
+        os.close(fd)
         self._process = ctx.Process(
             target=run_logged, args=(self.spec, child_conn, self._cancel, self._stderr_path),
             name=f"poco-{self.name}", daemon=True,

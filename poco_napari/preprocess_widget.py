@@ -27,7 +27,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -40,7 +39,7 @@ from poco_core.data.preprocess import (
     prepare,
 )
 from poco_core.data.recording import Recording
-from poco_napari.forms import collapsible
+from poco_napari.forms import collapsible, scroll_layout
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed
@@ -111,7 +110,7 @@ class PreprocessWidget(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(self.recording_box)
         for group in self._groups:
             layout.addWidget(group)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from qtpy.QtWidgets import (
+    QHBoxLayout,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -53,11 +53,11 @@ class ResultsDock(QWidget):
         super().__init__(parent)
         self.errors = ErrorByStep()
         self.table = ScoreTable()
-        layout = QVBoxLayout(self)
+        layout = QHBoxLayout(self)  # side by side: the dock stays as short as one plot
         layout.setContentsMargins(0, 0, 0, 0)
         self.table.setMinimumHeight(120)
-        layout.addWidget(self.errors, 3)
-        layout.addWidget(self.table, 2)
+        layout.addWidget(self.errors, 2)
+        layout.addWidget(self.table, 3)
 
     def apply_theme(self, theme: str) -> None:
         self.errors.apply_theme(theme)

@@ -33,6 +33,7 @@ RASTER_BINS = 2000  # time columns of the raster
 RASTER_ROWS = 2000  # more ROIs than this: neighbouring rows (after sorting) are averaged
 SPLIT_COLORS = {"train": (46, 160, 67, 60), "val": (255, 160, 0, 70), "test": (214, 39, 40, 70)}
 AXIS_WIDTH = 90
+MIN_HEIGHT = 300  # traces over raster still readable; lower keeps napari within a 1080p screen
 MISSING_GROUP = "none"  # raster block of ROIs with no value in the sort column
 HINT = "Click an ROI in the viewer (shift-click adds, Up/Down steps)"
 
@@ -118,7 +119,7 @@ class TracesWidget(QWidget):
         splitter.setSizes([600, 300])
         for plot in (self.plot, self.raster):
             plot.getAxis("left").setWidth(AXIS_WIDTH)  # same width: the linked time axes line up
-        self.setMinimumHeight(420)
+        self.setMinimumHeight(MIN_HEIGHT)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)

@@ -27,7 +27,6 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
@@ -36,7 +35,7 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
-from poco_napari.forms import collapsible
+from poco_napari.forms import collapsible, scroll_layout
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
@@ -107,7 +106,7 @@ def job_timing(job: Job) -> tuple[float | None, float | None]:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
@@ -205,7 +204,7 @@ class JobLauncher(QWidget):
         self.button.clicked.connect(self._on_button)
         self.queue_button.clicked.connect(self.start)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         for group in self._groups():
             layout.addWidget(group)
         layout.addWidget(collapsible("Optimisation", [

@@ -156,3 +156,19 @@ def test_forecast_samples_show_the_selected_rois(suite2p_training, qtbot):
         pass
     samples = [ev for ev in job.history if ev["type"] == "forecast_sample"]
     assert samples and all(ev["unit_ids"] == ["2", "5"] for ev in samples)
+
+
+def test_demo_window_fits_1080p_with_every_dock(qtbot):
+    from poco_napari.demo import open_viewer
+
+    viewer = open_viewer()
+    try:
+        window = viewer.window._qt_window
+        qtbot.waitUntil(lambda: window.minimumSizeHint().height() > 0)
+        docks_for(viewer)  # what a training or finetuning run adds
+        hint = window.minimumSizeHint()
+        assert hint.height() <= 1080 - 80 and hint.width() <= 1920, hint  # room for title bar and taskbar
+        titles = {d.windowTitle() for d in window.findChildren(QDockWidget)}
+        assert {"POCO training curves", "POCO forecast vs actual", "POCO results"} <= titles
+    finally:
+        viewer.close()
