@@ -14,6 +14,7 @@ from poco_core.base.errors import PocoError
 from poco_core.data.io import load_dataset, load_recording
 from poco_core.data.io.dataset import MANIFEST_SUFFIXES
 from poco_core.data.recording import Recording
+from poco_napari import roi_style
 from poco_napari.layers import LayerData, layers_width, recording_layers
 from poco_napari.selection import link_current_viewer
 from poco_napari.store import recording_of
@@ -60,6 +61,9 @@ def layers_for(recs: Sequence[Recording], start_x: float | None = None) -> list[
         for warning in rec.provenance.get("warnings", []):
             show_warning(f"{rec.source or rec.session}: {warning}")
     link_current_viewer()
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        roi_style.connect_viewer(viewer)
     return layers
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -22,7 +23,12 @@ from qtpy.QtWidgets import (
 )
 
 from poco_core.data.recording import Recording
-from poco_napari.colors import category_palette, layer_roi_colors
+from poco_napari.colors import (
+    NON_CELL_MODES,
+    category_palette,
+    layer_roi_colors,
+    restyle,
+)
 from poco_napari.layers import frame_chunks
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import connect_viewer, selection_for
@@ -98,6 +104,16 @@ class TracesWidget(QWidget):
         top.addWidget(self.recording_box, 1)
         top.addWidget(QLabel("Raster order"))
         top.addWidget(self.sort_box)
+        self.non_cells = QComboBox()
+        self.non_cells.addItems(NON_CELL_MODES)
+        self.non_cells.setToolTip("How ROIs the pipeline did not classify as cells (suite2p iscell, "
+                                  "CaImAn accepted) are drawn in the viewer: in colour, grey, or hidden")
+        self.outline = QCheckBox("outlines")
+        self.outline.setToolTip("Draw ROIs as outlines, so the anatomy under them stays visible")
+        top.addWidget(QLabel("non-cells"))
+        top.addWidget(self.non_cells)
+        top.addWidget(self.outline)
+        self.sort_box.setToolTip("Order of the raster's rows: any column of the ROI layer's features table")
 
         self.plot = pg.PlotWidget(background="k")
         self.plot.setLabel("bottom", "time", units="s")
@@ -134,6 +150,8 @@ class TracesWidget(QWidget):
         self._rows_per_line = 1
         self._watched_layer = None
 
+        self.non_cells.currentTextChanged.connect(lambda _: self._restyle())
+        self.outline.toggled.connect(lambda _: self._restyle())
         self.recording_box.recording_changed.connect(self.set_recording)
         self.sort_box.currentTextChanged.connect(lambda _: self._draw_raster())
         self.plot.sigXRangeChanged.connect(self._place_labels)
@@ -181,6 +199,13 @@ class TracesWidget(QWidget):
             selection_for(self.recording).step(step)
         else:
             super().keyPressEvent(event)
+
+    def _restyle(self) -> None:
+        """Apply the non-cell and outline choices to the current recording's ROI layers."""
+        if self.recording is None:
+            return
+        for layer in roi_layers(self.viewer, self.recording):
+            restyle(layer, non_cells=self.non_cells.currentText(), outline=self.outline.isChecked())
 
     # -- recording --------------------------------------------------------------------------
     def _roi_layer(self):

@@ -172,3 +172,44 @@ def test_demo_window_fits_1080p_with_every_dock(qtbot):
         assert {"POCO training curves", "POCO forecast vs actual", "POCO results"} <= titles
     finally:
         viewer.close()
+
+
+def test_rois_of_a_real_suite2p_run_can_be_told_apart(make_napari_viewer, qtbot):
+    from poco_core.data.preprocess import prepare
+    from poco_napari.colors import EXCLUDED, HIDDEN, layer_roi_colors, restyle
+    from poco_napari.store import preprocessed
+
+    viewer = make_napari_viewer()
+    viewer.open(str(SUITE2P), plugin=PLUGIN)
+    rois = poco_layers(viewer, "rois")[0]
+    rec = rois.metadata["poco_recording"]
+    features = rois.features
+    assert {"iscell", "iscell_prob"} <= set(features) and features["iscell"].sum() == 48
+    colors = layer_roi_colors(rois)
+    assert len({tuple(np.round(c, 3)) for c in colors}) >= 40  # no regions: a colour per ROI, not one blue
+    non_cells = np.flatnonzero(~features["iscell"].to_numpy())
+    restyle(rois, non_cells="grey")
+    np.testing.assert_allclose(layer_roi_colors(rois, non_cells), np.tile(EXCLUDED, (len(non_cells), 1)))
+    restyle(rois, non_cells="hide")
+    np.testing.assert_allclose(layer_roi_colors(rois, non_cells)[:, 3], HIDDEN[3])
+    restyle(rois, non_cells="show", outline=True)
+    assert rois.contour > 0
+    np.testing.assert_allclose(layer_roi_colors(rois), colors)
+    # preprocessing that keeps cells only: the others look excluded
+    preprocessed.set(rec, prepare([rec], PreprocessConfig(iscell_only=True, block_len=100)).sessions[0])
+    assert rois.features["in_model"].sum() == 48
+    np.testing.assert_allclose(layer_roi_colors(rois, non_cells), np.tile(EXCLUDED, (len(non_cells), 1)))
+
+
+def test_traces_toggles_restyle_the_rois(make_napari_viewer):
+    from poco_napari.colors import HIDDEN, layer_roi_colors
+
+    viewer = make_napari_viewer()
+    viewer.open(str(NWB), plugin=PLUGIN)  # suite2p's NWB export: iscell from the plane segmentation
+    rois = poco_layers(viewer, "rois")[0]
+    widget = TracesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.non_cells.setCurrentText("hide")
+    non_cells = np.flatnonzero(~rois.features["iscell"].to_numpy(dtype=bool))
+    assert len(non_cells) == 5
+    np.testing.assert_allclose(layer_roi_colors(rois, non_cells)[:, 3], HIDDEN[3])
