@@ -12,6 +12,7 @@ from qtpy.QtCore import Qt
 from poco_napari.forecast_plot import ForecastDock
 from poco_napari.forecast_worker import ModelForecaster
 from poco_napari.results_table import ResultsDock
+from poco_napari.saving import save_forecasts
 from poco_napari.training_curves import TrainingCurves
 
 
@@ -44,13 +45,16 @@ class JobDocks:
         for view in self._views:
             view.apply_theme(theme)
 
-    def follow(self, job: Any) -> None:
-        """Show `job` from now on: clear the plots and take its event batches."""
+    def follow(self, job: Any, fs: dict[str, float] | None = None) -> None:
+        """Show `job` from now on: clear the plots and take its event batches. ``fs`` (session ->
+        Hz) puts the forecast samples on a time axis in seconds."""
         if self._job is not None:
             self._job.events.disconnect(self.add_events)
         self._job = job
         self.curves.clear()
         self.forecast.clear_source()
+        self.forecast.fs = dict(fs or {})
+        self.results.model = job.spec.model
         job.events.connect(self.add_events)
 
     def add_events(self, events: list) -> None:
@@ -62,6 +66,8 @@ class JobDocks:
         source = ModelForecaster(model, recording)
         first, last = source.frame_range
         self.forecast.set_source(source, first, last, source.horizon)
+        self.forecast.saver = lambda path: save_forecasts(model, recording, path)
+        self.forecast.save_button.setVisible(True)
         if not self._time_connected:
             self.viewer.dims.events.current_step.connect(self._follow_time)
             self._time_connected = True

@@ -35,7 +35,7 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
-from poco_napari.forms import collapsible, scroll_layout
+from poco_napari.forms import FramesField, collapsible, scroll_layout
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
@@ -178,11 +178,22 @@ class JobLauncher(QWidget):
         self.device.addItems(available_devices())
         self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=int(defaults["val_every"]), suffix=" steps")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
+        for widget, tip in (
+            (self.steps, "Optimisation steps (one batch each); the best validation checkpoint is kept"),
+            (self.batch_size, "Windows per optimisation step"),
+            (self.lr, "AdamW learning rate"),
+            (self.seed, "Random seed: the same seed and data give the same run"),
+            (self.device, "Where the job runs: auto = CUDA GPU, else Apple MPS, else CPU"),
+            (self.val_every, "Score the validation split every this many steps (the curves and best checkpoint follow it)"),
+            (self.threads, "Torch CPU threads for the job; by default all cores but one, left to napari"),
+        ):
+            widget.setToolTip(tip)
         self.low_priority = QCheckBox("run below napari's priority")
         self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
         self.low_priority.setChecked(True)
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText(f"automatic, in {runs_dir()}")
+        self.checkpoint.setToolTip("Where the trained model (best validation checkpoint) is written")
         browse = QPushButton("...")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse_output)
@@ -248,7 +259,7 @@ class JobLauncher(QWidget):
         self.job = job
         docks = docks_for(self.viewer)
         job.finished.connect(lambda: self._finished(job))
-        docks.follow(job)
+        docks.follow(job, {rec.session: float(rec.fs) for rec in recordings})
         self.queue.submit(job)
         self._update()
         self.job_started.emit(job)
@@ -333,11 +344,27 @@ class TrainingWidget(JobLauncher):
         self.horizon = QSpinBox(minimum=1, maximum=100_000, value=16, suffix=" frames")
         self.overrides = QLineEdit()
         self.overrides.setPlaceholderText("e.g. hidden=256, d_model=64")
+        self.context_field, self.horizon_field = FramesField(self.context), FramesField(self.horizon)
+        self.sessions.itemChanged.connect(lambda _: self._show_seconds())
+        self.model.setToolTip("Forecasting model (POCO, or a baseline from the model registry)")
+        self.context.setToolTip("Frames of history the model reads before each forecast (C)")
+        self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
+        self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
-            collapsible("Model", [("model", self.model), ("context", self.context), ("horizon", self.horizon),
+            collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
                                   ("model options", self.overrides)], expanded=True),
         ]
+
+    def _show_seconds(self) -> None:
+        """Context and horizon in seconds at the ticked sessions' rate (the first one's; warn on mixed rates)."""
+        rates = sorted({float(r.fs) for r in self.checked_recordings()})
+        fs = rates[0] if rates else None
+        for field in (self.context_field, self.horizon_field):
+            field.set_fs(fs)
+        if len(rates) > 1:
+            self.context_field.seconds.setText(self.context_field.seconds.text()
+                                               + f" (sessions at {', '.join(f'{r:g}' for r in rates)} Hz)")
 
     def refresh_sessions(self, *_: Any) -> None:
         """List the open recordings, keeping ticks; new ones start ticked."""
@@ -347,10 +374,12 @@ class TrainingWidget(JobLauncher):
         self.sessions.clear()
         for rec in self._recordings:
             prep = " (preprocessed)" if preprocessed.get(rec) is not None else ""
-            item = QListWidgetItem(f"{rec.dataset}/{rec.session}: {rec.n_rois} ROIs, {rec.n_frames} frames{prep}")
+            item = QListWidgetItem(f"{rec.dataset}/{rec.session}: {rec.n_rois} ROIs, {rec.n_frames} frames "
+                                   f"({rec.duration_s:.0f} s at {rec.fs:g} Hz){prep}")
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if id(rec) in ticked or id(rec) not in listed else Qt.Unchecked)
             self.sessions.addItem(item)
+        self._show_seconds()
 
     def checked_recordings(self) -> list[Recording]:
         return [rec for i, rec in enumerate(self._recordings)
