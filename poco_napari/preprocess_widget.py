@@ -40,6 +40,7 @@ from poco_core.data.preprocess import (
 )
 from poco_core.data.recording import Recording
 from poco_napari.forms import FramesField, collapsible, scroll_layout
+from poco_napari.open_options import SourceGroup
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed
@@ -104,6 +105,7 @@ class PreprocessWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.recording_box = RecordingBox(napari_viewer)
+        self.source = SourceGroup(napari_viewer, reopened=self.recording_box.set_recording)
         self._build_form()
         self._build_preview()
         self.apply_button = QPushButton("Apply")
@@ -113,6 +115,7 @@ class PreprocessWidget(QWidget):
 
         layout = scroll_layout(self)
         layout.addWidget(self.recording_box)
+        layout.addWidget(self.source.group())
         for group in self._groups:
             layout.addWidget(group)
         layout.addWidget(self.preview_plot, 1)
@@ -252,6 +255,7 @@ class PreprocessWidget(QWidget):
         if self._watched is not None:
             selection_for(self._watched).changed.disconnect(self._schedule_preview)
         self._watched = rec
+        self.source.show(rec)
         self.block_field.set_fs(None if rec is None else float(rec.fs))
         if rec is not None and (rec.provenance.get("format") == "suite2p" or "Fneu" in rec.extra_traces):
             self.suite2p_group.expand(animate=False)  # neuropil and iscell matter for suite2p data

@@ -188,10 +188,11 @@ def _rows(a: Any, ranges: Ranges, cols: np.ndarray) -> np.ndarray:
 def _selected(rec: Recording, config: PreprocessConfig, notes: list[str]) -> np.ndarray:
     if not config.iscell_only:
         return np.arange(rec.n_rois)
-    if "iscell" not in rec.roi_info:
-        notes.append("iscell_only: the recording has no 'iscell' column; all ROIs kept")
+    column = "iscell" if "iscell" in rec.roi_info else "accepted"  # suite2p's classifier, CaImAn's evaluation
+    if column not in rec.roi_info:
+        notes.append("iscell_only: the recording has no 'iscell' (or CaImAn 'accepted') column; all ROIs kept")
         return np.arange(rec.n_rois)
-    keep = np.flatnonzero(np.asarray(rec.roi_info["iscell"], dtype=float) > 0.5)
+    keep = np.flatnonzero(np.asarray(rec.roi_info[column], dtype=float) > 0.5)
     notes.append(f"iscell_only: kept {len(keep)} of {rec.n_rois} ROIs")
     return keep
 

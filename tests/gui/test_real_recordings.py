@@ -213,3 +213,43 @@ def test_traces_toggles_restyle_the_rois(make_napari_viewer):
     non_cells = np.flatnonzero(~rois.features["iscell"].to_numpy(dtype=bool))
     assert len(non_cells) == 5
     np.testing.assert_allclose(layer_roi_colors(rois, non_cells)[:, 3], HIDDEN[3])
+
+
+def test_open_time_choices_series_and_rate(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open(str(NWB), plugin=PLUGIN)
+    widget = PreprocessWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    rec = poco_layers(viewer, "rois")[0].metadata["poco_recording"]
+    widget.recording_box.set_recording(rec)
+    assert widget.source.series.isEnabled() and widget.source.series.count() == 3
+    widget.source.series.setCurrentText("Deconvolved/plane0")
+    new = widget.source.apply()
+    assert new.provenance["series"] == "Deconvolved/plane0"
+    np.testing.assert_allclose(new.traces, rec.extra_traces["Deconvolved/plane0"])
+    assert [layer.metadata["poco_recording"] for layer in poco_layers(viewer, "rois")] == [new]
+    assert widget.recording_box.recording is new
+    # a plain array states no rate: set it before modelling
+    np.save(tmp_path / "F.npy", np.asarray(rec.traces))
+    viewer.open(str(tmp_path / "F.npy"), plugin=PLUGIN)
+    plain = poco_layers(viewer, "rois")[-1].metadata["poco_recording"]
+    widget.recording_box.set_recording(plain)
+    assert "placeholder" in widget.source.info.text()
+    widget.source.fs.setValue(30.0)
+    assert widget.source.apply().fs == 30.0
+
+
+def test_cells_only_honours_caiman_accepted(tmp_path):
+    import importlib.util
+
+    from poco_core.data.preprocess import fit_preprocess
+
+    spec = importlib.util.spec_from_file_location("test_io_caiman", REPO / "tests" / "test_io_caiman.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.write_caiman(tmp_path / "caiman.hdf5")  # the layout CaImAn's save_dict_to_hdf5 writes
+    rec = load_recording(tmp_path / "caiman.hdf5")
+    accepted = np.asarray(rec.roi_info["accepted"], dtype=bool)
+    assert 0 < accepted.sum() < rec.n_rois
+    state = fit_preprocess(rec, PreprocessConfig(iscell_only=True))
+    np.testing.assert_array_equal(state.keep, np.flatnonzero(accepted))
