@@ -25,7 +25,7 @@ MAX_INT_CATEGORIES = 32  # integer columns with at most this many values are cat
 LEVELS = 256
 CELL_COLUMNS = ("iscell", "accepted")  # suite2p's classifier, CaImAn's component evaluation
 NON_CELL_MODES = ("show", "grey", "hide")
-EXCLUDED = np.array([0.55, 0.55, 0.55, 0.25], dtype=np.float32)  # non-cells greyed, ROIs not in the model
+EXCLUDED = np.array([0.75, 0.75, 0.75, 0.4], dtype=np.float32)  # non-cells greyed, ROIs not in the model
 HIDDEN = np.zeros(4, dtype=np.float32)
 OUTLINE_PX = 1
 

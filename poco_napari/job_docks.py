@@ -38,6 +38,7 @@ class JobDocks:
             if main is not None:
                 for left, right in pairwise(docks):
                     main.splitDockWidget(left, right, Qt.Horizontal)
+                main.resizeDocks(docks, [600, 600, 720], Qt.Horizontal)  # pixels, scaled to fit: results widest
         viewer.events.theme.connect(lambda event=None: self.apply_theme(viewer.theme))
         self.apply_theme(viewer.theme)
 

@@ -26,6 +26,7 @@ from poco_core.data.recording import Recording
 from poco_napari.colors import (
     NON_CELL_MODES,
     category_palette,
+    cell_mask,
     layer_roi_colors,
     restyle,
 )
@@ -64,6 +65,20 @@ def normalised(y: np.ndarray) -> np.ndarray:
     """Scale a trace into [0, 0.9] by its 0.5-99.5th percentiles, so stacked traces don't overlap."""
     lo, hi = np.percentile(y, [0.5, 99.5])
     return np.clip((y - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.9
+
+
+def roi_label(features: pd.DataFrame, row: int, roi_id: str) -> str:
+    """"id · region", and "not a cell" / "not in the model" where that applies; no placeholder region."""
+    parts = [str(roi_id)]
+    region = str(features["region"].iloc[row]) if "region" in features else ""
+    if region not in ("", "unassigned", "nan"):
+        parts.append(region)
+    cells = cell_mask(features)
+    if cells is not None and not cells[row]:
+        parts.append("not a cell")
+    if "in_model" in features and not bool(features["in_model"].iloc[row]):
+        parts.append("not in the model")
+    return " · ".join(parts)
 
 
 def group_labels(column: pd.Series) -> np.ndarray:
@@ -249,8 +264,7 @@ class TracesWidget(QWidget):
             curve.setDownsampling(auto=True, method="peak")  # after addItem: pyqtgraph 0.14 needs the view
             curve.setClipToView(True)
             self._curves[i] = curve
-            region = features["region"].iloc[i] if "region" in features else ""
-            label = pg.TextItem(f"{rec.roi_ids[i]} · {region}", color=rgb, anchor=(0, 0), fill=(0, 0, 0, 160))
+            label = pg.TextItem(roi_label(features, i, rec.roi_ids[i]), color=rgb, anchor=(0, 0), fill=(0, 0, 0, 160))
             label.setPos(0, offset + 0.95)
             label.setZValue(30)
             self.plot.addItem(label, ignoreBounds=True)  # labels follow the view; must not resize it
