@@ -72,3 +72,9 @@ class FramesField(QWidget):
 
     def _update(self, *_) -> None:
         self.seconds.setText(seconds_text(self.spin.value(), self.fs))
+
+
+def set_tooltips(*tips: tuple[QWidget, str]) -> None:
+    """Give every setting its explanation (shown on hover)."""
+    for widget, tip in tips:
+        widget.setToolTip(tip)

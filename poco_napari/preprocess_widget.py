@@ -39,7 +39,7 @@ from poco_core.data.preprocess import (
     prepare,
 )
 from poco_core.data.recording import Recording
-from poco_napari.forms import FramesField, collapsible, scroll_layout
+from poco_napari.forms import FramesField, collapsible, scroll_layout, set_tooltips
 from poco_napari.open_options import SourceGroup
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import selection_for
@@ -157,7 +157,7 @@ class PreprocessWidget(QWidget):
                         self.neuropil_coef, self.iscell, self.block_len, *self.ratios]
         if BINNING:
             self._inputs.append(self.target_fs)
-        for widget, tip in (
+        set_tooltips(
             (self.dff, "Divide by each ROI's median (dF/F) before anything else; ROIs with a baseline <= 0 are dropped"),
             (self.zscore, "Subtract each ROI's mean and divide by its standard deviation (the model works in z-units)"),
             (self.filter, "Zero-phase filters look ahead (training and offline forecasts); the causal low-pass is for live use"),
@@ -169,8 +169,7 @@ class PreprocessWidget(QWidget):
             (self.block_len, "The recording is cut into blocks of this length, dealt to train/val/test in the shares below"),
             (self.target_fs, "Bin frames to this rate before everything else (e.g. 30 Hz to 5 Hz), so context and horizon span more time"),
             *((box, f"Relative share of blocks for the {name} split") for name, box in zip(("train", "val", "test"), self.ratios)),
-        ):
-            widget.setToolTip(tip)
+        )
         rows = {
             "Normalisation": [("", self.dff), ("", self.zscore)],
             "Filter": [("filter", self.filter), *([("bin to", self.target_fs)] if BINNING else [])],

@@ -35,7 +35,7 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
-from poco_napari.forms import FramesField, collapsible, scroll_layout
+from poco_napari.forms import FramesField, collapsible, scroll_layout, set_tooltips
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
@@ -178,7 +178,7 @@ class JobLauncher(QWidget):
         self.device.addItems(available_devices())
         self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=int(defaults["val_every"]), suffix=" steps")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
-        for widget, tip in (
+        set_tooltips(
             (self.steps, "Optimisation steps (one batch each); the best validation checkpoint is kept"),
             (self.batch_size, "Windows per optimisation step"),
             (self.lr, "AdamW learning rate"),
@@ -186,8 +186,7 @@ class JobLauncher(QWidget):
             (self.device, "Where the job runs: auto = CUDA GPU, else Apple MPS, else CPU"),
             (self.val_every, "Score the validation split every this many steps (the curves and best checkpoint follow it)"),
             (self.threads, "Torch CPU threads for the job; by default all cores but one, left to napari"),
-        ):
-            widget.setToolTip(tip)
+        )
         self.low_priority = QCheckBox("run below napari's priority")
         self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
         self.low_priority.setChecked(True)
