@@ -2,7 +2,8 @@
 
 The layer's ``features`` table is the contract: any column (region, cluster, similarity, snr)
 can paint the ROIs. Labels get a direct label colormap (the label image is never rebuilt),
-Points get face colours. Continuous colours are quantised to 256 levels so a Labels texture
+Points get face colours. Every painting goes through :func:`apply_colors`, which also greys or
+hides non-cells (``iscell`` / ``accepted`` columns) and ROIs preprocessing left out (``in_model``). Continuous colours are quantised to 256 levels so a Labels texture
 stays small even with 80,000 ROIs. Views that draw ROIs elsewhere (the traces dock) ask
 :func:`layer_roi_colors` so they always match what the viewer shows.
 """
@@ -22,6 +23,11 @@ TAB10 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 MISSING = np.array([0.5, 0.5, 0.5, 0.6], dtype=np.float32)  # NaN / empty values
 MAX_INT_CATEGORIES = 32  # integer columns with at most this many values are categories (cluster ids)
 LEVELS = 256
+CELL_COLUMNS = ("iscell", "accepted")  # suite2p's classifier, CaImAn's component evaluation
+NON_CELL_MODES = ("show", "grey", "hide")
+EXCLUDED = np.array([0.75, 0.75, 0.75, 0.4], dtype=np.float32)  # non-cells greyed, ROIs not in the model
+HIDDEN = np.zeros(4, dtype=np.float32)
+OUTLINE_PX = 1
 
 
 @dataclass(frozen=True)
@@ -91,14 +97,66 @@ def direct_colormap(labels: np.ndarray, colors: np.ndarray) -> DirectLabelColorm
     return FastDirectLabelColormap(color_dict=mapping)
 
 
+def cell_mask(features: pd.DataFrame) -> np.ndarray | None:
+    """True for ROIs the pipeline calls cells (suite2p ``iscell``, CaImAn ``accepted``), or None."""
+    for column in CELL_COLUMNS:
+        if column in features:
+            return features[column].fillna(False).to_numpy(dtype=bool)
+    return None
+
+
+def marked_colors(features: pd.DataFrame, colors: np.ndarray, non_cells: str = "show") -> np.ndarray:
+    """``colors`` with the ROIs a user should not mistake for model units toned down: non-cells
+    greyed or hidden (``non_cells``), ROIs preprocessing left out (``in_model`` False) greyed."""
+    if non_cells not in NON_CELL_MODES:
+        raise ValueError(f"non_cells must be one of {NON_CELL_MODES}, got {non_cells!r}")
+    out = np.array(colors, dtype=np.float32, copy=True)
+    if "in_model" in features:
+        out[~features["in_model"].fillna(True).to_numpy(dtype=bool)] = EXCLUDED
+    cells = cell_mask(features)
+    if cells is not None and non_cells != "show":
+        out[~cells] = EXCLUDED if non_cells == "grey" else HIDDEN
+    return out
+
+
 def apply_colors(layer: Layer, colors: np.ndarray) -> None:
-    """Show one RGBA per features row on a Labels or Points layer."""
+    """Show one RGBA per features row on a Labels or Points layer (every painting ends here).
+
+    Non-cells and ROIs left out by preprocessing are marked (:func:`marked_colors`, the mode in
+    ``layer.metadata["poco_non_cells"]``); the unmarked colours are kept so :func:`restyle` can
+    change the marking without recomputing them."""
+    layer.metadata["poco_base_colors"] = np.asarray(colors, dtype=np.float32)
+    shown = marked_colors(layer.features, colors, layer.metadata.get("poco_non_cells", "show"))
     if isinstance(layer, Labels):
-        layer.colormap = direct_colormap(roi_labels(layer), colors)
+        layer.colormap = direct_colormap(roi_labels(layer), shown)
     elif isinstance(layer, Points):
-        layer.face_color = colors
+        layer.face_color = shown
     else:
         raise TypeError(f"cannot paint ROIs on a {type(layer).__name__} layer")
+
+
+def restyle(layer: Layer, non_cells: str | None = None, outline: bool | None = None) -> None:
+    """Change how non-cells look (show / grey / hide) or draw ROIs as outlines, keeping colours."""
+    if non_cells is not None:
+        layer.metadata["poco_non_cells"] = non_cells
+    base = layer.metadata.get("poco_base_colors")
+    if base is not None and len(base) == len(layer.features):
+        apply_colors(layer, base)
+    if outline is not None:
+        layer.metadata["poco_outline"] = outline
+        if isinstance(layer, Labels):
+            layer.contour = OUTLINE_PX if outline else 0
+        elif isinstance(layer, Points):
+            layer.symbol = "ring" if outline else "disc"
+
+
+def default_color_column(features: pd.DataFrame) -> str:
+    """Region colours when the recording has regions; otherwise one distinct colour per ROI
+    (as the suite2p GUI does), so neighbouring ROIs can be told apart."""
+    regions = features.get("region")
+    if regions is not None and not set(regions.astype(str)) <= {"unassigned", ""}:
+        return "region"
+    return "roi_id"
 
 
 def paint_rois(layer: Layer, column: str, **options) -> RoiColors:

@@ -28,16 +28,16 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
 from poco_core.analysis.embedding import METHODS, EmbeddingAnalysis, analyze_model
 from poco_core.analysis.region_similarity import METRICS
-from poco_core.base.errors import Cancelled
+from poco_core.base.errors import Cancelled, PocoError
 from poco_core.base.events import CancelToken
 from poco_core.data.recording import Recording
 from poco_napari.colors import MISSING, RoiColors, apply_colors, roi_colors
+from poco_napari.forms import scroll_layout
 from poco_napari.plot_base import theme_colors
 from poco_napari.selection import connect_viewer, selection_for
 from poco_napari.similarity_plot import SimilarityHeatmap
@@ -123,9 +123,14 @@ class EmbeddingWidget(QWidget):
         self.compute_button.clicked.connect(self.compute)
         self.cancel_button = QPushButton("Cancel", enabled=False)
         self.cancel_button.clicked.connect(lambda: self._cancel and self._cancel.cancel())
+        self.save_button = QPushButton("Save table...", enabled=False)
+        self.save_button.setToolTip("Write the per-ROI embedding, UMAP and cluster table as poco embed --out does "
+                                    "(.csv, plus region similarity; or .h5)")
+        self.save_button.clicked.connect(self._save_dialog)
         buttons = QHBoxLayout()
         buttons.addWidget(self.compute_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.save_button)
         self.status = QLabel("Choose a checkpoint, open its recordings, then Compute.", wordWrap=True)
         self.point_colors = QComboBox()
         self.point_colors.currentTextChanged.connect(lambda _: self._draw_points())
@@ -141,7 +146,7 @@ class EmbeddingWidget(QWidget):
         split = QSplitter(Qt.Vertical)
         split.addWidget(self.umap)
         split.addWidget(self.heatmap)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         for part in (form, buttons):
             layout.addLayout(part)
         layout.addWidget(self.status)
@@ -207,6 +212,7 @@ class EmbeddingWidget(QWidget):
         for link in self._links:
             selection_for(link.rec).changed.disconnect(self._show_selection)
         self.result = result
+        self.save_button.setEnabled(True)
         self._links = link_recordings(result, recordings_in(self.viewer))
         for link in self._links:
             self._write_features(link)
@@ -263,6 +269,22 @@ class EmbeddingWidget(QWidget):
             return
         values = self.column(name)
         self.umap.set_points(self.result.umap, roi_colors(values, categorical=True).colors, values)
+
+    def save(self, path: str) -> list:
+        """Write the analysis shown (same files as ``poco embed --out``)."""
+        from poco_napari.saving import save_embedding
+
+        if self.result is None:
+            raise PocoError("compute an analysis first")
+        return save_embedding(self.result, path)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the embedding table", "embedding.csv", "CSV (*.csv);;HDF5 (*.h5)")
+        if path:
+            try:
+                self.status.setText(f"Saved {', '.join(str(p) for p in self.save(path))}")
+            except (PocoError, OSError) as exc:
+                self.status.setText(f"Not saved: {exc}")
 
     def paint_by(self, column: str) -> None:
         """Paint every analysed ROI layer by `column` (cluster, region or similarity_<region>)."""

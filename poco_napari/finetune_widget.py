@@ -29,7 +29,7 @@ class FinetuneWidget(JobLauncher):
     kind = "finetune"
 
     def __init__(self, napari_viewer: Any):
-        super().__init__(napari_viewer, steps=500, lr=1e-3, val_every=20)
+        super().__init__(napari_viewer)
         self.queue.finished.connect(self._list_finished)
         self._list_finished()
 

@@ -10,8 +10,10 @@ import pyqtgraph as pg
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -45,9 +47,13 @@ class ForecastView(ThemedPlots):
         self.data: dict[str, Any] | None = None
 
     def show_forecast(self, context: np.ndarray, actual: np.ndarray, forecast: np.ndarray,
-             labels: Sequence[str], x0: int = 0, title: str = "forecast vs actual") -> None:
+             labels: Sequence[str], x0: int = 0, title: str = "forecast vs actual", fs: float | None = None,
+             time_label: str = "time") -> None:
+        """``fs`` (Hz) puts the time axis in seconds (``time_label`` names it), else in frames."""
         self.data = {"context": np.atleast_2d(context), "actual": np.atleast_2d(actual),
-                     "forecast": np.atleast_2d(forecast), "labels": list(labels), "x0": x0, "title": title}
+                     "forecast": np.atleast_2d(forecast), "labels": list(labels), "x0": x0, "title": title,
+                     "fs": fs}
+        self.plot.setLabel("bottom", f"{time_label} (s)" if fs else "frame")
         self.redraw()
 
     def set_show_copy(self, on: bool) -> None:
@@ -70,8 +76,9 @@ class ForecastView(ThemedPlots):
         self._ensure_items(n)
         spread = np.nanstd(np.concatenate([ctx, act], axis=1)) or 1.0
         spacing = 4.0 * spread
-        x_ctx = np.arange(d["x0"] - c, d["x0"])
-        x_fut = np.arange(d["x0"], d["x0"] + p)
+        per_frame = 1.0 / d["fs"] if d.get("fs") else 1.0
+        x_ctx = np.arange(d["x0"] - c, d["x0"]) * per_frame
+        x_fut = np.arange(d["x0"], d["x0"] + p) * per_frame
         colors = unit_colors(n)
         dim = pg.mkColor(self.text_color)
         dim.setAlpha(140)
@@ -84,7 +91,7 @@ class ForecastView(ThemedPlots):
             items["copy"].setData(*((x_fut, copy) if self.show_copy else ([], [])),
                                   pen=pg.mkPen(dim, width=1, style=COPY_STYLE))
         self.plot.getAxis("left").setTicks([[(-i * spacing, str(lab)) for i, lab in enumerate(d["labels"][:n])]])
-        self.now_line.setPos(d["x0"] - 0.5)
+        self.now_line.setPos((d["x0"] - 0.5) * per_frame)
         self.plot.setTitle(d["title"], color=self.text_color)
 
 
@@ -108,14 +115,20 @@ class ForecastDock(QWidget):
         self.copy = QCheckBox("copy baseline")
         self.copy.setChecked(True)
         self.copy.toggled.connect(self.view.set_show_copy)
+        self.save_button = QPushButton("Save forecasts...")
+        self.save_button.setToolTip("Rolling forecasts over the whole recording to an .npz, as poco forecast --out writes")
+        self.save_button.setVisible(False)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.saver: Callable[[str], Any] | None = None  # path -> written file, set with a finished model
         controls = QHBoxLayout()
-        for w in (self.slider, self.frame_label, self.rolling, self.copy):
+        for w in (self.slider, self.frame_label, self.rolling, self.copy, self.save_button):
             controls.addWidget(w)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
         layout.addLayout(controls)
         self._forecast_at: Callable[[int], dict[str, Any]] | None = None
+        self.fs: dict[str, float] = {}  # session -> Hz of the job followed, for time axes in seconds
         self._pending_frame: int | None = None
         self._throttle = Throttle(self._scrub_now, parent=self)
         self._sweep = QTimer(self)
@@ -134,11 +147,19 @@ class ForecastDock(QWidget):
             ctx = np.asarray(ev["context"])
             self.view.show_forecast(ctx, np.asarray(ev["actual"]), np.asarray(ev["forecast"]),
                            ev.get("unit_ids") or ev["rois"], x0=0,
-                           title=f"{ev['session']}, step {ev['step']} (validation window)")
+                           title=f"{ev['session']}, step {ev['step']} (validation window)",
+                           fs=self.fs.get(ev["session"]), time_label="time from the forecast's start")
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the forecasts", "forecasts.npz", "NumPy archive (*.npz)")
+        if path and self.saver is not None:
+            self.frame_label.setText(f"saved {self.saver(path)}")
 
     def clear_source(self) -> None:
         """Back to showing the job's validation samples."""
         self._forecast_at = None
+        self.saver = None
+        self.save_button.setVisible(False)
         self.rolling.setChecked(False)
         self.slider.setVisible(False)
         self.frame_label.setText("during training: validation samples")
@@ -170,7 +191,7 @@ class ForecastDock(QWidget):
         out = self._forecast_at(frame)
         self.frame_label.setText(f"frame {frame}")
         self.view.show_forecast(out["context"], out["actual"], out["forecast"], out["labels"], x0=frame + 1,
-                                title=out["title"])
+                                title=out["title"], fs=out.get("fs"), time_label="recording time")
 
     def _advance(self) -> None:
         nxt = self.slider.value() + self.slider.pageStep()

@@ -47,5 +47,6 @@ class ModelForecaster:
             "actual": np.asarray(traces[t + 1:t + self.horizon + 1])[:, rois].T,
             "forecast": fc.values[0][:, units].T,
             "labels": [self.recording.roi_ids[i] for i in rois],
-            "title": f"{self.recording.session}: forecast after frame {t}",
+            "title": f"{self.recording.session}: forecast after frame {t} ({t / self.recording.fs:.2f} s)",
+            "fs": float(self.recording.fs),
         }

@@ -4,11 +4,15 @@ and finetuning widgets.
 from __future__ import annotations
 
 import weakref
+from itertools import pairwise
 from typing import Any
+
+from qtpy.QtCore import Qt
 
 from poco_napari.forecast_plot import ForecastDock
 from poco_napari.forecast_worker import ModelForecaster
 from poco_napari.results_table import ResultsDock
+from poco_napari.saving import save_forecasts
 from poco_napari.training_curves import TrainingCurves
 
 
@@ -25,9 +29,16 @@ class JobDocks:
         self._time_connected = False
         window = getattr(viewer, "window", None)
         if window is not None and hasattr(window, "add_dock_widget"):
-            window.add_dock_widget(self.curves, name="POCO training curves", area="bottom")
-            window.add_dock_widget(self.forecast, name="POCO forecast vs actual", area="bottom")
-            window.add_dock_widget(self.results, name="POCO results", area="right")
+            # one row along the bottom, side by side: stacked, their height floors would push
+            # the window past a 1080p screen
+            docks = [window.add_dock_widget(view, name=name, area="bottom") for view, name in (
+                (self.curves, "POCO training curves"), (self.forecast, "POCO forecast vs actual"),
+                (self.results, "POCO results"))]
+            main = getattr(window, "_qt_window", None)
+            if main is not None:
+                for left, right in pairwise(docks):
+                    main.splitDockWidget(left, right, Qt.Horizontal)
+                main.resizeDocks(docks, [600, 600, 720], Qt.Horizontal)  # pixels, scaled to fit: results widest
         viewer.events.theme.connect(lambda event=None: self.apply_theme(viewer.theme))
         self.apply_theme(viewer.theme)
 
@@ -35,13 +46,16 @@ class JobDocks:
         for view in self._views:
             view.apply_theme(theme)
 
-    def follow(self, job: Any) -> None:
-        """Show `job` from now on: clear the plots and take its event batches."""
+    def follow(self, job: Any, fs: dict[str, float] | None = None) -> None:
+        """Show `job` from now on: clear the plots and take its event batches. ``fs`` (session ->
+        Hz) puts the forecast samples on a time axis in seconds."""
         if self._job is not None:
             self._job.events.disconnect(self.add_events)
         self._job = job
         self.curves.clear()
         self.forecast.clear_source()
+        self.forecast.fs = dict(fs or {})
+        self.results.model = job.spec.model
         job.events.connect(self.add_events)
 
     def add_events(self, events: list) -> None:
@@ -53,6 +67,8 @@ class JobDocks:
         source = ModelForecaster(model, recording)
         first, last = source.frame_range
         self.forecast.set_source(source, first, last, source.horizon)
+        self.forecast.saver = lambda path: save_forecasts(model, recording, path)
+        self.forecast.save_button.setVisible(True)
         if not self._time_connected:
             self.viewer.dims.events.current_step.connect(self._follow_time)
             self._time_connected = True
@@ -65,9 +81,11 @@ _DOCKS: dict[int, JobDocks] = {}
 
 
 def docks_for(viewer: Any) -> JobDocks:
-    """The viewer's plot docks, added on first use."""
-    key = id(viewer)
+    """The viewer's plot docks, added on first use. napari hands each plugin widget its own
+    proxy of the viewer, so the docks are keyed on the viewer behind the proxy."""
+    real = getattr(viewer, "__wrapped__", viewer)
+    key = id(real)
     if key not in _DOCKS:
         _DOCKS[key] = JobDocks(viewer)
-        weakref.finalize(viewer, _DOCKS.pop, key, None)
+        weakref.finalize(real, _DOCKS.pop, key, None)
     return _DOCKS[key]

@@ -28,10 +28,14 @@ QSocketNotifier: it behaves the same with Windows pipes and batches reads natura
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
+import types
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,7 +43,8 @@ from typing import Any, Sequence
 from qtpy.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from poco_core.data.recording import Recording
-from poco_core.training.jobs import JobSpec, RecordingRef, run_job
+from poco_core.training.jobs import JobSpec, RecordingRef
+from poco_napari.job_child import run_logged, stderr_tail
 
 POLL_INTERVAL_MS = 50
 READ_BUDGET_S = 0.01
@@ -82,6 +87,21 @@ def describe_exit(exitcode: int | None) -> str:
     return f"the job's process exited with code {exitcode} without reporting a result"
 
 
+@contextmanager
+def _empty_main():
+    """Start children with an empty ``__main__``. Spawn re-runs the parent's main script or
+    module in the child (``multiprocessing.spawn.get_preparation_data``), so a user's napari
+    script without an ``if __name__ == "__main__":`` guard would run again there; the child
+    needs nothing from it (its target lives in ``poco_napari.job_child``)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 class Job(QObject):
     """One training or finetuning run in a child process; its state follows the streamed events.
 
@@ -107,12 +127,18 @@ class Job(QObject):
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
         self.history: list[dict[str, Any]] = []
+        self.warnings: list[str] = []  # from the start event
+        self.preprocess_report: dict[str, list[str]] = {}  # session -> what preprocessing did
+        self.elapsed_s: float | None = None  # from step events, when the engine reports them
+        self.eta_s: float | None = None
+        self.started_at: float | None = None  # time.monotonic() at start
         self._temp_dir = temp_dir
         self._process: Any = None
         self._conn: Any = None
         self._cancel: Any = None
         self._eof_at: float | None = None
         self._terminated = False
+        self._stderr_path: str | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.timeout.connect(self._poll)
@@ -132,10 +158,15 @@ class Job(QObject):
         ctx = mp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self._cancel = ctx.Event()
+        fd, self._stderr_path = tempfile.mkstemp(prefix="poco-job-", suffix=".stderr", dir=self._temp_dir)
+        os.close(fd)
         self._process = ctx.Process(
-            target=run_job, args=(self.spec, child_conn, self._cancel), name=f"poco-{self.name}", daemon=True
+            target=run_logged, args=(self.spec, child_conn, self._cancel, self._stderr_path),
+            name=f"poco-{self.name}", daemon=True,
         )
-        self._process.start()
+        with _empty_main():
+            self._process.start()
+        self.started_at = time.monotonic()
         child_conn.close()  # the child holds the only write end: its exit means EOF here
         self._set_status(JobStatus.RUNNING, f"started (pid {self._process.pid})")
         self._timer.start()
@@ -182,9 +213,12 @@ class Job(QObject):
             kind = ev.get("type")
             if kind == "start":
                 self.total_steps = int(ev.get("total_steps", self.total_steps))
+                self.warnings = [str(w) for w in ev.get("warnings") or []]
+                self.preprocess_report = dict(ev.get("preprocess_report") or {})
             elif kind == "step":
                 self.step = int(ev["step"])
                 self.loss = float(ev["loss"])
+                self.elapsed_s, self.eta_s = ev.get("elapsed_s"), ev.get("eta_s")
             elif kind == "validation":
                 score = ev.get("val_score")
                 if score is not None and (self.best_score is None or score > self.best_score):
@@ -211,12 +245,28 @@ class Job(QObject):
             how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
             self._finish(JobStatus.CANCELLED, f"{how}{kept}")
         else:
-            self._finish(JobStatus.FAILED, f"{describe_exit(exitcode)}{kept}")
+            tail = stderr_tail(self._stderr_path) if self._stderr_path else ""
+            self._finish(JobStatus.FAILED, f"{describe_exit(exitcode)}{kept}" + (f"\nits last output:\n{tail}" if tail else ""))
 
     def _kept_checkpoint(self) -> str:
         if self.checkpoint and Path(self.checkpoint).is_file():
             return f"; checkpoint: {self.checkpoint}"
         return "; no checkpoint was written"
+
+    def _echo_stderr(self) -> None:
+        """Copy what the child wrote to its stderr to ours (a terminal still sees tracebacks),
+        then remove the file unless it sits in the job folder removed next."""
+        path, self._stderr_path = self._stderr_path, None
+        if not path:
+            return
+        try:
+            text = Path(path).read_text(errors="replace")
+            if text:
+                sys.stderr.write(text)
+            if not self._temp_dir:
+                Path(path).unlink()
+        except OSError:
+            pass
 
     def _set_status(self, status: JobStatus, message: str) -> None:
         self.status, self.message = status, message
@@ -224,6 +274,7 @@ class Job(QObject):
 
     def _finish(self, status: JobStatus, message: str) -> None:
         self._timer.stop()
+        self._echo_stderr()
         if self._conn is not None:
             self._conn.close()
         if self._temp_dir:

@@ -1,8 +1,9 @@
 """A Recording as napari layer data: anatomy Image + ROIs (Labels or Points) with a features table.
 
 Both layers carry ``metadata={"poco_recording": rec}`` (the object, not a copy) so widgets can
-find the traces. The features table (``roi_id, region, mean, std, snr``; Labels also ``index``,
-the label value of each row) is the contract with analysis and display: widgets add columns
+find the traces. The features table (``roi_id, region, mean, std, snr`` and the reader's per-ROI
+information, e.g. suite2p ``iscell, iscell_prob, npix`` or CaImAn ``accepted``; Labels also
+``index``, the label value of each row) is the contract with analysis and display: widgets add columns
 (``cluster``, ``similarity``) and :func:`poco_napari.colors.paint_rois` paints from any of them.
 """
 from __future__ import annotations
@@ -13,7 +14,12 @@ import numpy as np
 import pandas as pd
 
 from poco_core.data.recording import Recording
-from poco_napari.colors import direct_colormap, roi_colors
+from poco_napari.colors import (
+    default_color_column,
+    direct_colormap,
+    marked_colors,
+    roi_colors,
+)
 from poco_napari.store import RECORDING_KEY
 
 LayerData = tuple[Any, dict, str]
@@ -63,7 +69,10 @@ def roi_features(rec: Recording) -> pd.DataFrame:
     stats = trace_stats(rec.traces)
     if "snr" in rec.roi_info:  # the pipeline's own estimate beats ours
         stats["snr"] = np.asarray(rec.roi_info["snr"], dtype=float)
-    return pd.concat([pd.DataFrame({"roi_id": rec.roi_ids, "region": pd.Categorical(regions)}), stats], axis=1)
+    info = {name: np.asarray(values) for name, values in rec.roi_info.items()
+            if name != "snr" and np.ndim(values) == 1 and len(values) == rec.n_rois}  # iscell, iscell_prob, accepted...
+    return pd.concat([pd.DataFrame({"roi_id": rec.roi_ids, "region": pd.Categorical(regions)}), stats,
+                      pd.DataFrame(info)], axis=1)
 
 
 def grid_positions(n: int, spacing: float = 2 * POINT_SIZE) -> np.ndarray:
@@ -79,7 +88,7 @@ def _base_meta(rec: Recording, name: str, role: str, translate: tuple[float, flo
 
 def recording_layers(rec: Recording, translate: tuple[float, float] = (0.0, 0.0)) -> list[LayerData]:
     """Anatomy Image (when present) and ROI Labels (footprints) or Points (centroids), the
-    ROIs coloured by region. ``translate`` places the recording in world (y, x) pixels."""
+    ROIs coloured by region, or one colour per ROI when there are no regions. ``translate`` places the recording in world (y, x) pixels."""
     label = rec.session if rec.dataset in ("", "default") else f"{rec.dataset}/{rec.session}"
     layers: list[LayerData] = []
     if rec.anatomy is not None:
@@ -90,12 +99,15 @@ def recording_layers(rec: Recording, translate: tuple[float, float] = (0.0, 0.0)
             meta["translate"] = (0.0, *translate)
         layers.append((rec.anatomy, meta, "image"))
     features = roi_features(rec)
-    colors = roi_colors(features["region"]).colors
+    color_by = default_color_column(features)
+    colors = roi_colors(features[color_by], categorical=True).colors
     labels = rec.label_image()
     if labels is not None:
         features.insert(0, "index", np.arange(1, rec.n_rois + 1))
         meta = _base_meta(rec, f"{label} ROIs", "rois", translate)
-        meta.update(features=features, opacity=0.6, colormap=direct_colormap(features["index"], colors))
+        meta["metadata"].update(poco_color_by=color_by, poco_base_colors=colors)
+        meta.update(features=features, opacity=0.6,
+                    colormap=direct_colormap(features["index"], marked_colors(features, colors)))
         layers.append((labels, meta, "labels"))
         return layers
     centroids = rec.roi_centroids()
@@ -103,7 +115,9 @@ def recording_layers(rec: Recording, translate: tuple[float, float] = (0.0, 0.0)
     if centroids is None:  # traces only: a grid, so the ROIs can still be clicked and coloured
         centroids, name = grid_positions(rec.n_rois), f"{label} ROIs (no positions in file: grid)"
     meta = _base_meta(rec, name, "rois", translate)
-    meta.update(features=features, face_color=colors, size=POINT_SIZE, border_width=0, opacity=0.8)
+    meta["metadata"].update(poco_color_by=color_by, poco_base_colors=colors)
+    meta.update(features=features, face_color=marked_colors(features, colors), size=POINT_SIZE, border_width=0,
+                opacity=0.8)
     layers.append((centroids, meta, "points"))
     return layers
 

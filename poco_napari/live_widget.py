@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -40,6 +39,7 @@ from poco_core.live import (
 )
 from poco_core.models.inference import PRECISIONS
 from poco_napari.colors import layer_roi_colors
+from poco_napari.forms import scroll_layout
 from poco_napari.live_plots import (
     MAX_TRACES,
     MAX_WINDOW_FRAMES,
@@ -143,7 +143,7 @@ class LiveWidget(QWidget):
         self.link_label = QLabel("")
         self.link_label.setWordWrap(True)
         form.addRow("", self.link_label)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form)
         for label in (self.status_label, self.preprocess_label, self.score_label, self.adapt_label):
             layout.addWidget(label)

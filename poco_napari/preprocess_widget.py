@@ -1,7 +1,7 @@
 """Preprocessing dock: edit a PreprocessConfig, preview it on the selected ROI, apply it.
 
-The preview fits on the selected ROI alone (every step but PCA is per ROI, so this equals the
-full fit) in a worker thread; with PCA it fits the whole recording and shows PC 0. Apply runs
+The preview fits on the whole recording (as Apply does) and transforms the selected ROI in a
+worker thread; with PCA it shows PC 0. Apply runs
 ``poco_core.data.preprocess.prepare`` on the recording and stores the SessionData in
 ``poco_napari.store.preprocessed`` (the training widget reads it there); the traces dock then
 shades the train/val/test split. Settings persist in ``<user config dir>/preprocess.json``
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -39,7 +39,8 @@ from poco_core.data.preprocess import (
     prepare,
 )
 from poco_core.data.recording import Recording
-from poco_napari.forms import collapsible
+from poco_napari.forms import FramesField, collapsible, scroll_layout, set_tooltips
+from poco_napari.open_options import SourceGroup
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed
@@ -48,6 +49,7 @@ FILTER_NAMES = {"none": "none", "lowpass": "low-pass (zero phase)", "bandpass": 
                 "causal_lowpass": "causal low-pass (live)"}
 FIT_ON = {"all": "whole recording", "train": "training part only"}
 DEBOUNCE_MS = 150
+BINNING = "target_fs" in {f.name for f in fields(PreprocessConfig)}  # temporal binning, where the engine has it
 PREVIEW_WINDOW_S = 60.0  # the preview opens on the first minute, where filtering is visible
 
 
@@ -72,12 +74,25 @@ def save_settings(config: PreprocessConfig) -> None:
 
 
 def preview(rec: Recording, index: int, config: PreprocessConfig) -> tuple[np.ndarray, str, list[str]]:
-    """The selected ROI after preprocessing (or PC 0 with PCA), its label, and the notes."""
-    sub = rec if config.pca_k else rec.select_rois([index])
-    state = fit_preprocess(sub, config)
-    fneu = sub.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
-    after = state.apply(sub.traces, fneu)[:, 0]
-    return after, ("PC 0 (PCA replaces ROIs)" if config.pca_k else "after"), state.notes
+    """The selected ROI after preprocessing (or PC 0 with PCA), its label, and the notes.
+
+    The statistics are fitted on the whole recording, as Apply does (so ROI selection such as
+    iscell-only reads "kept 48 of 53"); only the previewed ROI is then transformed. An ROI the
+    preprocessing excludes previews as empty, with the reason."""
+    state = fit_preprocess(rec, config)
+    fneu = rec.extra_traces.get("Fneu") if state.neuropil_coef is not None else None
+    if config.pca_k:
+        return state.apply(rec.traces, fneu)[:, 0], "PC 0 (PCA replaces ROIs)", state.notes
+    roi_id = str(rec.roi_ids[index])
+    where = np.flatnonzero(state.keep == index)
+    if not len(where):
+        reason = state.drop_reasons.get(roi_id) or "not a cell (iscell-only)"
+        return np.empty(0, dtype=np.float32), f"ROI {roi_id} excluded: {reason}", state.notes
+    k = int(where[0])
+    one = replace(state, input_ids=[roi_id], keep=np.array([0]), unit_ids=[roi_id], mean=state.mean[k:k + 1],
+                  std=state.std[k:k + 1], median=None if state.median is None else state.median[k:k + 1])
+    fneu_one = None if fneu is None else fneu[:, [index]]
+    return one.apply(rec.traces[:, [index]], fneu_one)[:, 0], "after", state.notes
 
 
 class PreprocessWidget(QWidget):
@@ -90,6 +105,7 @@ class PreprocessWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.recording_box = RecordingBox(napari_viewer)
+        self.source = SourceGroup(napari_viewer, reopened=self.recording_box.set_recording)
         self._build_form()
         self._build_preview()
         self.apply_button = QPushButton("Apply")
@@ -97,8 +113,9 @@ class PreprocessWidget(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addWidget(self.recording_box)
+        layout.addWidget(self.source.group())
         for group in self._groups:
             layout.addWidget(group)
         layout.addWidget(self.preview_plot, 1)
@@ -133,18 +150,37 @@ class PreprocessWidget(QWidget):
         self.iscell = QCheckBox("only ROIs classified as cells (iscell)")
         self.block_len = QSpinBox(minimum=10, maximum=1_000_000, singleStep=100, suffix=" frames")
         self.ratios = [QDoubleSpinBox(minimum=0.0, maximum=100.0, singleStep=1.0) for _ in range(3)]
+        self.target_fs = QDoubleSpinBox(minimum=0.0, maximum=10_000.0, decimals=2, singleStep=1.0, suffix=" Hz",
+                                        specialValueText="off (keep the recording's rate)")
+        self.block_field = FramesField(self.block_len)
         self._inputs = [self.dff, self.zscore, self.filter, self.pca, self.fit_on, self.neuropil,
                         self.neuropil_coef, self.iscell, self.block_len, *self.ratios]
+        if BINNING:
+            self._inputs.append(self.target_fs)
+        set_tooltips(
+            (self.dff, "Divide by each ROI's median (dF/F) before anything else; ROIs with a baseline <= 0 are dropped"),
+            (self.zscore, "Subtract each ROI's mean and divide by its standard deviation (the model works in z-units)"),
+            (self.filter, "Zero-phase filters look ahead (training and offline forecasts); the causal low-pass is for live use"),
+            (self.pca, "Replace the ROIs by this many principal components (off: keep ROIs)"),
+            (self.fit_on, "Which frames the statistics are fitted on; 'training part only' keeps val/test unseen"),
+            (self.neuropil, "Subtract coefficient x Fneu (suite2p's neuropil traces) from F"),
+            (self.neuropil_coef, "suite2p's own default is 0.7"),
+            (self.iscell, "Keep only ROIs suite2p's classifier (iscell) or CaImAn's evaluation (accepted) calls cells"),
+            (self.block_len, "The recording is cut into blocks of this length, dealt to train/val/test in the shares below"),
+            (self.target_fs, "Bin frames to this rate before everything else (e.g. 30 Hz to 5 Hz), so context and horizon span more time"),
+            *((box, f"Relative share of blocks for the {name} split") for name, box in zip(("train", "val", "test"), self.ratios)),
+        )
         rows = {
             "Normalisation": [("", self.dff), ("", self.zscore)],
-            "Filter": [("filter", self.filter)],
+            "Filter": [("filter", self.filter), *([("bin to", self.target_fs)] if BINNING else [])],
             "Dimensionality": [("PCA components", self.pca), ("fit statistics on", self.fit_on)],
             "suite2p": [("", self.neuropil), ("neuropil coefficient", self.neuropil_coef), ("", self.iscell)],
-            "Train / val / test split": [("block length", self.block_len),
+            "Train / val / test split": [("block length", self.block_field),
                                          *((f"{name} share", box) for name, box in zip(("train", "val", "test"), self.ratios))],
         }
         self._groups = [collapsible(title, fields, expanded=title in ("Normalisation", "Filter"))
                         for title, fields in rows.items()]
+        self.suite2p_group = self._groups[list(rows).index("suite2p")]
 
     def _build_preview(self) -> None:
         self.preview_plot = pg.GraphicsLayoutWidget()
@@ -163,12 +199,13 @@ class PreprocessWidget(QWidget):
 
     def config(self) -> PreprocessConfig:
         """The settings shown in the form."""
+        binning = {"target_fs": self.target_fs.value() or None} if BINNING else {}
         return PreprocessConfig(
             dff=self.dff.isChecked(), zscore=self.zscore.isChecked(), filter=self.filter.currentData(),
             pca_k=self.pca.value() or None, fit_on=self.fit_on.currentData(),
             neuropil_coef=self.neuropil_coef.value() if self.neuropil.isChecked() else None,
             iscell_only=self.iscell.isChecked(), block_len=self.block_len.value(),
-            split=tuple(box.value() for box in self.ratios),
+            split=tuple(box.value() for box in self.ratios), **binning,
         )
 
     def set_config(self, config: PreprocessConfig) -> None:
@@ -187,6 +224,7 @@ class PreprocessWidget(QWidget):
         self.block_len.setValue(config.block_len)
         for box, value in zip(self.ratios, config.split):
             box.setValue(value)
+        self.target_fs.setValue(getattr(config, "target_fs", None) or 0.0)
         for widget in self._inputs:
             widget.blockSignals(False)
         self._on_setting_changed()
@@ -216,6 +254,10 @@ class PreprocessWidget(QWidget):
         if self._watched is not None:
             selection_for(self._watched).changed.disconnect(self._schedule_preview)
         self._watched = rec
+        self.source.show(rec)
+        self.block_field.set_fs(None if rec is None else float(rec.fs))
+        if rec is not None and (rec.provenance.get("format") == "suite2p" or "Fneu" in rec.extra_traces):
+            self.suite2p_group.expand(animate=False)  # neuropil and iscell matter for suite2p data
         if rec is not None:
             selection_for(rec).changed.connect(self._schedule_preview)
             self.before_plot.setXRange(0, min(rec.duration_s, PREVIEW_WINDOW_S), padding=0)
@@ -247,7 +289,7 @@ class PreprocessWidget(QWidget):
             return  # a newer preview is on its way
         after, label, notes = result
         self.after_curve.setData(t[: len(after)], after)
-        self.after_plot.setTitle(f"{label}: {FILTER_NAMES[self.config().filter]} filter")
+        self.after_plot.setTitle(label if label.startswith("ROI ") else f"{label}: {FILTER_NAMES[self.config().filter]} filter")
         self.status.setText("; ".join(notes))
         self.preview_updated.emit()
 

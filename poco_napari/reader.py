@@ -14,8 +14,10 @@ from poco_core.base.errors import PocoError
 from poco_core.data.io import load_dataset, load_recording
 from poco_core.data.io.dataset import MANIFEST_SUFFIXES
 from poco_core.data.recording import Recording
+from poco_napari import roi_style
 from poco_napari.layers import LayerData, layers_width, recording_layers
 from poco_napari.selection import link_current_viewer
+from poco_napari.store import recording_of
 
 NOTHING: list = [(None,)]  # napari's "read fine, no layers" sentinel
 GAP = 16  # pixels between recordings laid side by side
@@ -37,10 +39,21 @@ def read_recordings(path: str | Path) -> list[Recording]:
     return load_dataset(path)
 
 
-def layers_for(recs: Sequence[Recording]) -> list[LayerData]:
-    """Layers of several recordings, laid side by side so none hides another."""
+def occupied_width(viewer) -> float:
+    """Where the next recording may start (x, world pixels): right of every POCO layer already
+    open, so a recording opened after another does not land on top of it."""
+    edges = [float(layer.extent.world[1][-1]) + GAP for layer in getattr(viewer, "layers", [])
+             if recording_of(layer) is not None and layer.metadata.get("poco_role") in ("rois", "anatomy")]
+    return max(edges, default=0.0)
+
+
+def layers_for(recs: Sequence[Recording], start_x: float | None = None) -> list[LayerData]:
+    """Layers of several recordings, laid side by side so none hides another, starting at
+    ``start_x`` (default: right of the recordings the current viewer already shows)."""
+    import napari
+
     layers: list[LayerData] = []
-    x = 0.0
+    x = occupied_width(napari.current_viewer()) if start_x is None else start_x
     for rec in recs:
         new = recording_layers(rec, translate=(0.0, x))
         layers += new
@@ -48,6 +61,9 @@ def layers_for(recs: Sequence[Recording]) -> list[LayerData]:
         for warning in rec.provenance.get("warnings", []):
             show_warning(f"{rec.source or rec.session}: {warning}")
     link_current_viewer()
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        roi_style.connect_viewer(viewer)
     return layers
 
 

@@ -105,7 +105,8 @@ class _LayerLink:
         self._layer = weakref.ref(layer)
         self._rings: weakref.ref | None = None
         rec = recording_of(layer)
-        self._centroids = rec.roi_centroids()
+        # a Points layer's points are the ROI positions (centroids, or the grid of a recording without positions)
+        self._centroids = np.asarray(layer.data, dtype=float)[:, -2:] if isinstance(layer, Points) else rec.roi_centroids()
         self._size = _ring_size(rec, isinstance(layer, Points))
         for key, delta in ((NEXT_KEY, 1), (PREVIOUS_KEY, -1)):
             layer.bind_key(key, _stepper(delta), overwrite=True)

@@ -13,6 +13,7 @@ import pandas as pd
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -22,7 +23,13 @@ from qtpy.QtWidgets import (
 )
 
 from poco_core.data.recording import Recording
-from poco_napari.colors import category_palette, layer_roi_colors
+from poco_napari.colors import (
+    NON_CELL_MODES,
+    category_palette,
+    cell_mask,
+    layer_roi_colors,
+    restyle,
+)
 from poco_napari.layers import frame_chunks
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import connect_viewer, selection_for
@@ -33,6 +40,8 @@ RASTER_BINS = 2000  # time columns of the raster
 RASTER_ROWS = 2000  # more ROIs than this: neighbouring rows (after sorting) are averaged
 SPLIT_COLORS = {"train": (46, 160, 67, 60), "val": (255, 160, 0, 70), "test": (214, 39, 40, 70)}
 AXIS_WIDTH = 90
+MIN_HEIGHT = 300  # traces over raster still readable; lower keeps napari within a 1080p screen
+MISSING_GROUP = "none"  # raster block of ROIs with no value in the sort column
 HINT = "Click an ROI in the viewer (shift-click adds, Up/Down steps)"
 
 
@@ -58,6 +67,40 @@ def normalised(y: np.ndarray) -> np.ndarray:
     return np.clip((y - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.9
 
 
+def roi_label(features: pd.DataFrame, row: int, roi_id: str) -> str:
+    """"id · region", and "not a cell" / "not in the model" where that applies; no placeholder region."""
+    parts = [str(roi_id)]
+    region = str(features["region"].iloc[row]) if "region" in features else ""
+    if region not in ("", "unassigned", "nan"):
+        parts.append(region)
+    cells = cell_mask(features)
+    if cells is not None and not cells[row]:
+        parts.append("not a cell")
+    if "in_model" in features and not bool(features["in_model"].iloc[row]):
+        parts.append("not in the model")
+    return " · ".join(parts)
+
+
+def group_labels(column: pd.Series) -> np.ndarray:
+    """Category names of a features column, every missing value (NaN, None, pd.NA) as one "none"
+    group: missing values compare unequal, so they would otherwise each start a block."""
+    missing = column.isna().to_numpy()
+    labels = column.astype(object).to_numpy().copy()
+    labels[missing] = MISSING_GROUP
+    return labels.astype(str)
+
+
+def raster_order(column: pd.Series) -> np.ndarray:
+    """ROI order sorted by a features column, stable, missing values last as one block."""
+    missing = column.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = group_labels(column)
+    present = np.flatnonzero(~missing)
+    return np.r_[present[np.argsort(values[present], kind="stable")], np.flatnonzero(missing)].astype(int)
+
+
 class TracesWidget(QWidget):
     """Dock widget; ``napari_viewer`` is injected by napari."""
 
@@ -76,6 +119,16 @@ class TracesWidget(QWidget):
         top.addWidget(self.recording_box, 1)
         top.addWidget(QLabel("Raster order"))
         top.addWidget(self.sort_box)
+        self.non_cells = QComboBox()
+        self.non_cells.addItems(NON_CELL_MODES)
+        self.non_cells.setToolTip("How ROIs the pipeline did not classify as cells (suite2p iscell, "
+                                  "CaImAn accepted) are drawn in the viewer: in colour, grey, or hidden")
+        self.outline = QCheckBox("outlines")
+        self.outline.setToolTip("Draw ROIs as outlines, so the anatomy under them stays visible")
+        top.addWidget(QLabel("non-cells"))
+        top.addWidget(self.non_cells)
+        top.addWidget(self.outline)
+        self.sort_box.setToolTip("Order of the raster's rows: any column of the ROI layer's features table")
 
         self.plot = pg.PlotWidget(background="k")
         self.plot.setLabel("bottom", "time", units="s")
@@ -97,7 +150,7 @@ class TracesWidget(QWidget):
         splitter.setSizes([600, 300])
         for plot in (self.plot, self.raster):
             plot.getAxis("left").setWidth(AXIS_WIDTH)  # same width: the linked time axes line up
-        self.setMinimumHeight(420)
+        self.setMinimumHeight(MIN_HEIGHT)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -112,6 +165,8 @@ class TracesWidget(QWidget):
         self._rows_per_line = 1
         self._watched_layer = None
 
+        self.non_cells.currentTextChanged.connect(lambda _: self._restyle())
+        self.outline.toggled.connect(lambda _: self._restyle())
         self.recording_box.recording_changed.connect(self.set_recording)
         self.sort_box.currentTextChanged.connect(lambda _: self._draw_raster())
         self.plot.sigXRangeChanged.connect(self._place_labels)
@@ -160,6 +215,13 @@ class TracesWidget(QWidget):
         else:
             super().keyPressEvent(event)
 
+    def _restyle(self) -> None:
+        """Apply the non-cell and outline choices to the current recording's ROI layers."""
+        if self.recording is None:
+            return
+        for layer in roi_layers(self.viewer, self.recording):
+            restyle(layer, non_cells=self.non_cells.currentText(), outline=self.outline.isChecked())
+
     # -- recording --------------------------------------------------------------------------
     def _roi_layer(self):
         """The recording's first ROI layer; its colour changes redraw the traces."""
@@ -202,8 +264,7 @@ class TracesWidget(QWidget):
             curve.setDownsampling(auto=True, method="peak")  # after addItem: pyqtgraph 0.14 needs the view
             curve.setClipToView(True)
             self._curves[i] = curve
-            region = features["region"].iloc[i] if "region" in features else ""
-            label = pg.TextItem(f"{rec.roi_ids[i]} · {region}", color=rgb, anchor=(0, 0), fill=(0, 0, 0, 160))
+            label = pg.TextItem(roi_label(features, i, rec.roi_ids[i]), color=rgb, anchor=(0, 0), fill=(0, 0, 0, 160))
             label.setPos(0, offset + 0.95)
             label.setZValue(30)
             self.plot.addItem(label, ignoreBounds=True)  # labels follow the view; must not resize it
@@ -281,11 +342,7 @@ class TracesWidget(QWidget):
         raster = _rasters(rec)[0]
         features = self._features()
         key = self.sort_box.currentText()
-        self._order = np.arange(rec.n_rois)
-        if key in features:
-            column = features[key]
-            values = column.to_numpy() if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy()
-            self._order = np.argsort(values, kind="stable")
+        self._order = raster_order(features[key]) if key in features else np.arange(rec.n_rois)
         rows = raster[self._order]
         self._rows_per_line = -(-len(rows) // RASTER_ROWS)
         if self._rows_per_line > 1:
@@ -304,7 +361,7 @@ class TracesWidget(QWidget):
         if key not in features or pd.api.types.is_float_dtype(features[key]):
             axis.setTicks(None)
             return
-        values = features[key].to_numpy()[self._order]
+        values = group_labels(features[key])[self._order]
         starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
         ends = np.r_[starts[1:], len(values)]
         axis.setTicks([[((s + e) / 2 / self._rows_per_line, str(values[s])) for s, e in zip(starts, ends)]])

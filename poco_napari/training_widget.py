@@ -27,7 +27,6 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
@@ -36,10 +35,11 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
-from poco_napari.forms import collapsible
+from poco_napari.forms import FramesField, collapsible, scroll_layout, set_tooltips
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
+from poco_napari.selection import selection_for
 from poco_napari.store import preprocessed, recordings_in
 
 NICE = 5  # niceness of a low-priority job (POSIX)
@@ -64,6 +64,60 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return out
 
 
+def job_defaults(kind: str) -> dict[str, Any]:
+    """steps, lr, batch_size, val_every of a training or finetuning run: the engine's own
+    defaults (``poco_core.training.defaults``, else the loop's), so the GUI, the CLI and the
+    Python API start from the same settings."""
+    from poco_core.training import defaults
+    from poco_core.training.loop import LoopOptions
+
+    base = {k: getattr(LoopOptions, k) for k in ("steps", "lr", "batch_size", "val_every")}
+    return {**base, **getattr(defaults, "TRAIN_DEFAULTS" if kind == "train" else "FINETUNE_DEFAULTS", {})}
+
+
+def selected_rois(recordings: list[Recording]) -> dict[str, list[str]]:
+    """Session -> ids of its selected ROIs, for the job's forecast-vs-actual samples."""
+    out = {}
+    for rec in recordings:
+        picked = selection_for(rec).indices
+        if picked:
+            out[rec.session] = [str(rec.roi_ids[i]) for i in picked]
+    return out
+
+
+def step_text(job: Job) -> str:
+    """"step/total", the one wording of a job's progress (job table and status line)."""
+    return f"{job.step}/{job.total_steps}"
+
+
+def job_timing(job: Job) -> tuple[float | None, float | None]:
+    """(elapsed, remaining) seconds of a job: the engine's figures when its step events carry
+    them, else measured here (remaining = time per step so far x steps left)."""
+    elapsed, eta = job.elapsed_s, job.eta_s
+    if elapsed is None and job.started_at is not None and job.step > 0:
+        elapsed = time.monotonic() - job.started_at
+    if eta is None and elapsed is not None and job.step > 0:
+        eta = elapsed / job.step * max(job.total_steps - job.step, 0)
+    if job.status.final:
+        eta = None
+    return elapsed, eta
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def job_notes(job: Job) -> str:
+    """The start event's warnings and what preprocessing did, one line each."""
+    lines = [f"warning: {w}" for w in job.warnings]
+    lines += [f"{session}: {'; '.join(sentences)}" for session, sentences in job.preprocess_report.items() if sentences]
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "" if value is None else format(value, spec)
 
@@ -71,7 +125,8 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 class JobTable(QTableWidget):
     """Every job of the queue: status, step, loss, best validation score (message as tooltip)."""
 
-    COLUMNS = ("job", "status", "step", "loss", "best val score")
+    COLUMNS = ("job", "status", "step", "elapsed", "ETA", "loss", "best val score")
+    refreshed = Signal()
 
     def __init__(self, queue: JobQueue, parent: QWidget | None = None):
         super().__init__(0, len(self.COLUMNS), parent)
@@ -90,12 +145,15 @@ class JobTable(QTableWidget):
     def refresh(self) -> None:
         self.setRowCount(len(self.queue.jobs))
         for row, job in enumerate(self.queue.jobs):
-            cells = (job.name, job.status.value, f"{job.step}/{job.total_steps}", _fmt(job.loss), _fmt(job.best_score, ".3f"))
+            elapsed, eta = job_timing(job)
+            cells = (job.name, job.status.value, step_text(job), _duration(elapsed), _duration(eta),
+                     _fmt(job.loss), _fmt(job.best_score, ".3f"))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(job.message)
                 self.setItem(row, col, item)
         self.resizeColumnsToContents()
+        self.refreshed.emit()
 
 
 class JobLauncher(QWidget):
@@ -106,24 +164,35 @@ class JobLauncher(QWidget):
     job_started = Signal(object)
     job_finished = Signal(object)
 
-    def __init__(self, napari_viewer: Any, steps: int, lr: float, val_every: int):
+    def __init__(self, napari_viewer: Any):
         super().__init__()
+        defaults = job_defaults(self.kind)
         self.viewer = napari_viewer
         self.queue = job_queue()
         self.job: Job | None = None
-        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=steps, singleStep=100)
-        self.batch_size = QSpinBox(minimum=1, maximum=65_536, value=64)
-        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4, value=lr)
+        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=int(defaults["steps"]), singleStep=100)
+        self.batch_size = QSpinBox(minimum=1, maximum=65_536, value=int(defaults["batch_size"]))
+        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4, value=float(defaults["lr"]))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.device = QComboBox()
         self.device.addItems(available_devices())
-        self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=val_every, suffix=" steps")
+        self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=int(defaults["val_every"]), suffix=" steps")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
+        set_tooltips(
+            (self.steps, "Optimisation steps (one batch each); the best validation checkpoint is kept"),
+            (self.batch_size, "Windows per optimisation step"),
+            (self.lr, "AdamW learning rate"),
+            (self.seed, "Random seed: the same seed and data give the same run"),
+            (self.device, "Where the job runs: auto = CUDA GPU, else Apple MPS, else CPU"),
+            (self.val_every, "Score the validation split every this many steps (the curves and best checkpoint follow it)"),
+            (self.threads, "Torch CPU threads for the job; by default all cores but one, left to napari"),
+        )
         self.low_priority = QCheckBox("run below napari's priority")
         self.low_priority.setToolTip("The job yields the CPU to napari when both are busy (keeps the GUI smooth)")
         self.low_priority.setChecked(True)
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText(f"automatic, in {runs_dir()}")
+        self.checkpoint.setToolTip("Where the trained model (best validation checkpoint) is written")
         browse = QPushButton("...")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse_output)
@@ -141,10 +210,11 @@ class JobLauncher(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.table = JobTable(self.queue)
+        self.table.refreshed.connect(self._update)  # the status line shows what the table shows, when it does
         self.button.clicked.connect(self._on_button)
         self.queue_button.clicked.connect(self.start)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         for group in self._groups():
             layout.addWidget(group)
         layout.addWidget(collapsible("Optimisation", [
@@ -180,15 +250,15 @@ class JobLauncher(QWidget):
                            steps=self.steps.value(), batch_size=self.batch_size.value(), lr=self.lr.value(),
                            seed=self.seed.value(), device=self.device.currentText(),
                            val_every=self.val_every.value(), threads=self.threads.value(),
-                           nice=NICE if self.low_priority.isChecked() else 0, **fields)
+                           nice=NICE if self.low_priority.isChecked() else 0,
+                           sample_rois=selected_rois(recordings), **fields)
         except (PocoError, OSError, ValueError) as exc:
             self.status.setText(f"Cannot start: {exc}")
             return None
         self.job = job
         docks = docks_for(self.viewer)
-        job.changed.connect(self._update)
         job.finished.connect(lambda: self._finished(job))
-        docks.follow(job)
+        docks.follow(job, {rec.session: float(rec.fs) for rec in recordings})
         self.queue.submit(job)
         self._update()
         self.job_started.emit(job)
@@ -223,10 +293,14 @@ class JobLauncher(QWidget):
         self.status.setText(self._describe(job))
 
     def _describe(self, job: Job) -> str:
+        notes = job_notes(job)
+        notes = f"\n{notes}" if notes else ""
         if job.status.final:
-            return f"{job.name}: {job.message}"
+            return f"{job.name}: {job.message}{notes}"
         best = "" if job.best_score is None else f", best validation score {job.best_score:.3f} (copy baseline 0)"
-        return f"{job.name}: {job.status.value}, step {job.step}/{job.total_steps}{best}"
+        elapsed, eta = job_timing(job)
+        timing = "" if elapsed is None else f", {_duration(elapsed)} elapsed" + ("" if eta is None else f", about {_duration(eta)} left")
+        return f"{job.name}: {job.status.value}, step {step_text(job)}{timing}{best}{notes}"
 
     def _finished(self, job: Job) -> None:
         if job is self.job:
@@ -251,7 +325,7 @@ class TrainingWidget(JobLauncher):
     kind = "train"
 
     def __init__(self, napari_viewer: Any):
-        super().__init__(napari_viewer, steps=2000, lr=3e-4, val_every=100)
+        super().__init__(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self.refresh_sessions)
         napari_viewer.layers.events.removed.connect(self.refresh_sessions)
         preprocessed.changed.connect(self.refresh_sessions)
@@ -269,11 +343,27 @@ class TrainingWidget(JobLauncher):
         self.horizon = QSpinBox(minimum=1, maximum=100_000, value=16, suffix=" frames")
         self.overrides = QLineEdit()
         self.overrides.setPlaceholderText("e.g. hidden=256, d_model=64")
+        self.context_field, self.horizon_field = FramesField(self.context), FramesField(self.horizon)
+        self.sessions.itemChanged.connect(lambda _: self._show_seconds())
+        self.model.setToolTip("Forecasting model (POCO, or a baseline from the model registry)")
+        self.context.setToolTip("Frames of history the model reads before each forecast (C)")
+        self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
+        self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
-            collapsible("Model", [("model", self.model), ("context", self.context), ("horizon", self.horizon),
+            collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
                                   ("model options", self.overrides)], expanded=True),
         ]
+
+    def _show_seconds(self) -> None:
+        """Context and horizon in seconds at the ticked sessions' rate (the first one's; warn on mixed rates)."""
+        rates = sorted({float(r.fs) for r in self.checked_recordings()})
+        fs = rates[0] if rates else None
+        for field in (self.context_field, self.horizon_field):
+            field.set_fs(fs)
+        if len(rates) > 1:
+            self.context_field.seconds.setText(self.context_field.seconds.text()
+                                               + f" (sessions at {', '.join(f'{r:g}' for r in rates)} Hz)")
 
     def refresh_sessions(self, *_: Any) -> None:
         """List the open recordings, keeping ticks; new ones start ticked."""
@@ -283,10 +373,12 @@ class TrainingWidget(JobLauncher):
         self.sessions.clear()
         for rec in self._recordings:
             prep = " (preprocessed)" if preprocessed.get(rec) is not None else ""
-            item = QListWidgetItem(f"{rec.dataset}/{rec.session}: {rec.n_rois} ROIs, {rec.n_frames} frames{prep}")
+            item = QListWidgetItem(f"{rec.dataset}/{rec.session}: {rec.n_rois} ROIs, {rec.n_frames} frames "
+                                   f"({rec.duration_s:.0f} s at {rec.fs:g} Hz){prep}")
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if id(rec) in ticked or id(rec) not in listed else Qt.Unchecked)
             self.sessions.addItem(item)
+        self._show_seconds()
 
     def checked_recordings(self) -> list[Recording]:
         return [rec for i, rec in enumerate(self._recordings)

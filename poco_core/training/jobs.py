@@ -61,6 +61,7 @@ class JobSpec:
     threads: int = 0
     nice: int = 5
     name: str = ""
+    sample_rois: dict[str, list[str]] = field(default_factory=dict)  # session -> unit ids in forecast samples
 
     def __post_init__(self) -> None:
         if self.kind not in ("train", "finetune"):
@@ -92,14 +93,14 @@ def job_events(spec: JobSpec, cancel: CancelLike | None = None) -> Iterator[Even
             recs, model=spec.model, model_config=spec.model_config, preprocess=config,
             context=spec.context, horizon=spec.horizon, steps=spec.steps, batch_size=spec.batch_size,
             lr=spec.lr, seed=spec.seed, device=spec.device, val_every=spec.val_every,
-            checkpoint=spec.checkpoint, cancel=cancel,
+            checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
         )
     from poco_core.training.finetune import finetune_events
 
     return finetune_events(
         spec.init_checkpoint, recs, mode=spec.mode, preprocess=config, steps=spec.steps,
         batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=spec.device,
-        val_every=spec.val_every, checkpoint=spec.checkpoint, cancel=cancel,
+        val_every=spec.val_every, checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
     )
 
 

@@ -32,6 +32,7 @@ from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, summarise
 
 SPLITS = ("train", "val", "test")
+MAX_SAMPLE_ROIS = 8  # asked-for units shown per forecast_sample event at most
 VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding-only finetuning)
 
 
@@ -53,6 +54,7 @@ class LoopOptions:
     device: str | torch.device = "auto"
     bf16: bool = False
     sample_units: int = 4  # units shown in each forecast_sample event
+    sample_rois: dict[str, list[str]] | None = None  # session -> unit ids to show instead (the GUI's selection)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -220,10 +222,15 @@ class Loop:
     @torch.no_grad()
     def forecast_sample(self, step: int) -> Event:
         """One validation window of one session (rotating), a few units, forecast vs actual."""
-        sd = self.data.sessions[(step // max(self.opts.val_every, 1)) % len(self.data.sessions)]
+        wanted = self.opts.sample_rois or {}
+        shown = [sd for sd in self.data.sessions if wanted.get(sd.session)] or self.data.sessions
+        sd = shown[(step // max(self.opts.val_every, 1)) % len(shown)]
         wins = sd.windows("val", self.length)
         w = torch.from_numpy(gather_windows(wins, [int(self.sample_rng.integers(len(wins)))])).to(self.device)
-        units = np.sort(self.sample_rng.choice(w.shape[2], size=min(self.opts.sample_units, w.shape[2]), replace=False))
+        index = {u: i for i, u in enumerate(sd.unit_ids)}
+        units = np.array([index[u] for u in wanted.get(sd.session, []) if u in index][:MAX_SAMPLE_ROIS], dtype=int)
+        if not len(units):  # nothing asked for, or preprocessing dropped it: a few random units
+            units = np.sort(self.sample_rng.choice(w.shape[2], size=min(self.opts.sample_units, w.shape[2]), replace=False))
         ctx = self.model.config.context
         self.model.eval()
         (pred,) = self.model([w[:, :ctx]], [sd.session])

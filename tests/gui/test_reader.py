@@ -30,7 +30,8 @@ def test_open_each_format(make_napari_viewer, format_files, fmt):
     for layer in rois:
         rec = layer.metadata["poco_recording"]
         assert isinstance(rec, Recording)
-        assert list(layer.features.columns[-5:]) == FEATURES
+        assert [c for c in layer.features.columns if c in FEATURES] == FEATURES
+        assert {k for k in rec.roi_info if k != "snr"} <= set(layer.features.columns)  # iscell, accepted...
         assert layer.features["roi_id"].tolist() == rec.roi_ids.tolist()
         np.testing.assert_allclose(layer.features["mean"], np.asarray(rec.traces).mean(0), rtol=1e-4, atol=1e-4)
     # recordings side by side, not on top of each other
