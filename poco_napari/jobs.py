@@ -202,7 +202,8 @@ class Job(QObject):
             cancelled = bool(self.result.get("cancelled"))
             status = JobStatus.CANCELLED if cancelled else JobStatus.DONE
             best = "" if self.best_score is None else f"; best validation score {self.best_score:.3f} at step {self.best_step}"
-            self._finish(status, f"{'cancelled' if cancelled else 'finished'}{best}{kept}")
+            how = self.result["stop_reason"] if self.result.get("stopped_early") else ("cancelled" if cancelled else "finished")
+            self._finish(status, f"{how}{best}{kept}")
         elif self._cancel.is_set():
             how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
             self._finish(JobStatus.CANCELLED, f"{how}{kept}")

@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="model_config", type=_model_value, action="append", default=[], metavar="KEY=VALUE",
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
-    add_loop_args(p, steps=5000, val_every=100)
+    add_loop_args(p, steps=None, val_every=None)
     add_preprocess_args(p)
 
 

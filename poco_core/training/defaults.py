@@ -5,3 +5,22 @@ FINETUNE_MODES = ("embeddings", "embeddings+mlp", "all")
 # finetuning validates every 20 steps, so on a bounded, evenly spread sample of the val windows
 # (max_val_windows=None validates on all of them)
 FINETUNE_DEFAULTS = {"val_every": 20, "steps": 2000, "max_val_windows": 64}
+
+# the paper's step budgets (appendix C.1): multi-session runs train twice as long
+TRAIN_STEPS = {"single_session": 5000, "multi_session": 10000}
+# validation cadence: at least this many validations per pass over the training windows, and never
+# fewer than one per VAL_EVERY_MAX steps (so small data never skips its best checkpoint)
+VALIDATIONS_PER_EPOCH = 4
+VAL_EVERY_MAX = 100
+# early stopping: stop after this many validations in a row without a new best (0: never stop early)
+PATIENCE = 10
+
+
+def default_train_steps(n_sessions: int) -> int:
+    """The paper's budget for a run over ``n_sessions`` sessions."""
+    return TRAIN_STEPS["multi_session" if n_sessions > 1 else "single_session"]
+
+
+def auto_val_every(steps_per_epoch: float) -> int:
+    """Validate ``VALIDATIONS_PER_EPOCH`` times per epoch, at least every ``VAL_EVERY_MAX`` steps."""
+    return int(max(1, min(VAL_EVERY_MAX, steps_per_epoch // VALIDATIONS_PER_EPOCH)))

@@ -2,13 +2,16 @@
 
 One step draws one batch per dataset (windows in proportion to each session's count, grouped
 by session), sums the datasets' losses and takes one AdamW step with gradient clipping.
-Every `val_every` steps it validates; a lower validation MSE (unweighted mean over sessions)
-atomically rewrites the checkpoint. When the loop ends -- finished or cancelled -- the best
+Every `val_every` steps it validates; a lower validation MSE (pooled over all sessions' elements,
+as the reference) atomically rewrites the checkpoint. By default the step budget follows the
+session count and the cadence the amount of data (`training.defaults`), and a run stops early
+after `patience` validations without a new best (the `done` event says when and why). When the loop ends -- finished or cancelled -- the best
 weights are reloaded, the test split is scored and the checkpoint gains those metrics, so a
 run always leaves a loadable checkpoint (cancelled before any validation: validate once first).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,10 +25,10 @@ from torch import nn
 from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
-from poco_core.models import mse_loss
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
+from poco_core.training.defaults import PATIENCE, auto_val_every, default_train_steps
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
-from poco_core.training.validation import autocast, evaluate_windows, summarise
+from poco_core.training.validation import autocast, evaluate_windows, pooled_mse, summarise
 
 SPLITS = ("train", "val", "test")
 VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding-only finetuning)
@@ -35,12 +38,13 @@ VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding
 class LoopOptions:
     """How to optimise; the defaults are the paper's (POCO_SPEC.md, "Training")."""
 
-    steps: int = 5000
+    steps: int | None = None  # None -> defaults.default_train_steps(number of sessions)
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-4
     clip: float = 5.0
-    val_every: int = 100
+    val_every: int | None = None  # None -> defaults.auto_val_every(steps per pass over the train windows)
+    patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
     val_stride: int = 1
     max_val_windows: int | None = None
     test_stride: int = 1
@@ -88,7 +92,7 @@ class LossModule(nn.Module):
         xs = [w[:, :c] for w in windows]
         with torch.no_grad():
             hidden = self.model.hidden_states(xs)
-        return mse_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows])
+        return self.model.dataset_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows], sessions)
 
 
 def check_windows(data, length: int) -> None:
@@ -141,6 +145,7 @@ class Loop:
     frozen_hidden: bool = False
 
     def __post_init__(self) -> None:
+        self.opts = dataclasses.replace(self.opts)  # steps/val_every are resolved on this copy
         self.device = resolve_device(self.opts.device)
         self.model.to(self.device)
         self.np_rng = seed_everything(self.opts.seed, self.rank)
@@ -149,10 +154,18 @@ class Loop:
         self.length = ctx + hor
         check_windows(self.data, self.length)
         self.samplers: list[tuple[list, SessionBatchSampler, list]] = []
-        for ds in dict.fromkeys(sd.dataset for sd in self.data.sessions):
+        for i, ds in enumerate(dict.fromkeys(sd.dataset for sd in self.data.sessions)):
             sds = [sd for sd in self.data.sessions if sd.dataset == ds]
             wins = [sd.windows("train", self.length) for sd in sds]
-            self.samplers.append((sds, SessionBatchSampler([len(w) for w in wins], self.opts.batch_size, self.np_rng), wins))
+            sampler = SessionBatchSampler([len(w) for w in wins], self.opts.batch_size,
+                                          (self.opts.seed, self.rank, i), start=self.state.step)
+            self.samplers.append((sds, sampler, wins))
+        # resolve the automatic budget and cadence from the data (stored with the checkpoint)
+        if self.opts.steps is None:
+            self.opts.steps = default_train_steps(len(self.data.sessions))
+        if self.opts.val_every is None:
+            epoch_steps = min(int(smp.counts.sum()) for _, smp, _ in self.samplers) / self.opts.batch_size
+            self.opts.val_every = auto_val_every(epoch_steps)
         self.optimizer = None
         if self.params:
             self.optimizer = torch.optim.AdamW(self.params, lr=self.opts.lr, weight_decay=self.opts.weight_decay, amsgrad=True)
@@ -197,7 +210,7 @@ class Loop:
                                stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
                                device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache)
         _, mean = summarise(per)
-        val_mse = mean["mse"]
+        val_mse = pooled_mse(per)  # the reference's criterion: pooled over sessions
         best = val_mse < self.state.best_val_mse
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
@@ -244,11 +257,18 @@ class Loop:
         total = opts.steps if self.params else 0
         yield {"type": "start", "kind": self.kind, "total_steps": total, "start_step": st.step,
                "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
-               "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size}
+               "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size,
+               "val_every": opts.val_every, "patience": opts.patience}
         cancelled, validated, step, t0 = False, False, st.step, time.perf_counter()
+        stop_reason = "finished"
         for step in range(st.step + 1, total + 1):
             if self._cancelled():
-                cancelled, step = True, step - 1
+                cancelled, step, stop_reason = True, step - 1, "cancelled"
+                break
+            if opts.patience and self.validations_since_best() >= opts.patience:
+                step -= 1
+                stop_reason = (f"stopped early at step {step}: no lower validation MSE in {opts.patience} "
+                               f"validations ({opts.patience * opts.val_every} steps) since step {st.best_step}")
                 break
             loss = self.train_step()
             if not math.isfinite(loss):
@@ -262,7 +282,11 @@ class Loop:
                 validated = True
         if not validated and (st.best_step < 0 or step > st.step):
             yield from self._validate_and_save(step)
-        yield from self._finish(cancelled)
+        yield from self._finish(cancelled, step, stop_reason)
+
+    def validations_since_best(self) -> int:
+        """Validations after the best one (from the history, so a resumed run counts on)."""
+        return sum(1 for v in self.state.history["validation"] if v["step"] > self.state.best_step)
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)
@@ -273,7 +297,7 @@ class Loop:
                 yield saved
         yield self.forecast_sample(step)
 
-    def _finish(self, cancelled: bool) -> Iterator[Event]:
+    def _finish(self, cancelled: bool, last_step: int, stop_reason: str) -> Iterator[Event]:
         metrics: dict = {}
         if self.rank == 0:
             best = load_checkpoint(self.checkpoint)
@@ -286,5 +310,6 @@ class Loop:
             save_checkpoint(self.checkpoint, {**best, "metrics": metrics})
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
-               "checkpoint": str(self.checkpoint), "cancelled": cancelled}
+               "checkpoint": str(self.checkpoint), "cancelled": cancelled, "last_step": last_step,
+               "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason}
 

@@ -69,6 +69,7 @@ class ErrorAccumulator:
             "copy_mae": float(self.sums["copy_abs"].mean() / n),
             "copy_per_step_mse": copy_per_step.tolist(),
             "n_windows": self.windows,
+            "n_elements": self.count * self.horizon,
         }
 
 
@@ -88,6 +89,13 @@ def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dic
     datasets = {ds: {k: mean_of(m[k] for m in ms) for k in keys} | {"n_sessions": len(ms)} for ds, ms in by_ds.items()}
     overall = {k: mean_of(m[k] for m in sessions.values()) for k in keys}
     return datasets, overall
+
+
+def pooled_mse(sessions: dict[str, dict[str, Any]]) -> float:
+    """MSE over every element of every session (the reference's validation criterion; a session
+    weighs by its windows x units, unlike ``summarise``'s per-session mean)."""
+    n = sum(m["n_elements"] for m in sessions.values())
+    return sum(m["mse"] * m["n_elements"] for m in sessions.values()) / n if n else math.nan
 
 
 
