@@ -159,3 +159,35 @@ def test_small_data_validates_often_and_stops_early(tmp_path):
     vals = [e for e in events if e["type"] == "validation"]
     assert done["stopped_early"] and "no lower validation MSE in 2 validations" in done["stop_reason"]
     assert done["last_step"] == vals[-1]["step"] < 400 and vals[-1]["step"] - done["best_step"] == 2 * start["val_every"]
+
+
+def test_residual_film_starts_as_the_mlp_and_reference_as_a_constant():
+    """film="residual" (an option) is h * (1 + alpha) + beta: at initialisation exactly POCO's own MLP."""
+    sessions = [spec("a", 5)]
+    res = build_model("poco", sessions, film="residual", **SMALL)
+    mlp = build_model("mlp", sessions, hidden=SMALL["hidden"])
+    mlp.load_state_dict({k.replace("head.mlp.", "head."): v for k, v in res.state_dict().items() if k.startswith("head.mlp.")})
+    res.eval(), mlp.eval()
+    x = torch.randn(3, 48, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(res([x], ["a"])[0], mlp([x], ["a"])[0])
+        ref = build_model("poco", sessions, **SMALL).eval()
+        y = ref([x], ["a"])[0]
+        torch.testing.assert_close(y, y[:1, :, :1].expand_as(y))  # b_out, whatever the input
+    assert ref.config.film == "reference"
+
+
+def test_unit_dropout_only_while_training():
+    model = build_model("poco", [spec("a", 6)], unit_dropout=0.5, film="residual", **SMALL)
+    with torch.no_grad():
+        for p in model.head.alpha.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randn(2, 48, 6)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model([x], ["a"])[0], model([x], ["a"])[0])
+        model.train()
+        torch.manual_seed(0)
+        a = model([x], ["a"])[0]
+        torch.manual_seed(1)
+        assert not torch.allclose(a, model([x], ["a"])[0])

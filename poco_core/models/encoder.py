@@ -45,6 +45,7 @@ class EncoderConfig(BaseConfig):
     embed_std: float = 0.02
     dataset_embedding: bool | None = None  # None -> on when the initial sessions span > 1 dataset
     query_dataset_embedding: bool = True  # the reference adds the dataset row to the unit queries too
+    unit_dropout: float = 0.0  # training only: drop a unit's embedding row (tokens and query) with this probability
     chunk_elements: int = 65536  # per-unit work is done in slices of this many (sample, unit) pairs
 
     # stored configs written before these fields existed computed the legacy function
@@ -295,8 +296,13 @@ class PopulationForecaster(BaseForecaster):
         # one frame per session: the chunk closure must not see later sessions' tensors
         # (checkpointed slices are re-run during backward)
         x_units = x.transpose(1, 2).contiguous()  # unit-major rows: the matmuls are faster
-        latents = self.encoder.encode(x_units, self.embeddings.token_bias(key))
-        queries = self.embeddings.query(key)
+        bias, queries = self.embeddings.token_bias(key), self.embeddings.query(key)
+        p = self.config.unit_dropout
+        if self.training and p > 0:  # the unit row is dropped (session/dataset rows kept) in both places
+            unit = self.embeddings.unit[key]
+            drop = (torch.rand(unit.shape[0], 1, device=unit.device) < p).to(unit.dtype)
+            bias, queries = bias - drop * unit, queries - drop * unit
+        latents = self.encoder.encode(x_units, bias)
 
         def per_units(sl: slice) -> Tensor:
             e = self.encoder.decode(latents, queries[sl])

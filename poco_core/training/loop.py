@@ -42,6 +42,7 @@ class LoopOptions:
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-4
+    cond_lr_scale: float = 1.0  # lr multiplier for everything outside the model's MLP group (encoder, FiLM, embeddings)
     clip: float = 5.0
     val_every: int | None = None  # None -> defaults.auto_val_every(steps per pass over the train windows)
     patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
@@ -168,7 +169,8 @@ class Loop:
             self.opts.val_every = auto_val_every(epoch_steps)
         self.optimizer = None
         if self.params:
-            self.optimizer = torch.optim.AdamW(self.params, lr=self.opts.lr, weight_decay=self.opts.weight_decay, amsgrad=True)
+            self.optimizer = torch.optim.AdamW(self._param_groups(), lr=self.opts.lr, weight_decay=self.opts.weight_decay,
+                                               amsgrad=True)
             if self.state.optimizer is not None:
                 self.optimizer.load_state_dict(self.state.optimizer)
         if self.state.rng is not None:
@@ -177,6 +179,15 @@ class Loop:
         self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
         module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
+
+    def _param_groups(self) -> list[dict]:
+        """One group, or the MLP at ``lr`` and the conditioning at ``lr * cond_lr_scale``."""
+        mlp = {id(p) for p in self.model.parameter_groups()["mlp"]} if self.opts.cond_lr_scale != 1.0 else set()
+        first = [p for p in self.params if id(p) in mlp]
+        rest = [p for p in self.params if id(p) not in mlp]
+        if not first or not rest:
+            return [{"params": self.params}]
+        return [{"params": first}, {"params": rest, "lr": self.opts.lr * self.opts.cond_lr_scale}]
 
     # -- pieces ------------------------------------------------------------------
     def _batch(self) -> tuple[list[torch.Tensor], list[str]]:
