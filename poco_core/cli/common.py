@@ -36,7 +36,8 @@ def load_inputs(paths: list[Path]) -> list:
 def add_loop_args(p: argparse.ArgumentParser, steps: int | None, val_every: int | None,
                   max_val_windows: int | None = None) -> None:
     """``None`` for steps/val_every: the loop's automatic choice (see training.defaults)."""
-    from poco_core.training.defaults import PATIENCE, TRAIN_STEPS, VAL_EVERY_MAX, VALIDATIONS_PER_EPOCH
+    from poco_core.training.defaults import (PATIENCE, PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX,
+                                             VALIDATIONS_PER_EPOCH)
 
     steps_help = steps if steps is not None else "{single_session} for one session, {multi_session} for several".format(**TRAIN_STEPS)
     val_help = val_every if val_every is not None else (
@@ -50,7 +51,8 @@ def add_loop_args(p: argparse.ArgumentParser, steps: int | None, val_every: int 
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     g.add_argument("--val-every", type=int, default=val_every, help=f"validate every N steps (default {val_help})")
     g.add_argument("--patience", type=int, default=PATIENCE,
-                   help=f"stop after N validations without a lower validation MSE; 0 never stops early (default {PATIENCE})")
+                   help=f"stop after N validations (and at least {PATIENCE_MIN_STEPS} steps) without a lower validation "
+                        f"MSE; 0 never stops early (default {PATIENCE})")
     g.add_argument("--val-stride", type=int, default=1, help="stride between validation windows (default 1)")
     g.add_argument("--max-val-windows", type=int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")

@@ -12,8 +12,11 @@ TRAIN_STEPS = {"single_session": 5000, "multi_session": 10000}
 # fewer than one per VAL_EVERY_MAX steps (so small data never skips its best checkpoint)
 VALIDATIONS_PER_EPOCH = 4
 VAL_EVERY_MAX = 100
-# early stopping: stop after this many validations in a row without a new best (0: never stop early)
+# early stopping: stop after this many validations in a row without a new best (0: never stop early),
+# and no sooner than PATIENCE_MIN_STEPS after the best (tiny data validates every step: 10 validations
+# would be ~1 epoch, and the MLP still improves after that on the FISSA example)
 PATIENCE = 10
+PATIENCE_MIN_STEPS = 200
 
 
 def default_train_steps(n_sessions: int) -> int:

@@ -26,7 +26,7 @@ from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
-from poco_core.training.defaults import PATIENCE, auto_val_every, default_train_steps
+from poco_core.training.defaults import PATIENCE, PATIENCE_MIN_STEPS, auto_val_every, default_train_steps
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, pooled_mse, summarise
 
@@ -276,11 +276,6 @@ class Loop:
             if self._cancelled():
                 cancelled, step, stop_reason = True, step - 1, "cancelled"
                 break
-            if opts.patience and self.validations_since_best() >= opts.patience:
-                step -= 1
-                stop_reason = (f"stopped early at step {step}: no lower validation MSE in {opts.patience} "
-                               f"validations ({opts.patience * opts.val_every} steps) since step {st.best_step}")
-                break
             loss = self.train_step()
             if not math.isfinite(loss):
                 raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
@@ -291,9 +286,18 @@ class Loop:
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
+                if self._stop_early(step) and step < total:
+                    stop_reason = (f"stopped early at step {step}: no lower validation MSE in {self.validations_since_best()} "
+                                   f"validations ({step - st.best_step} steps) since step {st.best_step}")
+                    break
         if not validated and (st.best_step < 0 or step > st.step):
             yield from self._validate_and_save(step)
         yield from self._finish(cancelled, step, stop_reason)
+
+    def _stop_early(self, step: int) -> bool:
+        """``patience`` validations and at least PATIENCE_MIN_STEPS steps without a new best."""
+        return bool(self.opts.patience) and self.validations_since_best() >= self.opts.patience \
+            and step - self.state.best_step >= PATIENCE_MIN_STEPS
 
     def validations_since_best(self) -> int:
         """Validations after the best one (from the history, so a resumed run counts on)."""
