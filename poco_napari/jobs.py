@@ -212,7 +212,7 @@ class Job(QObject):
         for ev in batch:
             kind = ev.get("type")
             if kind == "start":
-                self.total_steps = int(ev.get("total_steps", self.total_steps))
+                self.total_steps = ev.get("total_steps", self.total_steps)
                 self.warnings = [str(w) for w in ev.get("warnings") or []]
                 self.preprocess_report = dict(ev.get("preprocess_report") or {})
             elif kind == "step":
@@ -240,7 +240,8 @@ class Job(QObject):
             status = JobStatus.CANCELLED if cancelled else JobStatus.DONE
             best = "" if self.best_score is None else f"; best validation score {self.best_score:.3f} at step {self.best_step}"
             note = f" ({self.result['note']})" if cancelled and self.result.get("note") and self.best_score is None else ""
-            self._finish(status, f"{'cancelled' if cancelled else 'finished'}{note}{best}{kept}")
+            how = self.result["stop_reason"] if self.result.get("stopped_early") else ("cancelled" if cancelled else "finished")
+            self._finish(status, f"{how}{note}{best}{kept}")
         elif self._cancel.is_set():
             how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
             self._finish(JobStatus.CANCELLED, f"{how}{kept}")

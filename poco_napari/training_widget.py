@@ -87,7 +87,7 @@ def selected_rois(recordings: list[Recording]) -> dict[str, list[str]]:
 
 def step_text(job: Job) -> str:
     """"step/total", the one wording of a job's progress (job table and status line)."""
-    return f"{job.step}/{job.total_steps}"
+    return f"{job.step}/{job.total_steps if job.total_steps is not None else 'auto'}"
 
 
 def job_timing(job: Job) -> tuple[float | None, float | None]:
@@ -96,7 +96,7 @@ def job_timing(job: Job) -> tuple[float | None, float | None]:
     elapsed, eta = job.elapsed_s, job.eta_s
     if elapsed is None and job.started_at is not None and job.step > 0:
         elapsed = time.monotonic() - job.started_at
-    if eta is None and elapsed is not None and job.step > 0:
+    if eta is None and elapsed is not None and job.step > 0 and job.total_steps is not None:
         eta = elapsed / job.step * max(job.total_steps - job.step, 0)
     if job.status.final:
         eta = None
@@ -170,13 +170,16 @@ class JobLauncher(QWidget):
         self.viewer = napari_viewer
         self.queue = job_queue()
         self.job: Job | None = None
-        self.steps = QSpinBox(minimum=1, maximum=10_000_000, value=int(defaults["steps"]), singleStep=100)
+        # 0 shows "auto": the engine picks the budget (5,000 steps for one session, 10,000 for several)
+        self.steps = QSpinBox(minimum=0, maximum=10_000_000, value=int(defaults["steps"] or 0), singleStep=100,
+                              specialValueText="auto (5,000 / 10,000 for several sessions)")
         self.batch_size = QSpinBox(minimum=1, maximum=65_536, value=int(defaults["batch_size"]))
         self.lr = QDoubleSpinBox(decimals=6, minimum=1e-6, maximum=1.0, singleStep=1e-4, value=float(defaults["lr"]))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.device = QComboBox()
         self.device.addItems(available_devices())
-        self.val_every = QSpinBox(minimum=1, maximum=1_000_000, value=int(defaults["val_every"]), suffix=" steps")
+        self.val_every = QSpinBox(minimum=0, maximum=1_000_000, value=int(defaults["val_every"] or 0), suffix=" steps",
+                                  specialValueText="auto (4 per epoch, at most 100 steps apart)")
         self.threads = QSpinBox(minimum=0, maximum=256, value=0, specialValueText="all cores but one")
         set_tooltips(
             (self.steps, "Optimisation steps (one batch each); the best validation checkpoint is kept"),
@@ -247,9 +250,9 @@ class JobLauncher(QWidget):
         try:
             recordings, fields = self._job_inputs()
             job = make_job(self.kind, recordings, checkpoint=self._output_path(fields["name"]),
-                           steps=self.steps.value(), batch_size=self.batch_size.value(), lr=self.lr.value(),
+                           steps=self.steps.value() or None, batch_size=self.batch_size.value(), lr=self.lr.value(),
                            seed=self.seed.value(), device=self.device.currentText(),
-                           val_every=self.val_every.value(), threads=self.threads.value(),
+                           val_every=self.val_every.value() or None, threads=self.threads.value(),
                            nice=NICE if self.low_priority.isChecked() else 0,
                            sample_rois=selected_rois(recordings), **fields)
         except (PocoError, OSError, ValueError) as exc:

@@ -212,3 +212,28 @@ def test_session_units_takes_regions_from_recordings_by_roi_id():
     np.testing.assert_array_equal(a.regions, reg)
     assert b.regions is None and a.embedding.dtype == np.float32
     assert [u.session for u in session_units(model, sessions=["b"])] == ["b"]
+
+
+def test_trace_statistics_ceiling_tells_timescales_apart():
+    """The ceiling classifier sees each trace's own dynamics: slow vs fast AR(1) units separate."""
+    from scipy.signal import lfilter
+
+    from poco_core.analysis.embedding import region_recovery, trace_features
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((2000, 40))
+    slow = lfilter([1], [1, -0.95], noise[:, :20], axis=0)
+    fast = lfilter([1], [1, -0.2], noise[:, 20:], axis=0)
+    feats = trace_features(np.hstack([slow, fast]))
+    labels = np.array(["slow"] * 20 + ["fast"] * 20)
+    rec = region_recovery(feats, labels, np.zeros(40, int))
+    assert feats.shape[0] == 40 and rec["accuracy"] > 0.95
+
+
+def test_single_assemblies_become_region_labels():
+    from poco_core.analysis.embedding import _regions_of
+    from poco_core.data.recording import Recording
+
+    rec = Recording(traces=np.zeros((10, 3), np.float32), fs=1.0, roi_ids=np.array(["a", "b", "c"]),
+                    roi_info={"assemblies": np.array(["2", "", "1;3"])})
+    np.testing.assert_array_equal(_regions_of(rec, np.array(["c", "a", "b"])), ["", "assembly 2", ""])

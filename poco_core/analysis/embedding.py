@@ -41,6 +41,7 @@ class SessionUnits:
     unit_ids: np.ndarray
     embedding: np.ndarray
     regions: np.ndarray | None = None
+    trace_stats: np.ndarray | None = None  # (N, F) statistics of each unit's own trace (``trace_features``)
 
 
 @dataclass
@@ -136,20 +137,51 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
             except NotImplementedError as exc:
                 raise PocoError(f"{type(model).__name__} has no unit embeddings (use a POCO model)") from exc
             ids = np.asarray(spec.unit_ids).astype(str)
-            regions = _regions_of(by_session.get(spec.session), ids)
-            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions))
+            rec = by_session.get(spec.session)
+            regions = _regions_of(rec, ids)
+            stats = None if regions is None else trace_features(_traces_of(rec, ids))
+            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions, stats))
     if not out:
         raise PocoError(f"none of the sessions {list(sessions or [])} is in the model")
     return out
 
 
 def _regions_of(rec: Recording | None, ids: np.ndarray) -> np.ndarray | None:
-    if rec is None or rec.regions is None:
+    """Regions by ROI id; without regions, a recording's single assembly per ROI (Triplett et al.:
+    assemblies overlap, so ROIs in none or in several get "" = unknown)."""
+    if rec is None:
         return None
-    lookup = dict(zip(rec.roi_ids.tolist(), rec.regions.tolist()))
+    labels = rec.regions
+    if labels is None and "assemblies" in rec.roi_info:
+        labels = np.array(["" if (a == "" or ";" in a) else f"assembly {a}" for a in np.asarray(rec.roi_info["assemblies"]).astype(str)])
+    if labels is None:
+        return None
+    lookup = dict(zip(rec.roi_ids.tolist(), np.asarray(labels).astype(str).tolist()))
     if not all(i in lookup for i in ids.tolist()):
         return None
     return np.array([lookup[i] for i in ids.tolist()], dtype=str)
+
+
+def _traces_of(rec: Recording, ids: np.ndarray) -> np.ndarray:
+    col = {r: k for k, r in enumerate(rec.roi_ids.tolist())}
+    return np.asarray(rec.traces[:, [col[i] for i in ids.tolist()]], dtype=np.float64)
+
+
+def trace_features(traces: np.ndarray, lags: Sequence[int] = (1, 2, 4, 8, 16, 32), n_bands: int = 8) -> np.ndarray:
+    """(T, N) traces -> (N, F) statistics of each unit's own dynamics: autocorrelation at ``lags``,
+    the fraction of power in ``n_bands`` log-spaced frequency bands, skewness and kurtosis. A region
+    classifier on these gives the ceiling of what the dynamics alone tell apart (issue 16)."""
+    from scipy.stats import kurtosis, skew
+
+    x = traces - traces.mean(0)
+    x = x / np.maximum(x.std(0), 1e-12)
+    t = len(x)
+    acf = [np.mean(x[lag:] * x[:-lag], axis=0) for lag in lags if lag < t]
+    power = np.abs(np.fft.rfft(x, axis=0)[1:]) ** 2
+    edges = np.unique(np.geomspace(1, len(power), n_bands + 1).astype(int))
+    bands = [power[a - 1 : b].sum(0) for a, b in zip(edges[:-1], edges[1:])]
+    frac = np.array(bands) / np.maximum(power.sum(0), 1e-12)
+    return np.column_stack([*acf, *frac, skew(x, axis=0), kurtosis(x, axis=0)])
 
 
 def umap_2d(x: np.ndarray, seed: int = 0, metric: str = "cosine", n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
@@ -298,6 +330,11 @@ def analyze(
         result.roi_similarity = roi_scores(x, region_means(x[known], region[known], names, metric), metric).astype(np.float32)
         _emit(progress, cancel, "recovery", 4, total)
         result.recovery = region_recovery(x[known], region[known], clusters[known], seed=seed)
+        if result.recovery is not None and all(u.trace_stats is not None for u in units):
+            stats = np.concatenate([u.trace_stats for u in units])  # type: ignore[misc]
+            ceiling = region_recovery(stats[known], region[known], clusters[known], seed=seed)
+            if ceiling is not None and "accuracy" in ceiling:
+                result.recovery["trace_stats_accuracy"] = ceiling["accuracy"]  # the dynamics' ceiling
     _emit(progress, cancel, "done", total, total)
     return result
 

@@ -38,17 +38,27 @@ def load_inputs(paths: list[Path]) -> list:
 
 
 def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py)."""
+    """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py).
+    ``None`` for steps/val_every: the loop's automatic choice (see training.defaults)."""
+    from poco_core.training.defaults import (PATIENCE, PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX,
+                                             VALIDATIONS_PER_EPOCH)
+
     steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
+    steps_help = steps if steps is not None else "{single_session} for one session, {multi_session} for several".format(**TRAIN_STEPS)
+    val_help = val_every if val_every is not None else (
+        f"{VALIDATIONS_PER_EPOCH} per pass over the training windows, at most {VAL_EVERY_MAX} steps apart")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=non_negative_int, default=steps, help=f"optimisation steps (default {steps})")
+    g.add_argument("--steps", type=non_negative_int, default=steps, help=f"optimisation steps (default {steps_help})")
     g.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
                    help=f"windows per step and dataset (default {defaults['batch_size']})")
     g.add_argument("--lr", type=positive_float, default=defaults["lr"], help=f"AdamW learning rate (default {defaults['lr']:g})")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
-    g.add_argument("--val-every", type=positive_int, default=val_every, help=f"validate every N steps (default {val_every})")
+    g.add_argument("--val-every", type=positive_int, default=val_every, help=f"validate every N steps (default {val_help})")
+    g.add_argument("--patience", type=non_negative_int, default=PATIENCE,
+                   help=f"stop after N validations (and at least {PATIENCE_MIN_STEPS} steps) without a lower validation "
+                        f"MSE; 0 never stops early (default {PATIENCE})")
     g.add_argument("--val-stride", type=positive_int, default=1, help="stride between validation windows (default 1)")
     g.add_argument("--max-val-windows", type=positive_int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
@@ -58,7 +68,7 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
 def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
-            "val_stride": args.val_stride, "max_val_windows": args.max_val_windows}
+            "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience}
 
 
 def add_precision_arg(p: argparse.ArgumentParser, default: str) -> None:
@@ -169,6 +179,8 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
         _stderr(f"{done.get('note', 'cancelled')}; saved {done['checkpoint']}")
     elif done and not as_json and not quiet:
         test = done.get("test", {})
+        if done.get("stopped_early"):
+            _stderr(done["stop_reason"])
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")
         if "mean_mse" in test:

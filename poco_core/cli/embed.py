@@ -117,5 +117,7 @@ def _describe(s: dict) -> str:
                 f"region classifier accuracy {rec['accuracy']:.3f} (shuffled {rec['accuracy_shuffled']:.3f}, "
                 f"chance {rec['chance']:.3f}, {rec['folds']}-fold)"
             )
+        if "trace_stats_accuracy" in rec:
+            lines.append(f"ceiling: the same classifier on each trace's own statistics {rec['trace_stats_accuracy']:.3f}")
     lines += [f"wrote {f}" for f in s["files"]]
     return "\n".join(lines)

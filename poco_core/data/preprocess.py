@@ -348,7 +348,7 @@ def _fit_pca(state: PreprocessState, rec: Recording, ranges: Ranges) -> None:
     k = min(int(state.config.pca_k), *z.shape)
     if k < state.config.pca_k:
         state.notes.append(f"pca_k={state.config.pca_k} reduced to {k} (frames/ROIs available)")
-    pca = PCA(n_components=k, random_state=0).fit(z)  # seeded: the randomized solver is deterministic
+    pca = PCA(n_components=k, svd_solver="full").fit(z)  # exact, as the reference
     state.pca_mean = pca.mean_.astype(np.float32)
     state.pca_components = pca.components_.astype(np.float32)
     state.unit_ids = [f"pc{i}" for i in range(k)]
@@ -374,8 +374,8 @@ class SessionData:
         if len(ds) == 0:
             longest = max((b - a for a, b in self.ranges[split]), default=0)
             raise InvalidTraces(self.source or None, (
-                f"session {self.session!r} has no {split} window of {length} frames: its longest "
-                f"{split} range is {longest} frames of {len(self.values)} (block_len "
+                f"session {self.session!r} has no {split} window of {length} frames (a range needs "
+                f"{length + 1}): its longest {split} range is {longest} frames of {len(self.values)} (block_len "
                 f"{self.state.config.block_len}, split {self.state.config.split}); use a shorter "
                 "context/horizon, a longer block_len or a longer recording"))
         return ds

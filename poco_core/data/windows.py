@@ -33,7 +33,9 @@ def split_blocks(n_frames: int, block_len: int = 1000, ratios: Sequence[float] =
 class WindowDataset:
     """Windows of ``length`` frames inside ``ranges`` of ``values`` (T, N), indexed lazily.
 
-    Only the start frames are stored; a window never crosses a range end. ``[i]`` returns a
+    Only the start frames are stored; a window never crosses a range end. As in the reference
+    code, a range of n frames holds (n - length - 1) // stride + 1 windows: the last window ends
+    one frame before the range does (so a range needs length + 1 frames). ``[i]`` returns a
     (length, N) float32 view when ``values`` is a float32 array.
     """
 
@@ -44,7 +46,7 @@ class WindowDataset:
         self.length = int(length)
         self.stride = int(stride)
         self.ranges = [(int(a), int(b)) for a, b in ranges]
-        starts = [np.arange(a, b - self.length + 1, self.stride) for a, b in self.ranges]
+        starts = [np.arange(a, b - self.length, self.stride) for a, b in self.ranges]
         self.starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
     def __len__(self) -> int:

@@ -17,6 +17,7 @@ from poco_core.models.base import (
     BaseForecaster,
     SessionSpec,
     UnivariateForecaster,
+    dataset_mse_sum,
     mse_loss,
 )
 from poco_core.models.registry import (
@@ -53,6 +54,7 @@ __all__ = [
     "model_class",
     "model_from_dict",
     "model_to_dict",
+    "dataset_mse_sum",
     "mse_loss",
     "register",
 ]

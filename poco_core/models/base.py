@@ -43,12 +43,25 @@ class BaseConfig:
     context: int = 48
     horizon: int = 16
 
+    # values for fields a stored config lacks (it was written before they existed): what the
+    # model computed then, so old checkpoints keep computing it (new models get the defaults)
+    LEGACY: ClassVar[dict[str, Any]] = {}
+
 
 def mse_loss(preds: list[Tensor], targets: list[Tensor]) -> Tensor:
     """MSE pooled over every element of every session (not a mean of per-session means)."""
     sq = sum(((p - t) ** 2).sum() for p, t in zip(preds, targets))
     n = sum(t.numel() for t in targets)
     return sq / max(n, 1)
+
+
+def dataset_mse_sum(preds: list[Tensor], targets: list[Tensor], datasets: list[str]) -> Tensor:
+    """The reference's multi-dataset loss: one pooled MSE per dataset (over its sessions' elements),
+    summed over datasets, so a dataset's weight does not grow with its unit count."""
+    groups: dict[str, list[int]] = {}
+    for i, ds in enumerate(datasets):
+        groups.setdefault(ds, []).append(i)
+    return sum(mse_loss([preds[i] for i in g], [targets[i] for i in g]) for g in groups.values())
 
 
 def over_unit_chunks(fn: Callable[[slice], Tensor], n_units: int, chunk: int) -> Tensor:
@@ -135,12 +148,17 @@ class BaseForecaster(nn.Module):
         raise NotImplementedError
 
     def loss(self, windows: list[Tensor], sessions: list[str]) -> Tensor:
-        """MSE over the P predicted steps of windows (B, C+P, N), pooled over all elements."""
+        """MSE over the P predicted steps of windows (B, C+P, N), pooled over the elements of each
+        dataset's sessions, summed over datasets (see ``dataset_mse_sum``)."""
         c = self.config.context
         preds = self(  # type: ignore[operator]
             [w[:, :c] for w in windows], sessions
         )
-        return mse_loss(preds, [w[:, c:] for w in windows])
+        return self.dataset_loss(preds, [w[:, c:] for w in windows], sessions)
+
+    def dataset_loss(self, preds: list[Tensor], targets: list[Tensor], sessions: list[str]) -> Tensor:
+        """``dataset_mse_sum`` with each session's dataset as the model knows it."""
+        return dataset_mse_sum(preds, targets, [self.session_spec(s).dataset for s in sessions])
 
     def parameter_groups(self, session: str | None = None) -> dict[str, list[nn.Parameter]]:
         """Disjoint groups for the finetune modes; a parameter-free model (copy) gives empty lists.
@@ -199,7 +217,7 @@ class StepwiseForecaster(BaseForecaster):
     def loss(self, windows: list[Tensor], sessions: list[str]) -> Tensor:
         self._check(windows, sessions, self.config.context + self.config.horizon)
         preds = [self.step_predictions(w, self.session_key(s)) for w, s in zip(windows, sessions)]
-        return mse_loss(preds, [w[:, 1:] for w in windows])
+        return self.dataset_loss(preds, [w[:, 1:] for w in windows], sessions)
 
     def rollout(self, x: Tensor, key: str) -> Tensor:
         """(B, C, N) -> (B, P, N) free-running forecast."""

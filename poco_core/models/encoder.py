@@ -9,6 +9,7 @@ number of tokens, so attention is plain batched ``scaled_dot_product_attention``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from poco_core.models.base import (
     SessionSpec,
     over_unit_chunks,
 )
-from poco_core.models.rotary import default_t_max, rotary_angles, rotate
+from poco_core.models.rotary import ROTARY_CONVENTIONS, default_t_max, rotary_angles, rotate
 
 Rot = tuple[Tensor, Tensor]
 
@@ -40,9 +41,15 @@ class EncoderConfig(BaseConfig):
     self_attn_dropout: float = 0.4  # on the self-attention and its feed-forward residual branches
     attn_dropout: float = 0.0
     rotary_t_max: float | None = None  # None -> default_t_max(context)
+    rotary: str = "reference"  # "reference" (authors' periods and pairing) or "legacy" (see rotary.py)
     embed_std: float = 0.02
     dataset_embedding: bool | None = None  # None -> on when the initial sessions span > 1 dataset
+    query_dataset_embedding: bool = True  # the reference adds the dataset row to the unit queries too
+    unit_dropout: float = 0.0  # training only: drop a unit's embedding row (tokens and query) with this probability
     chunk_elements: int = 65536  # per-unit work is done in slices of this many (sample, unit) pairs
+
+    # stored configs written before these fields existed computed the legacy function
+    LEGACY: ClassVar[dict[str, Any]] = {"rotary": "legacy", "query_dataset_embedding": False}
 
     def resolve(self, sessions: list[SessionSpec]) -> None:
         """Fill the ``None`` fields so the stored config rebuilds exactly this model."""
@@ -54,6 +61,8 @@ class EncoderConfig(BaseConfig):
             self.rotary_t_max = default_t_max(self.context)
         if self.dataset_embedding is None:
             self.dataset_embedding = len({s.dataset for s in sessions}) > 1
+        if self.rotary not in ROTARY_CONVENTIONS:
+            raise ValueError(f"rotary must be one of {ROTARY_CONVENTIONS}, got {self.rotary!r}")
 
 
 class FeedForward(nn.Module):
@@ -79,29 +88,30 @@ def _split_heads(t: Tensor, heads: int) -> Tensor:
 
 
 class _RotaryAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float, rotary: str):
         super().__init__()
-        self.heads, self.rotate_value, self.dropout = heads, rotate_value, dropout
+        self.heads, self.rotate_value, self.dropout, self.rotary = heads, rotate_value, dropout, rotary
         self.norm = nn.LayerNorm(dim)
         self.to_out = nn.Linear(heads * head_dim, dim)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, q_rot: Rot, k_rot: Rot) -> Tensor:
-        q, k = rotate(q, *q_rot), rotate(k, *k_rot)
+        r = self.rotary
+        q, k = rotate(q, *q_rot, r), rotate(k, *k_rot, r)
         if self.rotate_value:
-            v = rotate(v, *k_rot)
+            v = rotate(v, *k_rot, r)
         if q.shape[:-2] != k.shape[:-2]:
             q = q.expand(*k.shape[:-2], *q.shape[-2:])
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         if self.rotate_value:  # counter-rotate so the output carries relative, not absolute, time
-            out = rotate(out, q_rot[0], -q_rot[1])
+            out = rotate(out, q_rot[0], -q_rot[1], r)
         return self.to_out(out.transpose(-2, -3).flatten(-2))
 
 
 class RotaryCrossAttention(_RotaryAttention):
     """Queries (B, Nq, d) or batch-free (Nq, d) attend to context (B, Nk, d)."""
 
-    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
-        super().__init__(dim, heads, head_dim, rotate_value, dropout)
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float, rotary: str):
+        super().__init__(dim, heads, head_dim, rotate_value, dropout, rotary)
         self.context_norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, heads * head_dim, bias=False)
         self.to_kv = nn.Linear(dim, 2 * heads * head_dim, bias=False)
@@ -113,8 +123,8 @@ class RotaryCrossAttention(_RotaryAttention):
 
 
 class RotarySelfAttention(_RotaryAttention):
-    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float):
-        super().__init__(dim, heads, head_dim, rotate_value, dropout)
+    def __init__(self, dim: int, heads: int, head_dim: int, rotate_value: bool, dropout: float, rotary: str):
+        super().__init__(dim, heads, head_dim, rotate_value, dropout, rotary)
         self.to_qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
 
     def forward(self, x: Tensor, rot: Rot) -> Tensor:
@@ -132,19 +142,19 @@ class PerceiverEncoder(nn.Module):
         self.context, self.token_len = c.context, c.token_len
         self.token_proj = nn.Linear(c.token_len, d)
         self.latents = nn.Parameter(torch.randn(c.n_latents, d) * c.embed_std)
-        self.enc_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, True, c.attn_dropout)
+        self.enc_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, True, c.attn_dropout, c.rotary)
         self.enc_ffn = FeedForward(d, c.ff_mult, c.ff_dropout)
         self.proc = nn.ModuleList(
             nn.ModuleList(
                 [
-                    RotarySelfAttention(d, c.self_attn_heads, c.self_attn_head_dim, True, c.attn_dropout),
+                    RotarySelfAttention(d, c.self_attn_heads, c.self_attn_head_dim, True, c.attn_dropout, c.rotary),
                     FeedForward(d, c.ff_mult, c.ff_dropout),
                 ]
             )
             for _ in range(c.self_attn_layers)
         )
         self.proc_drop = nn.Dropout(c.self_attn_dropout)
-        self.dec_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, False, c.attn_dropout)
+        self.dec_atn = RotaryCrossAttention(d, c.cross_heads, c.cross_head_dim, False, c.attn_dropout, c.rotary)
         self.dec_ffn = FeedForward(d, c.ff_mult, c.ff_dropout)
         # all timestamps are fixed by the config, so the rotations are buffers (no trig per call)
         tc, hx, hs, tmax = c.token_len, c.cross_head_dim, c.self_attn_head_dim, c.rotary_t_max
@@ -157,7 +167,7 @@ class PerceiverEncoder(nn.Module):
             "tok": (token_t, hx),  # the K tokens of a unit
             "query": (torch.full((1,), float(c.context), dtype=torch.float64), hx),
         }.items():
-            cos, sin = rotary_angles(t, dim, tmax)
+            cos, sin = rotary_angles(t, dim, tmax, c.rotary)
             self.register_buffer(f"{name}_cos", cos, persistent=False)
             self.register_buffer(f"{name}_sin", sin, persistent=False)
 
@@ -197,9 +207,10 @@ class SessionEmbeddings(nn.Module):
     """Unit, session (and dataset) tables. The unit table is conceptually one row per unit over
     all sessions; it is stored per session so adding a session never touches existing rows."""
 
-    def __init__(self, dim: int, std: float, with_dataset: bool):
+    def __init__(self, dim: int, std: float, with_dataset: bool, query_dataset: bool = True):
         super().__init__()
         self.dim, self.std, self.with_dataset = dim, std, with_dataset
+        self.query_dataset = with_dataset and query_dataset
         self.unit = nn.ParameterDict()
         self.session = nn.ParameterDict()
         self.dataset = nn.ParameterDict()
@@ -227,13 +238,16 @@ class SessionEmbeddings(nn.Module):
             params.append(self.dataset[dkey])
         return params
 
-    def query(self, key: str) -> Tensor:
-        """Decoder queries: unit + session embedding, (N, d)."""
+    def _unit_session(self, key: str) -> Tensor:
         return self.unit[key] + self.session[key]
+
+    def query(self, key: str) -> Tensor:
+        """Decoder queries: unit + session (+ dataset, as in the reference) embedding, (N, d)."""
+        return self.token_bias(key) if self.query_dataset else self._unit_session(key)
 
     def token_bias(self, key: str) -> Tensor:
         """Added to every token of a unit: unit + session (+ dataset) embedding, (N, d)."""
-        q = self.query(key)
+        q = self._unit_session(key)
         return q + self.dataset[self._session_dataset[key]] if self.with_dataset else q
 
 
@@ -248,7 +262,7 @@ class PopulationForecaster(BaseForecaster):
     def _build(self, sessions: list[SessionSpec]) -> None:
         c = self.config
         c.resolve(sessions)
-        self.embeddings = SessionEmbeddings(c.d_model, c.embed_std, bool(c.dataset_embedding))
+        self.embeddings = SessionEmbeddings(c.d_model, c.embed_std, bool(c.dataset_embedding), c.query_dataset_embedding)
         self.encoder = PerceiverEncoder(c)
         self._build_readout()
 
@@ -282,8 +296,13 @@ class PopulationForecaster(BaseForecaster):
         # one frame per session: the chunk closure must not see later sessions' tensors
         # (checkpointed slices are re-run during backward)
         x_units = x.transpose(1, 2).contiguous()  # unit-major rows: the matmuls are faster
-        latents = self.encoder.encode(x_units, self.embeddings.token_bias(key))
-        queries = self.embeddings.query(key)
+        bias, queries = self.embeddings.token_bias(key), self.embeddings.query(key)
+        p = self.config.unit_dropout
+        if self.training and p > 0:  # the unit row is dropped (session/dataset rows kept) in both places
+            unit = self.embeddings.unit[key]
+            drop = (torch.rand(unit.shape[0], 1, device=unit.device) < p).to(unit.dtype)
+            bias, queries = bias - drop * unit, queries - drop * unit
+        latents = self.encoder.encode(x_units, bias)
 
         def per_units(sl: slice) -> Tensor:
             e = self.encoder.decode(latents, queries[sl])

@@ -12,16 +12,24 @@ from poco_core.models.mlp import MLPHead
 from poco_core.models.registry import register
 
 
+FILM_MODES = ("reference", "residual")
+
+
 class FiLMHead(nn.Module):
     """y = W_out(h * alpha + beta) + b_out with h = ReLU(W_in x), alpha/beta = Linear(cond).
 
     The alpha/beta maps are zero-initialised (weights and biases), so at initialisation the
-    output is the constant b_out. The beta path is folded through W_out,
+    output is the constant b_out (``film="reference"``, the authors' function). With
+    ``film="residual"`` the hidden layer is h * (1 + alpha) + beta: it starts as the plain MLP and
+    the population only corrects it (an option; see docs/results.md). The beta path is folded through W_out,
     W_out beta = (W_out W_beta) cond + W_out b_beta, which is exact and skips one
     B x N x hidden tensor (a third of the FiLM cost)."""
 
-    def __init__(self, context: int, horizon: int, hidden: int, cond_dim: int):
+    def __init__(self, context: int, horizon: int, hidden: int, cond_dim: int, film: str = "reference"):
         super().__init__()
+        if film not in FILM_MODES:
+            raise ValueError(f"film must be one of {FILM_MODES}, got {film!r}")
+        self.residual = film == "residual"
         self.mlp = MLPHead(context, horizon, hidden)
         self.alpha = nn.Linear(cond_dim, hidden)
         self.beta = nn.Linear(cond_dim, hidden)
@@ -34,6 +42,8 @@ class FiLMHead(nn.Module):
         h = self.mlp.hidden(x) if hidden is None else hidden
         w_out = self.mlp.w_out
         alpha = self.alpha(cond)
+        if self.residual:
+            alpha = alpha.add_(1.0) if not torch.is_grad_enabled() else alpha + 1.0
         # without autograd the product can overwrite alpha (saves a B x N x hidden buffer)
         y = F.linear(alpha.mul_(h) if not torch.is_grad_enabled() else alpha * h, w_out.weight)
         beta_w = w_out.weight @ self.beta.weight
@@ -44,6 +54,7 @@ class FiLMHead(nn.Module):
 @dataclass
 class PocoConfig(EncoderConfig):
     hidden: int = 1024
+    film: str = "reference"  # "reference": h * alpha + beta (the authors'); "residual": h * (1 + alpha) + beta
 
 
 @register("poco")
@@ -55,7 +66,7 @@ class POCO(PopulationForecaster):
 
     def _build_readout(self) -> None:
         c = self.config
-        self.head = FiLMHead(c.context, c.horizon, c.hidden, c.d_model)
+        self.head = FiLMHead(c.context, c.horizon, c.hidden, c.d_model, c.film)
 
     def _mlp_params(self) -> list[nn.Parameter]:
         return list(self.head.mlp.parameters())

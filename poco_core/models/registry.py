@@ -56,9 +56,11 @@ def model_to_dict(model: BaseForecaster) -> dict[str, Any]:
 
 
 def model_from_dict(d: dict[str, Any]) -> BaseForecaster:
-    """Rebuild a model from ``model_to_dict`` output (config + sessions give the exact shapes)."""
+    """Rebuild a model from ``model_to_dict`` output (config + sessions give the exact shapes).
+    Config fields the stored dict lacks take the class's ``LEGACY`` values (what it computed)."""
     try:
-        model = build_model(d["name"], [SessionSpec.from_dict(s) for s in d["sessions"]], **d["config"])
+        config = {**model_class(d["name"]).config_class.LEGACY, **d["config"]}
+        model = build_model(d["name"], [SessionSpec.from_dict(s) for s in d["sessions"]], **config)
         model.load_state_dict(d["state_dict"])
     except (KeyError, TypeError, RuntimeError) as e:
         raise PocoError(f"stored model could not be rebuilt: {e}") from e

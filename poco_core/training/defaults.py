@@ -1,12 +1,39 @@
 """Defaults the Python API, the CLI and the GUI share for training and finetuning, defined once.
 
 Values are the paper's (POCO_SPEC.md, "Training" and "Finetuning on a new session"): AdamW at
-lr 3e-4, batches of 64 windows; training runs 5,000 steps (single-session) validating every 100;
+lr 3e-4, batches of 64 windows; training runs 5,000 steps for one session and 10,000 for several,
+validating at least 4 times per pass over the training windows and at least every 100 steps, and
+stopping early after 10 validations without a new best;
 finetuning 2,000 steps validating every 20, on a bounded, evenly spread sample of at most 64
 validation windows per session (``max_val_windows=None`` validates on all of them).
 """
 from __future__ import annotations
 
 FINETUNE_MODES = ("embeddings", "embeddings+mlp", "all")
-TRAIN_DEFAULTS = {"steps": 5000, "lr": 3e-4, "batch_size": 64, "val_every": 100, "max_val_windows": None}
+# None for steps/val_every: chosen from the data when the run starts (default_train_steps, auto_val_every)
+TRAIN_DEFAULTS = {"steps": None, "lr": 3e-4, "batch_size": 64, "val_every": None, "max_val_windows": None}
+# finetuning validates every 20 steps, so on a bounded, evenly spread sample of the val windows
+# (max_val_windows=None validates on all of them)
 FINETUNE_DEFAULTS = {"steps": 2000, "lr": 3e-4, "batch_size": 64, "val_every": 20, "max_val_windows": 64}
+
+# the paper's step budgets (appendix C.1): multi-session runs train twice as long
+TRAIN_STEPS = {"single_session": 5000, "multi_session": 10000}
+# validation cadence: at least this many validations per pass over the training windows, and never
+# fewer than one per VAL_EVERY_MAX steps (so small data never skips its best checkpoint)
+VALIDATIONS_PER_EPOCH = 4
+VAL_EVERY_MAX = 100
+# early stopping: stop after this many validations in a row without a new best (0: never stop early),
+# and no sooner than PATIENCE_MIN_STEPS after the best (tiny data validates every step: 10 validations
+# would be ~1 epoch, and the MLP still improves after that on the FISSA example)
+PATIENCE = 10
+PATIENCE_MIN_STEPS = 200
+
+
+def default_train_steps(n_sessions: int) -> int:
+    """The paper's budget for a run over ``n_sessions`` sessions."""
+    return TRAIN_STEPS["multi_session" if n_sessions > 1 else "single_session"]
+
+
+def auto_val_every(steps_per_epoch: float) -> int:
+    """Validate ``VALIDATIONS_PER_EPOCH`` times per epoch, at least every ``VAL_EVERY_MAX`` steps."""
+    return int(max(1, min(VAL_EVERY_MAX, steps_per_epoch // VALIDATIONS_PER_EPOCH)))

@@ -2,8 +2,10 @@
 
 One step draws one batch per dataset (windows in proportion to each session's count, grouped
 by session), sums the datasets' losses and takes one AdamW step with gradient clipping.
-Every `val_every` steps it validates; a lower validation MSE (unweighted mean over sessions)
-atomically rewrites the checkpoint. When the loop finishes, the best weights (kept in memory,
+Every `val_every` steps it validates; a lower validation MSE (pooled over all sessions' elements,
+as the reference) atomically rewrites the checkpoint. By default the step budget follows the
+session count and the cadence the amount of data (`training.defaults`), and a run stops early
+after `patience` validations without a new best (the `done` event says when and why). When the loop finishes, the best weights (kept in memory,
 never re-read from the path another process might have written) are scored on the test split
 and the checkpoint gains those metrics. A cancelled run skips test scoring: it keeps its best
 checkpoint, or -- cancelled before any validation -- saves the current weights with a note
@@ -12,6 +14,7 @@ saying so, and stops at once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,11 +28,10 @@ from torch import nn
 from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
-from poco_core.models import mse_loss
 from poco_core.training.checkpoint import save_checkpoint
-from poco_core.training.defaults import TRAIN_DEFAULTS
+from poco_core.training.defaults import PATIENCE, PATIENCE_MIN_STEPS, TRAIN_DEFAULTS, auto_val_every, default_train_steps
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
-from poco_core.training.validation import autocast, evaluate_windows, summarise
+from poco_core.training.validation import autocast, evaluate_windows, pooled_mse, summarise
 
 SPLITS = ("train", "val", "test")
 MAX_SAMPLE_ROIS = 8  # asked-for units shown per forecast_sample event at most
@@ -40,12 +42,14 @@ VAL_CACHE_BYTES = 512 << 20  # cap on cached validation hidden layers (embedding
 class LoopOptions:
     """How to optimise; the defaults are the paper's (POCO_SPEC.md, "Training")."""
 
-    steps: int = TRAIN_DEFAULTS["steps"]
+    steps: int | None = TRAIN_DEFAULTS["steps"]  # None -> defaults.default_train_steps(number of sessions)
     batch_size: int = TRAIN_DEFAULTS["batch_size"]
     lr: float = TRAIN_DEFAULTS["lr"]
+    cond_lr_scale: float = 1.0  # lr multiplier for everything outside the model's MLP group (encoder, FiLM, embeddings)
     weight_decay: float = 1e-4
     clip: float = 5.0
-    val_every: int = TRAIN_DEFAULTS["val_every"]
+    val_every: int | None = TRAIN_DEFAULTS["val_every"]  # None -> defaults.auto_val_every(steps per pass over the train windows)
+    patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
     test_stride: int = 1
@@ -94,7 +98,7 @@ class LossModule(nn.Module):
         xs = [w[:, :c] for w in windows]
         with torch.no_grad():
             hidden = self.model.hidden_states(xs)
-        return mse_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows])
+        return self.model.dataset_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows], sessions)
 
 
 def check_windows(data, length: int) -> None:
@@ -153,6 +157,7 @@ class Loop:
     frozen_hidden: bool = False
 
     def __post_init__(self) -> None:
+        self.opts = dataclasses.replace(self.opts)  # steps/val_every are resolved on this copy
         self.device = resolve_device(self.opts.device)
         self.model.to(self.device)
         self.np_rng = seed_everything(self.opts.seed, self.rank)
@@ -161,13 +166,22 @@ class Loop:
         self.length = ctx + hor
         check_windows(self.data, self.length)
         self.samplers: list[tuple[list, SessionBatchSampler, list]] = []
-        for ds in dict.fromkeys(sd.dataset for sd in self.data.sessions):
+        for i, ds in enumerate(dict.fromkeys(sd.dataset for sd in self.data.sessions)):
             sds = [sd for sd in self.data.sessions if sd.dataset == ds]
             wins = [sd.windows("train", self.length) for sd in sds]
-            self.samplers.append((sds, SessionBatchSampler([len(w) for w in wins], self.opts.batch_size, self.np_rng), wins))
+            sampler = SessionBatchSampler([len(w) for w in wins], self.opts.batch_size,
+                                          (self.opts.seed, self.rank, i), start=self.state.step)
+            self.samplers.append((sds, sampler, wins))
+        # resolve the automatic budget and cadence from the data (stored with the checkpoint)
+        if self.opts.steps is None:
+            self.opts.steps = default_train_steps(len(self.data.sessions))
+        if self.opts.val_every is None:
+            epoch_steps = min(int(smp.counts.sum()) for _, smp, _ in self.samplers) / self.opts.batch_size
+            self.opts.val_every = auto_val_every(epoch_steps)
         self.optimizer = None
         if self.params:
-            self.optimizer = torch.optim.AdamW(self.params, lr=self.opts.lr, weight_decay=self.opts.weight_decay, amsgrad=True)
+            self.optimizer = torch.optim.AdamW(self._param_groups(), lr=self.opts.lr, weight_decay=self.opts.weight_decay,
+                                               amsgrad=True)
             if self.state.optimizer is not None:
                 self.optimizer.load_state_dict(self.state.optimizer)
         if self.state.rng is not None:
@@ -177,6 +191,15 @@ class Loop:
         self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
         module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
+
+    def _param_groups(self) -> list[dict]:
+        """One group, or the MLP at ``lr`` and the conditioning at ``lr * cond_lr_scale``."""
+        mlp = {id(p) for p in self.model.parameter_groups()["mlp"]} if self.opts.cond_lr_scale != 1.0 else set()
+        first = [p for p in self.params if id(p) in mlp]
+        rest = [p for p in self.params if id(p) not in mlp]
+        if not first or not rest:
+            return [{"params": self.params}]
+        return [{"params": first}, {"params": rest, "lr": self.opts.lr * self.opts.cond_lr_scale}]
 
     # -- pieces ------------------------------------------------------------------
     def _batch(self) -> tuple[list[torch.Tensor], list[str]]:
@@ -210,7 +233,7 @@ class Loop:
                                stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
                                device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache)
         _, mean = summarise(per)
-        val_mse = mean["mse"]
+        val_mse = pooled_mse(per)  # the reference's criterion: pooled over sessions
         best = val_mse < self.state.best_val_mse
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
@@ -265,8 +288,10 @@ class Loop:
         total = opts.steps if self.params else 0
         yield {"type": "start", "kind": self.kind, "total_steps": total, "start_step": st.step,
                "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
-               "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size}
+               "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size,
+               "val_every": opts.val_every, "patience": opts.patience}
         cancelled, validated, step, t0 = False, False, st.step, time.perf_counter()
+        stop_reason = "finished"
         for step in range(st.step + 1, total + 1):
             if self._cancelled():
                 cancelled, step = True, step - 1
@@ -283,12 +308,25 @@ class Loop:
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
+                if self._stop_early(step) and step < total:
+                    stop_reason = (f"stopped early at step {step}: no lower validation MSE in {self.validations_since_best()} "
+                                   f"validations ({step - st.best_step} steps) since step {st.best_step}")
+                    break
         if cancelled:
             yield from self._keep_on_cancel(step)
             return
         if not validated and (st.best_step < 0 or step > st.step):
             yield from self._validate_and_save(step)
-        yield from self._finish(cancelled)
+        yield from self._finish(step, stop_reason)
+
+    def _stop_early(self, step: int) -> bool:
+        """``patience`` validations and at least PATIENCE_MIN_STEPS steps without a new best."""
+        return bool(self.opts.patience) and self.validations_since_best() >= self.opts.patience \
+            and step - self.state.best_step >= PATIENCE_MIN_STEPS
+
+    def validations_since_best(self) -> int:
+        """Validations after the best one (from the history, so a resumed run counts on)."""
+        return sum(1 for v in self.state.history["validation"] if v["step"] > self.state.best_step)
 
     def _keep_on_cancel(self, step: int) -> Iterator[Event]:
         """Cancelled: keep the best checkpoint (or save the current weights, saying so); no test scoring."""
@@ -300,7 +338,8 @@ class Loop:
             if saved:
                 yield saved
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
-               "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True,
+               "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True, "last_step": step,
+               "stopped_early": False, "stop_reason": "cancelled",
                "note": note or f"cancelled at step {step}; kept the best checkpoint (step {self.state.best_step})"}
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
@@ -318,7 +357,7 @@ class Loop:
 
         return load_checkpoint(self.checkpoint)
 
-    def _finish(self, cancelled: bool) -> Iterator[Event]:
+    def _finish(self, last_step: int, stop_reason: str) -> Iterator[Event]:
         metrics: dict = {}
         if self.rank == 0:
             best = self._best if self._best is not None else self._resumed_best()
@@ -331,5 +370,6 @@ class Loop:
             save_checkpoint(self.checkpoint, {**best, "metrics": metrics})
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
-               "checkpoint": str(self.checkpoint), "cancelled": cancelled}
+               "checkpoint": str(self.checkpoint), "cancelled": False, "last_step": last_step,
+               "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason}
 

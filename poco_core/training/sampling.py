@@ -1,8 +1,10 @@
 """Batch sampling across sessions, and fast gathering of windows into arrays.
 
-A batch draws windows uniformly from the union of all sessions' training windows, so each
-session contributes in proportion to its window count; the draw is then grouped by session
-because a model step runs one tensor per session (sessions differ in unit count).
+As in the reference (a shuffled DataLoader), training walks through epochs: each epoch is a
+fresh permutation of the union of all sessions' training windows, so every window is seen once
+per epoch and each session contributes in proportion to its window count. Epochs follow one
+another without a short last batch (every batch has ``batch_size`` windows). A batch is grouped
+by session because a model step runs one tensor per session (sessions differ in unit count).
 """
 from __future__ import annotations
 
@@ -12,20 +14,41 @@ import numpy as np
 
 
 class SessionBatchSampler:
-    """Draw `batch_size` windows per call, in proportion to window counts, grouped by session."""
+    """Batches of ``batch_size`` windows from per-epoch shuffles, grouped by session.
 
-    def __init__(self, window_counts: Sequence[int], batch_size: int, rng: np.random.Generator):
+    Epoch e's permutation comes from ``seed`` and e alone, and batch k is positions
+    [k*B, (k+1)*B) of the epochs laid end to end, so a run resumed at batch ``start`` draws
+    exactly the batches an uninterrupted run would have drawn."""
+
+    def __init__(self, window_counts: Sequence[int], batch_size: int, seed: int | Sequence[int], start: int = 0):
         counts = np.asarray(window_counts, dtype=np.int64)
         if counts.ndim != 1 or len(counts) == 0 or counts.sum() == 0:
             raise ValueError("need at least one session with at least one window")
         self.counts = counts
         self.batch_size = int(batch_size)
-        self.rng = rng
+        self.seed = [int(seed)] if np.isscalar(seed) else [int(x) for x in seed]  # type: ignore[union-attr]
+        self.drawn = int(start)  # batches drawn so far
         self._bounds = np.cumsum(counts)
+        self._total = int(self._bounds[-1])
+        self._epoch, self._perm = -1, np.zeros(0, np.int64)
+
+    @property
+    def epoch(self) -> float:
+        """Passes over the training windows so far (fractional)."""
+        return self.drawn * self.batch_size / self._total
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([*self.seed, epoch]).permutation(self._total)
+        return self._perm
 
     def sample(self) -> list[tuple[int, np.ndarray]]:
         """[(session index, window indices sorted), ...] for the sessions drawn this time."""
-        flat = self.rng.integers(0, int(self._bounds[-1]), size=self.batch_size)
+        pos = self.drawn * self.batch_size + np.arange(self.batch_size)
+        self.drawn += 1
+        epochs, offsets_in = np.divmod(pos, self._total)
+        flat = np.concatenate([self._permutation(int(e))[offsets_in[epochs == e]] for e in np.unique(epochs)])
         session = np.searchsorted(self._bounds, flat, side="right")
         offsets = np.concatenate([[0], self._bounds[:-1]])
         local = flat - offsets[session]

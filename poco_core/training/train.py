@@ -219,9 +219,10 @@ class TrainRun:
         return load_model(self.best_checkpoint)
 
 
-def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int = TRAIN_DEFAULTS["steps"], device: str = "auto",
+def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int | None = TRAIN_DEFAULTS["steps"], device: str = "auto",
           checkpoint: str | Path | None = None, *, cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
     """Notebook entry: `run = train(data, "poco", steps=2000, hidden=64)`; `run.wait()`.
+    ``steps=None``: the paper's budget (5,000 steps for one session, 10,000 for several).
 
     Keyword arguments are training options (see `LoopOptions`), `preprocess`, `resume`,
     `model_config`, `context`, `horizon`, or -- anything else -- fields of the model's config.

@@ -117,7 +117,8 @@ class ErrorAccumulator:
         del out["mean_per_step_mse"], out["smooth_per_step_mse"]
         out.update(score=prediction_score(out["mse"], out["copy_mse"]),
                    mean_score=prediction_score(out["mse"], out["mean_mse"]),
-                   smooth_score=prediction_score(out["mse"], out["smooth_mse"]), n_windows=self.windows)
+                   smooth_score=prediction_score(out["mse"], out["smooth_mse"]), n_windows=self.windows,
+                   n_elements=self.count * self.horizon)
         out["diagnosis"] = diagnose(out)
         return out
 
@@ -155,6 +156,13 @@ def train_means(sd) -> torch.Tensor:
         total += np.asarray(sd.values[lo:hi], dtype=np.float64).sum(axis=0)
         count += hi - lo
     return torch.from_numpy(total / max(count, 1))
+
+
+def pooled_mse(sessions: dict[str, dict[str, Any]]) -> float:
+    """MSE over every element of every session (the reference's validation criterion; a session
+    weighs by its windows x units, unlike ``summarise``'s per-session mean)."""
+    n = sum(m["n_elements"] for m in sessions.values())
+    return sum(m["mse"] * m["n_elements"] for m in sessions.values()) / n if n else math.nan
 
 
 
