@@ -250,19 +250,41 @@ class Loop:
             if self._cancelled():
                 cancelled, step = True, step - 1
                 break
+            yield from self._stage_change(step, total)
             loss = self.train_step()
             if not math.isfinite(loss):
                 raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
                                 "or check the data")
             st.history["loss"].append(loss)
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                   "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9)}
+                   "steps_per_s": (step - st.step) / max(time.perf_counter() - t0, 1e-9),
+                   **getattr(self.model, "step_stats", {})}
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
         if not validated and (st.best_step < 0 or step > st.step):
             yield from self._validate_and_save(step)
         yield from self._finish(cancelled)
+
+    def _stage_change(self, step: int, total: int) -> Iterator[Event]:
+        """Models trained in stages (CalM: quantizer, then transformer) declare the stage of the next
+        step with `training_stage(kind)`; on a change emit a `stage` event (and the model's
+        `stage_report()` event) and, where the stage asks, restart best-checkpoint tracking."""
+        declared = getattr(self.model, "training_stage", None)
+        if declared is None:
+            return
+        info = declared(self.kind)
+        previous = getattr(self, "_stage", None)
+        if info["stage"] == previous:
+            return
+        self._stage = info["stage"]
+        left = total - step + 1
+        steps = left if info["steps_left"] is None else min(info["steps_left"], left)
+        if previous is not None:
+            yield self.model.stage_report()
+            if info["reset_best"]:
+                self.state.best_val_mse, self.state.best_step = math.inf, -1
+        yield {"type": "stage", "stage": info["stage"], "step": step, "total_steps": steps}
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)
