@@ -15,9 +15,10 @@ from poco_napari.error_plot import ErrorByStep
 
 
 class ScoreTable(QTableWidget):
-    """Per-session score and MSE, with the copy baseline's MSE (its score is 0 by definition)."""
+    """Per-session score and MSE, with the copy baseline's MSE (its score is 0 by definition), and
+    the Pearson r of forecast and actual (CalM's metric; none for a constant forecast)."""
 
-    COLUMNS = ("session", "score", "MSE", "copy MSE", "split")
+    COLUMNS = ("session", "score", "MSE", "copy MSE", "Pearson r", "split")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(0, len(self.COLUMNS), parent)
@@ -29,7 +30,7 @@ class ScoreTable(QTableWidget):
     def show_scores(self, sessions: dict[str, dict[str, Any]], split: str) -> None:
         self.setRowCount(len(sessions))
         for row, (name, m) in enumerate(sessions.items()):
-            cells = (name, _fmt(m.get("score")), _fmt(m.get("mse")), _fmt(m.get("copy_mse")), split)
+            cells = (name, _fmt(m.get("score")), _fmt(m.get("mse")), _fmt(m.get("copy_mse")), _fmt(m.get("pearson")), split)
             for col, text in enumerate(cells):
                 self.setItem(row, col, QTableWidgetItem(text))
         self.resizeColumnsToContents()

@@ -62,7 +62,7 @@ class EvalResult:
 
 
 def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> list[dict[str, Any]]:
-    """Rows (model, dataset, session, score, mse, mae) for every session, each dataset's mean
+    """Rows (model, dataset, session, score, mse, mae, pearson) for every session, each dataset's mean
     (session "(mean)") and the overall mean (dataset "(all)"); the copy baseline is added once."""
     rows: list[dict[str, Any]] = []
 
@@ -70,7 +70,7 @@ def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> l
         if not prefix:
             return {k: m.get(k) for k in METRIC_COLUMNS}
         copy_score = 0.0 if m.get("copy_mse", 0) > 0 else math.nan  # copy scores 0 by definition
-        return {"score": copy_score, "mse": m.get("copy_mse"), "mae": m.get("copy_mae")}
+        return {"score": copy_score, "mse": m.get("copy_mse"), "mae": m.get("copy_mae"), "pearson": math.nan}
 
     def add(model: str, r: EvalResult, prefix: str) -> None:
         for name, m in r.sessions.items():

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _format(rows: list[dict]) -> str:
-    lines = [f"{'model':<12} {'dataset':<14} {'session':<20} {'score':>7} {'MSE':>9} {'MAE':>9}"]
+    lines = [f"{'model':<12} {'dataset':<14} {'session':<20} {'score':>7} {'MSE':>9} {'MAE':>9} {'Pearson':>8}"]
     for r in rows:
-        lines.append(f"{r['model']:<12} {r['dataset']:<14} {r['session']:<20} {r['score']:>7.3f} {r['mse']:>9.4f} {r['mae']:>9.4f}")
+        lines.append(f"{r['model']:<12} {r['dataset']:<14} {r['session']:<20} {r['score']:>7.3f} {r['mse']:>9.4f} {r['mae']:>9.4f}"
+                     f" {r.get('pearson', float('nan')):>8.3f}")
     return "\n".join(lines) + "\n"

@@ -201,10 +201,10 @@ class Loop:
         best = val_mse < self.state.best_val_mse
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
-        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"]}
+        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"], "pearson": mean["pearson"]}
         self.state.history["validation"].append(entry)
         return {"type": "validation", **entry, "best": best,
-                "per_session": {k: {"mse": m["mse"], "score": m["score"]} for k, m in per.items()}}
+                "per_session": {k: {"mse": m["mse"], "score": m["score"], "pearson": m["pearson"]} for k, m in per.items()}}
 
     @torch.no_grad()
     def forecast_sample(self, step: int) -> Event:

@@ -18,7 +18,7 @@ import torch
 from poco_core.models.inference import predict
 from poco_core.training.sampling import evenly_spaced, gather_windows
 
-METRIC_COLUMNS = ("score", "mse", "mae")
+METRIC_COLUMNS = ("score", "mse", "mae", "pearson")
 
 
 def copy_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -72,21 +72,48 @@ class ErrorAccumulator:
         }
 
 
+class CorrelationAccumulator:
+    """CalM's forecasting metric, streamed: Pearson r between forecast and actual of each
+    (window, unit) over the horizon, averaged over units, then over windows (CALM_SPEC.md §6).
+    A unit whose forecast or actual is constant over the horizon has no r and is skipped, so
+    the copy forecast has none (NaN)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.windows = 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """pred/target (B, P, N)."""
+        p = pred.double() - pred.double().mean(1, keepdim=True)
+        t = target.double() - target.double().mean(1, keepdim=True)
+        den = p.norm(dim=1) * t.norm(dim=1)
+        r = torch.where(den > 1e-12, (p * t).sum(1) / den.clamp_min(1e-300), torch.nan)  # (B, N)
+        per_window = r.nanmean(1)
+        ok = ~per_window.isnan()
+        self.total += float(per_window[ok].sum())
+        self.windows += int(ok.sum())
+
+    def metrics(self) -> dict[str, float]:
+        return {"pearson": self.total / self.windows if self.windows else math.nan}
+
+
 def session_metrics(pred: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
     """Metrics for one session's windows held in memory: pred/target (B, P, N), context (B, C, N)."""
-    acc = ErrorAccumulator(target.shape[1])
+    acc, corr = ErrorAccumulator(target.shape[1]), CorrelationAccumulator()
     acc.update(pred, target, context[:, -1, :])
-    return acc.metrics()
+    corr.update(pred, target)
+    return acc.metrics() | corr.metrics()
 
 
 def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, float]]:
     """Per-dataset and overall unweighted means over sessions of score/MSE/MAE (copy too)."""
-    keys = ("score", "mse", "mae", "copy_mse", "copy_mae")
+    keys = ("score", "mse", "mae", "copy_mse", "copy_mae", "pearson")
     by_ds: dict[str, list[dict]] = {}
     for m in sessions.values():
         by_ds.setdefault(m.get("dataset", "default"), []).append(m)
-    datasets = {ds: {k: mean_of(m[k] for m in ms) for k in keys} | {"n_sessions": len(ms)} for ds, ms in by_ds.items()}
-    overall = {k: mean_of(m[k] for m in sessions.values()) for k in keys}
+    datasets = {ds: {k: mean_of(m.get(k, math.nan) for m in ms) for k in keys} | {"n_sessions": len(ms)}
+                for ds, ms in by_ds.items()}
+    overall = {k: mean_of(m.get(k, math.nan) for m in sessions.values()) for k in keys}
     return datasets, overall
 
 
@@ -134,7 +161,7 @@ def evaluate_windows(
     try:
         for sd in data.sessions:
             windows = sd.windows(split, ctx + hor, stride)
-            acc = ErrorAccumulator(hor)
+            acc, corr = ErrorAccumulator(hor), CorrelationAccumulator()
             idx_all = evenly_spaced(len(windows), max_windows)
             if hidden_cache is None:
                 todo = batches(windows, idx_all, False)
@@ -150,7 +177,8 @@ def evaluate_windows(
                     with autocast(device, bf16):
                         (pred,) = model([w[:, :ctx]], [sd.session], **extra)
                 acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1])
-            out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
+                corr.update(pred.float(), w[:, ctx:])
+            out[sd.session] = {"dataset": sd.dataset, **acc.metrics(), **corr.metrics()}
     finally:
         model.train(was_training)
     return out

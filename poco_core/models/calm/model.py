@@ -92,7 +92,7 @@ class CalM(BaseForecaster):
         was = self.nq.training
         self.nq.eval()
         with torch.no_grad():
-            z = self.nq.tokenize(y.float())
+            z = self.nq.tokenize(y.to(self.nq.codebook.dtype))
         self.nq.train(was)
         return z.view(b, n, t_d)
 
