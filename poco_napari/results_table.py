@@ -11,6 +11,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from poco_napari.codebook_plot import CodebookView
 from poco_napari.error_plot import ErrorByStep
 
 
@@ -57,13 +58,18 @@ class ResultsDock(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.table.setMinimumHeight(120)
+        self.codebook = CodebookView()  # shown once a CalM run reports its codebook
+        self.codebook.setVisible(False)
         layout.addWidget(self.errors, 3)
         layout.addWidget(self.table, 2)
+        layout.addWidget(self.codebook, 3)
 
     def apply_theme(self, theme: str) -> None:
         self.errors.apply_theme(theme)
+        self.codebook.apply_theme(theme)
 
     def add_events(self, events: Sequence[dict[str, Any]]) -> None:
+        self.codebook.add_events(events)
         for ev in events:
             if ev.get("type") == "validation" and ev.get("per_session"):
                 self.table.show_scores(ev["per_session"], "val")

@@ -36,6 +36,7 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
+from poco_napari.calm_settings import CalMSettings
 from poco_napari.forms import collapsible
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
@@ -269,10 +270,14 @@ class TrainingWidget(JobLauncher):
         self.horizon = QSpinBox(minimum=1, maximum=100_000, value=16, suffix=" frames")
         self.overrides = QLineEdit()
         self.overrides.setPlaceholderText("e.g. hidden=256, d_model=64")
+        self.calm = CalMSettings()
+        self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
+        self.calm.setVisible(False)
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context), ("horizon", self.horizon),
                                   ("model options", self.overrides)], expanded=True),
+            self.calm,
         ]
 
     def refresh_sessions(self, *_: Any) -> None:
@@ -299,7 +304,8 @@ class TrainingWidget(JobLauncher):
         prepared = [preprocessed.get(r) for r in recs]
         config = next((p.state.config.to_dict() for p in prepared if p is not None), {})
         fields = {"name": f"train {self.model.currentText()}", "model": self.model.currentText(), "context": self.context.value(), "horizon": self.horizon.value(),
-                  "model_config": parse_overrides(self.overrides.text()), "preprocess": config}
+                  "model_config": {**(self.calm.overrides() if self.model.currentText() == "calm" else {}),
+                                   **parse_overrides(self.overrides.text())}, "preprocess": config}
         return recs, fields
 
     def _on_done(self, job: Job) -> None:
