@@ -306,3 +306,27 @@ def test_paper_scale_parameter_count() -> None:
     n_nq = sum(p.numel() for m in (model.nq.enc, model.nq.dec) for p in m.parameters())
     assert abs(n_dat - 25.2e6) / 25.2e6 < 0.02, n_dat
     assert abs(n_nq - 25.2e6) / 25.2e6 < 0.02, n_nq
+
+
+def test_codebook_report_on_prepared_data(trained, sim) -> None:
+    from poco_core.analysis.codebook import codebook_report
+    from poco_core.data.preprocess import PreparedData, PreprocessConfig, SessionData
+
+    values = sim[0].numpy()
+    sd = SessionData("s0", "ds", [f"s0_u{i}" for i in range(16)], values, None, {"test": [(0, 900)]})
+    report = codebook_report(trained, PreparedData([sd], PreprocessConfig()), "test")
+    assert report.prototypes.shape == (32, 4) and report.counts.sum() == 16 * (900 // 24) * 6
+    assert report.roi_r["s0"].shape == (16,) and report.summary()["rec_r"] > 0.8
+    assert 0.5 <= report.codes_used <= 1 and report.perplexity >= 8
+
+
+def test_unit_embeddings_feed_the_embedding_analysis() -> None:
+    from poco_core.analysis.embedding import session_units
+    from poco_core.data.simulate import simulate_cohort
+
+    recs = simulate_cohort(2, n_rois=20, n_frames=200, seed=0)
+    specs = [SessionSpec(r.session, r.dataset, list(r.roi_ids)) for r in recs]
+    model = build_model("calm", specs, preset="tiny")
+    units = session_units(model, recs)
+    assert [u.session for u in units] == [r.session for r in recs]
+    assert units[0].embedding.shape == (20, 32) and units[0].regions is not None
