@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("data", nargs="+", type=Path)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--test-stride", type=int, default=4, help="stride between test windows (the same for every model)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
@@ -70,8 +72,8 @@ def main() -> None:
     results = {}
     for name in args.models.split(","):
         t0 = time.perf_counter()
-        run = train(data, name, steps=args.steps, device="cpu", batch_size=args.batch_size, val_every=100,
-                    max_val_windows=64, seed=0, model_config=MODELS[name])
+        run = train(data, name, steps=args.steps, device="cpu", batch_size=args.batch_size, lr=args.lr, val_every=100,
+                    max_val_windows=32, test_stride=args.test_stride, seed=0, model_config=MODELS[name])
         done = run.wait()
         wall = time.perf_counter() - t0
         row = {"score": done["test"]["score"], "pearson": done["test"]["pearson"], "best_step": done["best_step"],
@@ -81,8 +83,8 @@ def main() -> None:
         results[name] = row
         print(name, json.dumps(row), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"data": [str(d) for d in args.data], "steps": args.steps,
-                                        "batch_size": args.batch_size, "results": results}, indent=1))
+        args.out.write_text(json.dumps({"data": [str(d) for d in args.data], "steps": args.steps, "lr": args.lr,
+                                        "test_stride": args.test_stride, "batch_size": args.batch_size, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
