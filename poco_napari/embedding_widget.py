@@ -99,7 +99,7 @@ class EmbeddingWidget(QWidget):
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
-        self.checkpoint = QLineEdit(placeholderText="POCO checkpoint (.pt)")
+        self.checkpoint = QLineEdit(placeholderText="POCO or CalM checkpoint (.pt)")
         self.checkpoint.textEdited.connect(lambda _: setattr(self, "_model", None))
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
@@ -161,7 +161,7 @@ class EmbeddingWidget(QWidget):
             plot.setBackground(background)
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "POCO checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "POCO or CalM checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.set_model(path)
 

@@ -17,16 +17,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from poco_napari.codebook_plot import CodebookView
 from poco_napari.error_plot import ErrorByStep
 
 
 class ScoreTable(QTableWidget):
     """Per-session score and MSE beside the baselines: copy (its score is 0 by definition) and,
-    when the engine reports them, the mean and a smoothed copy, so a score can be read honestly."""
+    when the engine reports them, the mean and a smoothed copy, so a score can be read honestly;
+    and the Pearson r of forecast and actual (CalM's metric; none for a constant forecast)."""
 
     BASE = (("score", "score"), ("mse", "MSE"), ("copy_mse", "copy MSE"))
     BASELINES = (("mean_mse", "mean MSE"), ("mean_score", "mean score"),
-                 ("smooth_mse", "smoothed-copy MSE"), ("smooth_score", "smoothed-copy score"))
+                 ("smooth_mse", "smoothed-copy MSE"), ("smooth_score", "smoothed-copy score"), ("pearson", "Pearson r"))
     COLUMNS = ("session", *(label for _, label in BASE), "split")
 
     def __init__(self, parent: QWidget | None = None):
@@ -96,13 +98,18 @@ class ResultsDock(QWidget):
         layout = QHBoxLayout(self)  # side by side: the dock stays as short as one plot
         layout.setContentsMargins(0, 0, 0, 0)
         self.table.setMinimumHeight(120)
+        self.codebook = CodebookView()  # shown once a CalM run reports its codebook
+        self.codebook.setVisible(False)
         layout.addWidget(self.errors, 2)
         layout.addLayout(side, 3)
+        layout.addWidget(self.codebook, 3)
 
     def apply_theme(self, theme: str) -> None:
         self.errors.apply_theme(theme)
+        self.codebook.apply_theme(theme)
 
     def add_events(self, events: Sequence[dict[str, Any]]) -> None:
+        self.codebook.add_events(events)
         for ev in events:
             if ev.get("type") == "validation" and ev.get("per_session"):
                 self.show_scores(ev["per_session"], "val")

@@ -34,17 +34,34 @@ class TrainingCurves(ThemedPlots):
         self.val_steps: list[int] = []
         self.val_scores: list[float] = []
         self.best: tuple[int, float] | None = None
+        self.stage_lines: list[pg.InfiniteLine] = []  # where a staged model (CalM) changes stage
         self._throttle = Throttle(self.redraw, parent=self)
 
     def clear(self) -> None:
         self.steps, self.losses, self.val_steps, self.val_scores, self.best = [], [], [], [], None
+        for line in self.stage_lines:
+            line.getViewBox().removeItem(line) if line.getViewBox() else None
+        self.stage_lines = []
         self.redraw()
+
+    def _mark_stage(self, ev: dict[str, Any]) -> None:
+        """A vertical line with the stage's name in both plots (e.g. CalM's "nq" -> "dat")."""
+        names = {"nq": "quantizer", "dat": "transformer", "adapt": "adapting embeddings"}
+        for plot in (self.loss_plot, self.val_plot):
+            line = pg.InfiniteLine(pos=ev["step"] - 0.5, angle=90, label=names.get(ev["stage"], ev["stage"]),
+                                   labelOpts={"position": 0.9, "color": "#9467bd"}, pen=pg.mkPen("#9467bd", width=1))
+            plot.addItem(line)
+            self.stage_lines.append(line)
 
     def add_events(self, events: Sequence[dict[str, Any]]) -> None:
         for ev in events:
             if ev.get("type") == "step":
                 self.steps.append(ev["step"])
                 self.losses.append(ev["loss"])
+            elif ev.get("type") == "stage":
+                self._mark_stage(ev)
+                if ev["step"] > 1:
+                    self.best = None  # the best checkpoint is chosen again within the new stage
             elif ev.get("type") == "validation" and ev.get("val_score") is not None:
                 self.val_steps.append(ev["step"])
                 self.val_scores.append(ev["val_score"])

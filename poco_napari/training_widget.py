@@ -35,6 +35,7 @@ from poco_core.base.device import available_devices
 from poco_core.base.errors import PocoError
 from poco_core.data.recording import Recording
 from poco_core.models import available_models
+from poco_napari.calm_settings import CalMSettings
 from poco_napari.forms import FramesField, collapsible, scroll_layout, set_tooltips
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
@@ -352,10 +353,14 @@ class TrainingWidget(JobLauncher):
         self.context.setToolTip("Frames of history the model reads before each forecast (C)")
         self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
         self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
+        self.calm = CalMSettings()
+        self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
+        self.calm.setVisible(False)
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
                                   ("model options", self.overrides)], expanded=True),
+            self.calm,
         ]
 
     def _show_seconds(self) -> None:
@@ -394,7 +399,8 @@ class TrainingWidget(JobLauncher):
         prepared = [preprocessed.get(r) for r in recs]
         config = next((p.state.config.to_dict() for p in prepared if p is not None), {})
         fields = {"name": f"train {self.model.currentText()}", "model": self.model.currentText(), "context": self.context.value(), "horizon": self.horizon.value(),
-                  "model_config": parse_overrides(self.overrides.text()), "preprocess": config}
+                  "model_config": {**(self.calm.overrides() if self.model.currentText() == "calm" else {}),
+                                   **parse_overrides(self.overrides.text())}, "preprocess": config}
         return recs, fields
 
     def _on_done(self, job: Job) -> None:

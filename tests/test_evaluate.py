@@ -71,7 +71,7 @@ def test_table_always_includes_copy_and_exports():
     copy_rows = [r for r in rows if r["model"] == "copy"]
     assert all(r["score"] == 0.0 and r["mse"] == pytest.approx(m["copy_mse"]) for r in copy_rows)
     parsed = list(csv.DictReader(io.StringIO(r1.to_csv())))
-    assert {p["model"] for p in parsed} == {"copy", "mean", "smoothed copy", "poco"} and set(parsed[0]) == {"model", "dataset", "session", "score", "mean_score", "smooth_score", "mse", "mae"}
+    assert {p["model"] for p in parsed} == {"copy", "mean", "smoothed copy", "poco"} and set(parsed[0]) == {"model", "dataset", "session", "score", "mean_score", "smooth_score", "mse", "mae", "pearson"}
     assert json.loads(r1.to_json())["sessions"]["s1"]["score"] == pytest.approx(m["score"])
     assert len(json.loads(table_to_json(rows))) == len(rows)
 
@@ -89,3 +89,22 @@ def test_evaluate_accepts_recordings_of_a_loaded_model(tmp_path):
     by_recs, by_data = evaluate(model, list(cohort()[:2])), evaluate(model, data)
     assert by_recs.score == pytest.approx(by_data.score) == pytest.approx(done["test"]["score"])
     assert by_recs.model == "nlinear"
+
+
+def test_pearson_per_window_and_unit_then_averaged():
+    from poco_core.training.validation import CorrelationAccumulator
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(6, 8, 5, generator=g)
+    acc = CorrelationAccumulator()
+    acc.update(target[:3] * 2 + 1, target[:3])  # exact up to scale: r = 1
+    acc.update(-target[3:], target[3:])  # r = -1
+    assert acc.metrics()["pearson"] == pytest.approx(0.0, abs=1e-12)
+    copy = CorrelationAccumulator()
+    copy.update(target[:, -1:].expand(-1, 8, -1), target)  # constant forecast: no correlation
+    assert math.isnan(copy.metrics()["pearson"])
+    pred = target + torch.randn(6, 8, 5, generator=g)
+    acc = CorrelationAccumulator()
+    acc.update(pred, target)
+    expected = np.mean([[np.corrcoef(pred[b, :, n], target[b, :, n])[0, 1] for n in range(5)] for b in range(6)])
+    assert acc.metrics()["pearson"] == pytest.approx(expected, rel=1e-9)

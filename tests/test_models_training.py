@@ -27,7 +27,9 @@ RATIO: dict[str, float] = {
     "ar_transformer": 0.3,  # measured 0.181
     "netformer": 0.65,  # measured 0.501
     "moderntcn": 0.4,  # measured 0.28
+    "calm": 0.55,  # measured 0.442 (100 quantizer + 200 transformer steps)
 }
+SLOW = {"calm"}  # two training stages: ~1 min on a loaded 2-core CPU
 
 
 def make_cohort(sizes: tuple[int, ...] = (6, 11), t: int = 800, seed: int = 0) -> list[torch.Tensor]:
@@ -102,7 +104,7 @@ def test_copy_equals_copy_baseline() -> None:
     assert model_mse == pytest.approx(copy_mse)
 
 
-@pytest.mark.parametrize("name", sorted(RATIO))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(RATIO)])
 def test_model_beats_copy(name: str) -> None:
     t0 = time.perf_counter()
     model_mse, copy_mse = fit(name)

@@ -64,12 +64,13 @@ class EvalResult:
 
 
 def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> list[dict[str, Any]]:
-    """Rows (model, dataset, session, score, mean_score, smooth_score, mse, mae) for every session,
+    """Rows (model, dataset, session, score, mean_score, smooth_score, mse, mae, pearson) for every session,
     each dataset's mean (session "(mean)") and the overall mean (dataset "(all)").
 
     The baselines "copy", "mean" and "smoothed copy" (see `poco_core.training.validation`) are
     added once, first, with ``include_copy``. A baseline row's scores are its MSE against each
-    reference (copy scores 0 against copy); on "(mean)" rows, against the references' mean MSEs."""
+    reference (copy scores 0 against copy); on "(mean)" rows, against the references' mean MSEs.
+    A baseline's Pearson r is not reported (copy's is not a forecast of change)."""
     rows: list[dict[str, Any]] = []
 
     def pick(m: dict, prefix: str) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def results_table(results: Sequence[EvalResult], include_copy: bool = True) -> l
         return {"score": prediction_score(mse, m.get("copy_mse", math.nan)),
                 "mean_score": prediction_score(mse, m.get("mean_mse", math.nan)),
                 "smooth_score": prediction_score(mse, m.get("smooth_mse", math.nan)),
-                "mse": mse, "mae": m.get(f"{prefix}mae", math.nan)}
+                "mse": mse, "mae": m.get(f"{prefix}mae", math.nan), "pearson": math.nan}
 
     def add(model: str, r: EvalResult, prefix: str) -> None:
         for name, m in r.sessions.items():

@@ -65,15 +65,17 @@ UNITS = {True: "z-scored units (each ROI's preprocessing: mean 0, SD 1)", False:
 
 def _format(rows: list[dict], split: str, zscored: bool, diagnoses: dict[str, str]) -> str:
     """The table with columns as wide as their longest entry, the split and units named above it."""
-    head = ("model", "dataset", "session", "score", "vs mean", "vs smooth", "MSE", "MAE")
-    keys = ("score", "mean_score", "smooth_score", "mse", "mae")
-    body = [(r["model"], r["dataset"], r["session"], *(f"{r[k]:.3f}" if "score" in k else f"{r[k]:.4f}" for k in keys))
+    head = ("model", "dataset", "session", "score", "vs mean", "vs smooth", "MSE", "MAE", "Pearson")
+    keys = ("score", "mean_score", "smooth_score", "mse", "mae", "pearson")
+    body = [(r["model"], r["dataset"], r["session"],
+             *(f"{r.get(k, float('nan')):.3f}" if k != "mse" and k != "mae" else f"{r[k]:.4f}" for k in keys))
             for r in rows]
     widths = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     lines = [f"{split} split; MSE and MAE in {UNITS[zscored]}",
              f"score = 1 - MSE/MSE(copy: last context frame); vs mean: 1 - MSE/MSE(each unit's training mean); "
-             f"vs smooth: 1 - MSE/MSE(mean of the last {SMOOTH_FRAMES} context frames)", line(head)]
+             f"vs smooth: 1 - MSE/MSE(mean of the last {SMOOTH_FRAMES} context frames); Pearson: r of forecast and "
+             "actual per unit, averaged (CalM's metric)", line(head)]
     lines += [line(b) for b in body]
     lines += [f"note ({name}): {text}" for name, text in diagnoses.items()]
     return "\n".join(lines) + "\n"

@@ -130,7 +130,7 @@ def seed_everything(seed: int, rank: int = 0) -> np.random.Generator:
 
 def _headline(m: dict) -> dict:
     """What a validation event reports per session and on average: scores against the three baselines."""
-    keys = ("mse", "score", "copy_mse", "mean_mse", "mean_score", "smooth_mse", "smooth_score", "diagnosis")
+    keys = ("mse", "score", "pearson", "copy_mse", "mean_mse", "mean_score", "smooth_mse", "smooth_score", "diagnosis")
     return {k: m.get(k) for k in keys}
 
 
@@ -237,7 +237,7 @@ class Loop:
         best = val_mse < self.state.best_val_mse
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
-        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"]}
+        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"], "pearson": mean["pearson"]}
         self.state.history["validation"].append(entry)
         return {"type": "validation", **entry, "best": best, "mean": _headline(mean),
                 "per_session": {k: _headline(m) for k, m in per.items()}}
@@ -296,6 +296,7 @@ class Loop:
             if self._cancelled():
                 cancelled, step = True, step - 1
                 break
+            yield from self._stage_change(step, total)
             loss = self.train_step()
             if not math.isfinite(loss):
                 raise PocoError(f"the training loss became {loss} at step {step}; try a lower learning rate "
@@ -304,7 +305,8 @@ class Loop:
             elapsed = time.perf_counter() - t0
             rate = (step - st.step) / max(elapsed, 1e-9)
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
-                   "steps_per_s": rate, "elapsed_s": elapsed, "eta_s": (total - step) / rate}
+                   "steps_per_s": rate, "elapsed_s": elapsed, "eta_s": (total - step) / rate,
+                   **getattr(self.model, "step_stats", {})}
             if step % opts.val_every == 0 or step == total:
                 yield from self._validate_and_save(step)
                 validated = True
@@ -341,6 +343,26 @@ class Loop:
                "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True, "last_step": step,
                "stopped_early": False, "stop_reason": "cancelled",
                "note": note or f"cancelled at step {step}; kept the best checkpoint (step {self.state.best_step})"}
+
+    def _stage_change(self, step: int, total: int) -> Iterator[Event]:
+        """Models trained in stages (CalM: quantizer, then transformer) declare the stage of the next
+        step with `training_stage(kind)`; on a change emit a `stage` event (and the model's
+        `stage_report()` event) and, where the stage asks, restart best-checkpoint tracking."""
+        declared = getattr(self.model, "training_stage", None)
+        if declared is None:
+            return
+        info = declared(self.kind)
+        previous = getattr(self, "_stage", None)
+        if info["stage"] == previous:
+            return
+        self._stage = info["stage"]
+        left = total - step + 1
+        steps = left if info["steps_left"] is None else min(info["steps_left"], left)
+        if previous is not None:
+            yield self.model.stage_report()
+            if info["reset_best"]:
+                self.state.best_val_mse, self.state.best_step = math.inf, -1
+        yield {"type": "stage", "stage": info["stage"], "step": step, "total_steps": steps}
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)

@@ -27,7 +27,7 @@ import torch
 from poco_core.models.inference import predict
 from poco_core.training.sampling import evenly_spaced, gather_windows
 
-METRIC_COLUMNS = ("score", "mean_score", "smooth_score", "mse", "mae")
+METRIC_COLUMNS = ("score", "mean_score", "smooth_score", "mse", "mae", "pearson")
 SMOOTH_FRAMES = 8  # frames the smoothed-copy baseline averages
 # "already denoised": copy MSE under this fraction of the mean baseline's, and smoothing makes copy worse
 DENOISED_COPY_RATIO = 0.35
@@ -123,16 +123,42 @@ class ErrorAccumulator:
         return out
 
 
+class CorrelationAccumulator:
+    """CalM's forecasting metric, streamed: Pearson r between forecast and actual of each
+    (window, unit) over the horizon, averaged over units, then over windows (CALM_SPEC.md §6).
+    A unit whose forecast or actual is constant over the horizon has no r and is skipped, so
+    the copy forecast has none (NaN)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.windows = 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """pred/target (B, P, N)."""
+        p = pred.double() - pred.double().mean(1, keepdim=True)
+        t = target.double() - target.double().mean(1, keepdim=True)
+        den = p.norm(dim=1) * t.norm(dim=1)
+        r = torch.where(den > 1e-12, (p * t).sum(1) / den.clamp_min(1e-300), torch.nan)  # (B, N)
+        per_window = r.nanmean(1)
+        ok = ~per_window.isnan()
+        self.total += float(per_window[ok].sum())
+        self.windows += int(ok.sum())
+
+    def metrics(self) -> dict[str, float]:
+        return {"pearson": self.total / self.windows if self.windows else math.nan}
+
+
 def session_metrics(pred: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
     """Metrics for one session's windows held in memory: pred/target (B, P, N), context (B, C, N);
     the mean baseline predicts 0 (z-scored units)."""
-    acc = ErrorAccumulator(target.shape[1])
+    acc, corr = ErrorAccumulator(target.shape[1]), CorrelationAccumulator()
     acc.update(pred, target, context[:, -1, :], smoothed_last(context))
-    return acc.metrics()
+    corr.update(pred, target)
+    return acc.metrics() | corr.metrics()
 
 
 SUMMARY_KEYS = ("score", "mean_score", "smooth_score", "mse", "mae", "copy_mse", "copy_mae",
-                "mean_mse", "mean_mae", "smooth_mse", "smooth_mae")
+                "mean_mse", "mean_mae", "smooth_mse", "smooth_mae", "pearson")
 
 
 def summarise(sessions: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, Any]]:
@@ -209,7 +235,7 @@ def evaluate_windows(
     try:
         for sd in data.sessions:
             windows = sd.windows(split, ctx + hor, stride)
-            acc = ErrorAccumulator(hor, train_means(sd))
+            acc, corr = ErrorAccumulator(hor, train_means(sd)), CorrelationAccumulator()
             idx_all = evenly_spaced(len(windows), max_windows)
             if hidden_cache is None:
                 todo = batches(windows, idx_all, False)
@@ -225,7 +251,8 @@ def evaluate_windows(
                     with autocast(device, bf16):
                         (pred,) = model([w[:, :ctx]], [sd.session], **extra)
                 acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1], smoothed_last(w[:, :ctx]))
-            out[sd.session] = {"dataset": sd.dataset, **acc.metrics()}
+                corr.update(pred.float(), w[:, ctx:])
+            out[sd.session] = {"dataset": sd.dataset, **acc.metrics(), **corr.metrics()}
     finally:
         model.train(was_training)
     return out
