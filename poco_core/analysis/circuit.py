@@ -234,8 +234,22 @@ class CircuitFit:
 
 
 def _check_output(out: str | Path | None, rec: Recording) -> None:
-    if out is not None and rec.source and Path(out).resolve() == Path(rec.source).resolve():
+    """Never write over a user's input: an existing output must be an earlier circuit fit."""
+    if out is None:
+        return
+    out = Path(out)
+    if out.is_dir():
+        raise PocoError(f"{out}: is a folder; give a file name such as circuit.h5")
+    if rec.source and out.resolve() == Path(rec.source).resolve():
         raise PocoError(f"{out}: refusing to overwrite the input recording")
+    if out.exists():
+        try:
+            with h5py.File(out, "r") as h5:
+                ours = h5.attrs.get("format") == FORMAT
+        except OSError:
+            ours = False
+        if not ours:
+            raise PocoError(f"{out}: exists and is not a circuit fit; refusing to overwrite it")
 
 
 def circuit_events(recording: Recording, config: CircuitConfig | None = None, *, prep: DataPrep | None = None,

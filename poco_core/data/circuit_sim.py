@@ -70,3 +70,13 @@ def simulate_three_regions(n_per_region: int = 100, n_frames: int = 1200, dt_dat
         for _ in range(substeps):
             x = x + a * (-x + j @ np.tanh(x) + drive[k])
     return CircuitSim(rates, drive, recurrent, np.array(REGIONS)[region], j, dt_data)
+
+
+def sequence_bump(n_units: int = 500, n_frames: int = 165, sigma: float = 0.0343, dt_data: float = 0.0641) -> Recording:
+    """PINning's sequence target: d_i(t) = exp(-(i - N t / t_end)^2 / (2 (sigma N)^2)), a bump sweeping
+    every unit once (the rajanlab/pset3 demo's target; 165 frames of 0.0641 s)."""
+    i = np.arange(n_units)[None, :]
+    centre = n_units * np.arange(n_frames)[:, None] / (n_frames - 1)
+    d = np.exp(-((i - centre) ** 2) / (2 * (sigma * n_units) ** 2))
+    return Recording(d.astype(np.float32), fs=1.0 / dt_data, roi_ids=np.array([f"u{k}" for k in range(n_units)]),
+                     session="sequence", dataset="circuit_sim", provenance={"format": "simulated", "target": "sequence bump"})
