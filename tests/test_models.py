@@ -30,6 +30,8 @@ SMALL_CONFIGS: dict[str, dict] = {  # per registered model; also used by test_mo
     "ar_transformer": dict(d_model=32, layers=2, heads=4),
     "netformer": {},
     "moderntcn": dict(d_model=16),
+    "curbd": {},  # fitted by RLS, not gradients: tests/test_curbd.py
+    "pinning": {},
 }
 
 

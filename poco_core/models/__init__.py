@@ -41,6 +41,7 @@ from poco_core.models import (  # noqa: E402,F401  isort: skip
     moderntcn,
     poyo,
     mlp_transformer,
+    curbd,
 )
 
 __all__ = [

@@ -272,12 +272,13 @@ def pvar_per_neuron(d: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[str, Any] | None = None,
             cancel: CancelLike | None = None,
-            on_checkpoint: Callable[[RLSState], None] | None = None) -> Iterator[Event]:
+            on_checkpoint: Callable[[RLSState], None] | None = None, final_free: bool = True) -> Iterator[Event]:
     """Fit J to targets d (T, N) already in phi's range; yields events and returns (state, free RunResult).
 
     ``state`` (an ``RLSState.to_dict()``) continues a fit; ``on_checkpoint`` gets the state every
     ``free_every`` runs. Events: ``step`` per training run (run, loss = chi2, pvar_online, eta_s) and
-    ``validation`` after each free run (run, pvar_free)."""
+    ``validation`` after each free run (run, pvar_free). ``final_free=False`` skips the last free run
+    (returns (state, None)) for callers that score the fit themselves."""
     import time
 
     device = resolve_device(config.device)
@@ -313,6 +314,8 @@ def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[st
                 if on_checkpoint is not None:
                     on_checkpoint(st)
                 yield {"type": "validation", "step": st.run, "pvar_free": pv}
+        if not final_free:
+            return st, None
         final, pv = free_run()
     if st.history:
         st.history[-1]["pvar_free"] = pv
