@@ -90,9 +90,11 @@ class Job(QObject):
     changed = Signal()
     finished = Signal()
 
-    def __init__(self, spec: JobSpec, temp_dir: str | None = None, parent: QObject | None = None):
+    def __init__(self, spec: JobSpec, temp_dir: str | None = None, parent: QObject | None = None,
+                 events_fn: Any = None):
         super().__init__(parent)
         self.spec = spec
+        self.events_fn = events_fn  # the child's event stream (None: training/finetuning)
         self.status = JobStatus.QUEUED
         self.message = ""
         self.step = 0
@@ -130,7 +132,7 @@ class Job(QObject):
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self._cancel = ctx.Event()
         self._process = ctx.Process(
-            target=run_job, args=(self.spec, child_conn, self._cancel), name=f"poco-{self.name}", daemon=True
+            target=run_job, args=(self.spec, child_conn, self._cancel, self.events_fn), name=f"poco-{self.name}", daemon=True
         )
         self._process.start()
         child_conn.close()  # the child holds the only write end: its exit means EOF here
@@ -228,8 +230,9 @@ class Job(QObject):
         self.finished.emit()
 
 
-def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
-    """A queued Job whose child reads `recordings` from temporary project HDF5 files."""
+def make_job(kind: str, recordings: Sequence[Recording], events_fn: Any = None, **fields: Any) -> Job:
+    """A queued Job whose child reads `recordings` from temporary project HDF5 files; `events_fn`
+    (a module-level function of (spec, cancel)) makes its event stream, by default the trainer's."""
     from poco_core.data.io import save_recording
 
     temp_dir = tempfile.mkdtemp(prefix="poco-job-")
@@ -243,7 +246,7 @@ def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
-    return Job(spec, temp_dir=temp_dir)
+    return Job(spec, temp_dir=temp_dir, events_fn=events_fn)
 
 
 class JobQueue(QObject):

@@ -354,3 +354,14 @@ def fit_circuit(recording: Recording, p: float | None = None, *, config: Circuit
 
 def load_circuit(path: str | Path) -> CircuitFit:
     return CircuitFit.load(path)
+
+
+def circuit_job_events(spec: Any, cancel: CancelLike | None = None) -> Iterator[Event]:
+    """A background job's stream (``poco_core.training.jobs.run_job(..., events=circuit_job_events)``):
+    ``spec.model_config`` holds CircuitConfig fields, ``spec.preprocess`` DataPrep fields, and the
+    result is written to ``spec.checkpoint``."""
+    from poco_core.data.io import load_recording
+
+    rec = load_recording(spec.recordings[0].path, **spec.recordings[0].options)
+    config = CircuitConfig.from_dict({**spec.model_config, "device": spec.device})
+    return circuit_events(rec, config, prep=DataPrep(**spec.preprocess), out=spec.checkpoint, cancel=cancel)

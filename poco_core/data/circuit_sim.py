@@ -31,10 +31,15 @@ class CircuitSim:
     dt_data: float
 
     def recording(self, session: str = "three_regions") -> Recording:
+        """The rates as a Recording with region labels and point positions (three side-by-side discs)."""
         n = self.rates.shape[1]
+        rng = np.random.default_rng(0)
+        k = np.searchsorted(REGIONS, self.regions)
+        angle, radius = rng.uniform(0, 2 * np.pi, n), 18 * np.sqrt(rng.uniform(0, 1, n))
+        centroids = np.column_stack([50 + radius * np.sin(angle), 30 + 50 * k + radius * np.cos(angle)])
         return Recording(
             self.rates.astype(np.float32), fs=1.0 / self.dt_data, roi_ids=np.array([f"u{i}" for i in range(n)]),
-            session=session, dataset="circuit_sim", regions=self.regions,
+            session=session, dataset="circuit_sim", regions=self.regions, centroids=centroids,
             provenance={"format": "simulated", "simulator": "poco_core.data.circuit_sim.simulate_three_regions"},
         )
 
