@@ -41,11 +41,16 @@ def main() -> None:
            "seconds": round(seconds, 1), "pvar_free": round(fit.pvar_free, 4),
            "pvar_free_by_run": [(h["run"], round(h["pvar_free"], 4)) for h in fit.history if "pvar_free" in h],
            "corr_J": round(corr(fit.J, sim.J), 3), "regions": {}}
+    total = sim.recurrent + sim.inputs
+    live = np.abs(sim.rates) < 0.99
+    out["saturated_fraction"] = round(float(1 - live.mean()), 3)
     for name in fit.region_names:
         m = fit.regions == name
         out["regions"][name] = {
             "corr_total_input": round(corr(recurrent[:, m], sim.recurrent[:, m] + sim.inputs[:, m]), 4),
             "corr_recurrent_only": round(corr(recurrent[:, m], sim.recurrent[:, m]), 4),
+            # where the generating unit is not saturated (|r| < 0.99), its input is visible in its rate
+            "corr_total_input_unsaturated": round(corr(recurrent[:, m][live[:, m]], total[:, m][live[:, m]]), 4),
             "corr_region_summed": round(corr(recurrent[:, m].sum(1), (sim.recurrent[:, m] + sim.inputs[:, m]).sum(1)), 4),
         }
     print(json.dumps(out))

@@ -15,7 +15,8 @@ class RegionCurrents(ThemedPlots):
         self.plot = self.graphics.addPlot(row=0, col=0, title="input currents of a target region")
         self.plot.setLabel("bottom", "time (s)")
         self.plot.setLabel("left", "mean current (model units)")
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.legend = self.plot.addLegend(offset=(-10, 10), brush=(20, 20, 20, 170))
 
     def set_currents(self, target: str, currents: dict[str, np.ndarray], t: np.ndarray) -> None:
         """``currents``: source name -> (T, |target|) current, drawn as the mean over target units."""

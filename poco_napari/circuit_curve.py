@@ -20,6 +20,7 @@ class PvarCurve(ThemedPlots):
         self.plot = self.graphics.addPlot(row=0, col=0, title="fit per run (free-run pVar is the fit)")
         self.plot.setLabel("bottom", "training run")
         self.plot.setLabel("left", "pVar")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.addLegend(offset=(-10, -10))
         self.online = self.plot.plot(pen=pg.mkPen(ONLINE, width=1.5, style=Qt.DashLine), name="online (training, flatters)")
         self.free = self.plot.plot(pen=pg.mkPen(FREE, width=2), symbol="o", symbolSize=5, symbolBrush=FREE,

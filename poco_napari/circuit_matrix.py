@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QWidget
 
+MIN_LABEL_FRACTION = 0.08  # column groups narrower than this share of the width go unlabelled (rows keep all)
 Groups = list[tuple[str, int, int]]  # (name, first row/column, one past the last)
 
 
@@ -55,11 +56,12 @@ class LabelledMatrix(pg.PlotWidget):
         self.lines = []
         for groups, angle in ((rows, 0), (cols, 90)):
             for _, start, _ in groups[1:]:
-                line = pg.InfiniteLine(pos=start, angle=angle, pen=pg.mkPen("w", width=1))
+                line = pg.InfiniteLine(pos=start, angle=angle, pen=pg.mkPen("#404040", width=1))
                 self.addItem(line)
                 self.lines.append(line)
         self.getAxis("left").setTicks([[((a + b) / 2, n) for n, a, b in rows]])
-        self.getAxis("bottom").setTicks([[((a + b) / 2, n) for n, a, b in cols]])
+        wide = max(1, int(MIN_LABEL_FRACTION * (cols[-1][2] if cols else 1)))  # narrow groups would overlap
+        self.getAxis("bottom").setTicks([[((a + b) / 2, n) for n, a, b in cols if b - a >= wide]])
         self.cell_names = (row_names or [n for n, a, b in rows for _ in range(b - a)],
                            col_names or [n for n, a, b in cols for _ in range(b - a)])
         self.autoRange(padding=0)

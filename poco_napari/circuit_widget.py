@@ -225,6 +225,7 @@ class CircuitWidget(QWidget):
     def show_fit(self, fit: CircuitFit) -> None:
         """Show a fit: pVar history, J, the current matrix and currents, and the selected ROIs' fit."""
         self.fit = fit
+        self._show_settings(fit)
         self.curve.set_history(fit.history)
         order = fit.order()
         labels = fit.regions[order]
@@ -243,6 +244,19 @@ class CircuitWidget(QWidget):
         if rec is not None:
             self._link_selection(rec)
         self.fit_shown.emit(fit)
+
+    def _show_settings(self, fit: CircuitFit) -> None:
+        """The form shows the settings the fit was made with (Start refits with them)."""
+        c, prep = fit.params["config"], fit.params.get("prep", {})
+        self.p.setValue(c["plastic_fraction"])
+        self.tau_ms.setValue(c["tau_s"] * 1000)
+        self.runs.setValue(c["n_train"])
+        self.p0.setValue(c["p0"])
+        self.reset_every.setValue(c["reset_every"])
+        self.free_every.setValue(c["free_every"])
+        self.seed.setValue(c["seed"])
+        self.lowpass.setValue(prep.get("lowpass_hz") or 0)
+        self.zscore.setChecked(prep.get("standardize", "zscore") == "zscore")
 
     def _draw_currents(self) -> None:
         if self.fit is None:

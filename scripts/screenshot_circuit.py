@@ -3,7 +3,7 @@
     poco circuit DATA --out fit.h5 ...            # the fit, headless (or Start in the dock)
     xvfb-run -a -s "-screen 0 1920x1080x24" python scripts/screenshot_circuit.py DATA fit.h5 OUT_PREFIX [ROI ...]
 
-Opens DATA in napari with the Traces and Circuit docks, shows the fit, selects the given ROI indices
+Opens DATA in napari with the Traces and Circuit docks (tabbed, Circuit in front), shows the fit, selects the given ROI indices
 (as a click would) and saves OUT_PREFIX_currents.png and OUT_PREFIX_fit.png (the two tabs), plus the J tab.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ def main(data: str, fit_path: str, prefix: str, rois: list[int]) -> None:
     from poco_napari.store import recordings_in
 
     viewer = napari.Viewer(title="POCO Studio")
-    viewer.window._qt_window.setGeometry(0, 0, 1920, 1080)
     viewer.open(data, plugin="poco-napari")
     viewer.window.add_plugin_dock_widget("poco-napari", "Traces")
-    dock, widget = viewer.window.add_plugin_dock_widget("poco-napari", "Circuit")
+    dock, widget = viewer.window.add_plugin_dock_widget("poco-napari", "Circuit", tabify=True)
+    viewer.window._qt_window.showMaximized()
     widget.show_fit(CircuitFit.load(fit_path))
     rec = recordings_in(viewer)[0]
     selection_for(rec).set(rois or [0, rec.n_rois // 2, rec.n_rois - 1])
@@ -37,6 +37,7 @@ def main(data: str, fit_path: str, prefix: str, rois: list[int]) -> None:
         widget.tabs.setCurrentIndex(tab)
         QTimer.singleShot(1500, lambda: (viewer.screenshot(f"{prefix}_{name}.png", canvas_only=False), shoot(k + 1)))
 
+    QTimer.singleShot(0, dock.raise_)
     QTimer.singleShot(2500, shoot)
     napari.run()
 

@@ -46,8 +46,10 @@ class CircuitSim:
 
 def simulate_three_regions(n_per_region: int = 100, n_frames: int = 1200, dt_data: float = 0.01, tau: float = 0.1,
                            g: float = 1.8, frac_inter: float = 0.05, amp_inter: float = 0.2, frac_external: float = 0.5,
-                           amp_in: float = 1.0, bump_std: float = 0.2, substeps: int = 5, seed: int = 0) -> CircuitSim:
-    """Euler at dt_data / substeps from x(0) ~ U[-1, 1]; ``amp_in = 0`` gives an autonomous teacher."""
+                           amp_in: float = 1.0, bump_std: float = 0.2, substeps: int = 5, state_noise: float = 0.0,
+                           seed: int = 0) -> CircuitSim:
+    """Euler at dt_data / substeps from x(0) ~ U[-1, 1]; ``amp_in = 0`` gives an autonomous teacher;
+    ``state_noise`` adds state_noise * sqrt(dt / tau) * N(0, 1) to x at every Euler step."""
     rng = np.random.default_rng(seed)
     m, n = n_per_region, 3 * n_per_region
     region = np.repeat(np.arange(3), m)
@@ -74,6 +76,8 @@ def simulate_three_regions(n_per_region: int = 100, n_frames: int = 1200, dt_dat
         rates[k], recurrent[k] = r, j @ r
         for _ in range(substeps):
             x = x + a * (-x + j @ np.tanh(x) + drive[k])
+            if state_noise:
+                x = x + state_noise * np.sqrt(a) * rng.standard_normal(n)
     return CircuitSim(rates, drive, recurrent, np.array(REGIONS)[region], j, dt_data)
 
 
