@@ -33,6 +33,10 @@ _EXPORTS = {
     "LiveSession": "live",
     "LiveRecording": "live.sources",
     "replay": "live",
+    "fit_circuit": "analysis.circuit",
+    "load_circuit": "analysis.circuit",
+    "CircuitConfig": "models.circuit_rnn",
+    "simulate_three_regions": "data.circuit_sim",
 }
 
 

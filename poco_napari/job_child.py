@@ -11,13 +11,13 @@ from typing import Any
 from poco_core.training.jobs import JobSpec, run_job
 
 
-def run_logged(spec: JobSpec, conn: Any, cancel: Any, log_path: str) -> None:
+def run_logged(spec: JobSpec, conn: Any, cancel: Any, log_path: str, events: Any = None) -> None:
     """Send file descriptor 2 (Python's and C libraries' stderr) to ``log_path``, then run the job."""
     sys.stderr.flush()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 2)
     os.close(fd)
-    run_job(spec, conn, cancel)
+    run_job(spec, conn, cancel, events)
 
 
 def stderr_tail(log_path: str, lines: int = 15) -> str:

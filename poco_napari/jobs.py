@@ -113,9 +113,11 @@ class Job(QObject):
     changed = Signal()
     finished = Signal()
 
-    def __init__(self, spec: JobSpec, temp_dir: str | None = None, parent: QObject | None = None):
+    def __init__(self, spec: JobSpec, temp_dir: str | None = None, parent: QObject | None = None,
+                 events_fn: Any = None):
         super().__init__(parent)
         self.spec = spec
+        self.events_fn = events_fn  # the child's event stream (None: training/finetuning)
         self.status = JobStatus.QUEUED
         self.message = ""
         self.step = 0
@@ -161,7 +163,7 @@ class Job(QObject):
         fd, self._stderr_path = tempfile.mkstemp(prefix="poco-job-", suffix=".stderr", dir=self._temp_dir)
         os.close(fd)
         self._process = ctx.Process(
-            target=run_logged, args=(self.spec, child_conn, self._cancel, self._stderr_path),
+            target=run_logged, args=(self.spec, child_conn, self._cancel, self._stderr_path, self.events_fn),
             name=f"poco-{self.name}", daemon=True,
         )
         with _empty_main():
@@ -286,8 +288,9 @@ class Job(QObject):
         self.finished.emit()
 
 
-def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
-    """A queued Job whose child reads `recordings` from temporary project HDF5 files."""
+def make_job(kind: str, recordings: Sequence[Recording], events_fn: Any = None, **fields: Any) -> Job:
+    """A queued Job whose child reads `recordings` from temporary project HDF5 files; `events_fn`
+    (a module-level function of (spec, cancel)) makes its event stream, by default the trainer's."""
     from poco_core.data.io import save_recording
 
     temp_dir = tempfile.mkdtemp(prefix="poco-job-")
@@ -301,7 +304,7 @@ def make_job(kind: str, recordings: Sequence[Recording], **fields: Any) -> Job:
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
-    return Job(spec, temp_dir=temp_dir)
+    return Job(spec, temp_dir=temp_dir, events_fn=events_fn)
 
 
 class JobQueue(QObject):

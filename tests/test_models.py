@@ -31,6 +31,8 @@ SMALL_CONFIGS: dict[str, dict] = {  # per registered model; also used by test_mo
     "netformer": {},
     "moderntcn": dict(d_model=16),
     "calm": dict(preset="tiny"),
+    "curbd": {},  # fitted by RLS, not gradients: tests/test_curbd.py
+    "pinning": {},
 }
 
 

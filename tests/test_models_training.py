@@ -96,7 +96,8 @@ def one_thread():
 
 
 def test_thresholds_cover_every_model() -> None:
-    assert set(RATIO) | {"copy"} == set(available_models())
+    # curbd/pinning are fitted by RLS and expected worse than copy (tests/test_curbd.py)
+    assert set(RATIO) | {"copy", "curbd", "pinning"} == set(available_models())
 
 
 def test_copy_equals_copy_baseline() -> None:

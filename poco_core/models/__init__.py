@@ -43,6 +43,7 @@ from poco_core.models import (  # noqa: E402,F401  isort: skip
     poyo,
     mlp_transformer,
     calm,
+    curbd,
 )
 
 __all__ = [

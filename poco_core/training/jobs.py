@@ -20,14 +20,14 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
 from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES, TRAIN_DEFAULTS
 
 BATCH_INTERVAL_S = 0.05
-JobKind = Literal["train", "finetune"]
+JobKind = Literal["train", "finetune", "circuit"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class RecordingRef:
 
 @dataclass
 class JobSpec:
-    """Everything a training or finetuning run needs, as plain picklable values."""
+    """Everything a training, finetuning or circuit-fit run needs, as plain picklable values (a circuit
+    fit reads ``model_config`` as CircuitConfig fields, ``preprocess`` as DataPrep fields and writes
+    its HDF5 result to ``checkpoint``)."""
 
     kind: JobKind
     recordings: list[RecordingRef]
@@ -64,7 +66,7 @@ class JobSpec:
     sample_rois: dict[str, list[str]] = field(default_factory=dict)  # session -> unit ids in forecast samples
 
     def __post_init__(self) -> None:
-        if self.kind not in ("train", "finetune"):
+        if self.kind not in ("train", "finetune", "circuit"):
             raise ValueError(f"unknown job kind {self.kind!r}")
         if self.kind == "finetune" and not self.init_checkpoint:
             raise ValueError("a finetuning job needs init_checkpoint")
@@ -144,8 +146,11 @@ def _cancel_on_sigterm(cancel: CancelLike) -> CancelLike:
     return AnyCancelled(cancel, term)
 
 
-def run_job(spec: JobSpec, conn: Any, cancel: CancelLike) -> None:
-    """Child-process entry: stream `spec`'s events through `conn`; a failure becomes an error event."""
+def run_job(spec: JobSpec, conn: Any, cancel: CancelLike, events: Callable[..., Iterator[Event]] | None = None) -> None:
+    """Child-process entry: stream `spec`'s events through `conn`; a failure becomes an error event.
+
+    ``events(spec, cancel)`` (a module-level function, so it pickles) makes the stream; default
+    :func:`job_events`. Higher layers pass their own (``poco_core.analysis.circuit.circuit_job_events``)."""
     if spec.nice and hasattr(os, "nice"):
         os.nice(spec.nice)  # the GUI process keeps priority over the job on a busy CPU
     from poco_core.base.allocator import keep_freed_memory
@@ -158,7 +163,7 @@ def run_job(spec: JobSpec, conn: Any, cancel: CancelLike) -> None:
     last: Event = {}
     cancel = _cancel_on_sigterm(cancel)
     try:
-        for last in job_events(spec, cancel):
+        for last in (events or job_events)(spec, cancel):
             sender.send(last)
     except Exception as exc:  # report in plain words; the traceback goes to the child's stderr
         traceback.print_exc()

@@ -99,6 +99,9 @@ def train_events(
         seed_everything(opts.seed)  # identical initial weights for identical seeds (and on every rank)
         net = build_model(model, session_specs(prepared), **overrides)
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(net.name)
+    if hasattr(net, "fit_session") and resume is None:  # not gradient-trained (curbd): fit each session first
+        for sd in prepared.sessions:
+            yield from net.fit_session(sd, cancel=cancel)
     states = {sd.session: sd.state for sd in prepared.sessions}
     loop = Loop(net, prepared, [p for p in net.parameters() if p.requires_grad], opts, checkpoint,
                 lambda: model_payload(net, states, prepared.config, prints), cancel, state, kind="train",

@@ -1,0 +1,295 @@
+"""Circuit dock: fit a data-constrained RNN (CURBD, or PINning with p < 1) to the chosen recording in a
+background job, watch the free-run pVar, then look at J sorted by region, the region-by-region current
+matrix, one target region's input currents over time and the fit of each selected ROI.
+
+The same fit as ``poco circuit`` and ``poco_core.analysis.circuit.fit_circuit`` (defaults from
+``CircuitConfig`` / ``DataPrep``, defined once). A banner carries the caveats: J is one of many that
+reproduce the data, and the online fit during training flatters.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from poco_core.analysis.circuit import CAVEATS, EXTERNAL, CircuitFit, DataPrep, circuit_job_events
+from poco_core.base.errors import PocoError
+from poco_core.models.circuit_rnn import CircuitConfig, dt_factor, estimate_cost
+from poco_napari.circuit_curve import PvarCurve
+from poco_napari.circuit_currents import RegionCurrents
+from poco_napari.circuit_fit_plot import RoiFitPlot
+from poco_napari.circuit_matrix import LabelledMatrix, groups_of
+from poco_napari.forms import collapsible
+from poco_napari.jobs import Job, job_queue, make_job
+from poco_napari.recording_box import RecordingBox
+from poco_napari.selection import connect_viewer, selection_for
+
+BANNER_STYLE = "background:#5a4a12; color:#ffe9a8; padding:6px; border-radius:4px;"
+
+
+def _spin(lo: float, hi: float, value: float, decimals: int = 0, step: float = 1.0, suffix: str = "") -> QDoubleSpinBox:
+    box = QDoubleSpinBox(minimum=lo, maximum=hi, decimals=decimals, singleStep=step, suffix=suffix)
+    box.setValue(value)
+    return box
+
+
+class CircuitWidget(QWidget):
+    """Dock: settings, cost estimate, Start/Cancel, caveats, and the fit's plots (tabs)."""
+
+    fit_shown = Signal(object)  # CircuitFit
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        connect_viewer(napari_viewer)
+        self.fit: CircuitFit | None = None
+        self.job: Job | None = None
+        self._selection: Any = None
+        self._build()
+        self.recording_box.recording_changed.connect(self._on_recording)
+        self._on_recording(self.recording_box.recording)
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        c, prep = CircuitConfig(), DataPrep()
+        self.recording_box = RecordingBox(self.viewer)
+        self.p = _spin(0.01, 1.0, c.plastic_fraction, 2, 0.05)
+        self.p.setToolTip("plastic fraction p: 1 trains every connection (CURBD); < 1 only that fraction of presynaptic units (PINning)")
+        self.tau_ms = _spin(1, 100000, c.tau_s * 1000, 0, 10, " ms")
+        self.runs = QSpinBox(minimum=1, maximum=100000, value=c.n_train)
+        self.p0 = _spin(0.001, 100, c.p0, 3, 0.1)
+        self.p0.setToolTip("P0 (1/ridge): large = fast, strong updates; small = stay near the random initial J")
+        self.reset_every = QSpinBox(minimum=0, maximum=100000, value=c.reset_every, specialValueText="start only", suffix=" frames")
+        self.free_every = QSpinBox(minimum=1, maximum=100000, value=c.free_every, suffix=" runs")
+        self.lowpass = _spin(0, 1000, 0, 2, 0.05, " Hz")
+        self.lowpass.setSpecialValueText("off")
+        self.zscore = QCheckBox("z-score each ROI first", checked=prep.standardize == "zscore")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=c.seed)
+        self.dt_label = QLabel()
+        self.estimate = QLabel(wordWrap=True)
+        for box in (self.p, self.tau_ms, self.runs, self.free_every):
+            box.valueChanged.connect(self._update_estimate)
+        main = collapsible("Fit", [("Recording", self.recording_box), ("Plastic fraction p", self.p),
+                                   ("\u03c4 (unit time constant)", self.tau_ms), ("Training runs", self.runs),
+                                   ("", self.dt_label), ("", self.estimate)], expanded=True)
+        more = collapsible("More settings", [("P0 (1/ridge)", self.p0), ("Reset from data every", self.reset_every),
+                                             ("Free-run pVar every", self.free_every), ("Low-pass targets", self.lowpass),
+                                             ("", self.zscore), ("Seed", self.seed)], expanded=False)
+        self.start_button = QPushButton("Start fit")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel", enabled=False)
+        self.cancel_button.clicked.connect(lambda: self.job and self.job.cancel())
+        self.load_button = QPushButton("Open fit...")
+        self.load_button.clicked.connect(self._browse)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.cancel_button, self.load_button):
+            buttons.addWidget(b)
+        self.status = QLabel("Choose a recording and Start.", wordWrap=True)
+        self.banner = QLabel(wordWrap=True, styleSheet=BANNER_STYLE)
+        self.banner.setText("<b>Caveats.</b> " + " ".join(CAVEATS[:3]))
+        self.curve = PvarCurve()
+        self.roi_fit = RoiFitPlot()
+        self.j_image = LabelledMatrix("J (rows: target unit, columns: source unit), sorted by region")
+        self.current_matrix = LabelledMatrix("rms current, rows target region, columns source")
+        self.target = QComboBox()
+        self.target.currentTextChanged.connect(lambda _: self._draw_target())
+        self.kind = QComboBox()
+        self.kind.addItems(["all", "excitatory", "inhibitory"])
+        self.kind.currentTextChanged.connect(lambda _: self._draw_currents())
+        self.region_currents = RegionCurrents()
+        currents = QWidget()
+        lay = QVBoxLayout(currents)
+        pick = QHBoxLayout()
+        pick.addWidget(QLabel("Target region"))
+        pick.addWidget(self.target, stretch=1)
+        pick.addWidget(QLabel("Weights"))
+        pick.addWidget(self.kind)
+        lay.addWidget(self.current_matrix, stretch=1)
+        lay.addLayout(pick)
+        lay.addWidget(self.region_currents, stretch=1)
+        fit_tab = QWidget()
+        lay = QVBoxLayout(fit_tab)
+        lay.addWidget(self.curve, stretch=1)
+        lay.addWidget(self.roi_fit, stretch=1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(fit_tab, "Fit")
+        self.tabs.addTab(self.j_image, "J")
+        self.tabs.addTab(currents, "Currents")
+        layout = QVBoxLayout(self)
+        layout.addWidget(main)
+        layout.addWidget(more)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, stretch=1)
+
+    # -- settings -----------------------------------------------------------------------------
+    def config(self) -> CircuitConfig:
+        return CircuitConfig(plastic_fraction=self.p.value(), tau_s=self.tau_ms.value() / 1000, n_train=self.runs.value(),
+                             p0=self.p0.value(), reset_every=self.reset_every.value(), free_every=self.free_every.value(),
+                             seed=self.seed.value())
+
+    def prep(self) -> DataPrep:
+        return DataPrep(standardize="zscore" if self.zscore.isChecked() else "none", lowpass_hz=self.lowpass.value() or None)
+
+    def _update_estimate(self, *_: Any) -> None:
+        rec = self.recording_box.recording
+        if rec is None:
+            self.estimate.setText("")
+            return
+        try:
+            cfg = self.config()
+        except PocoError as exc:
+            self.estimate.setText(str(exc))
+            return
+        f = dt_factor(1 / rec.fs, cfg)
+        cost = estimate_cost(rec.n_rois, rec.n_frames, 1 / rec.fs, cfg)
+        self.dt_label.setText(f"dtRNN = {1000 / rec.fs / f:.3g} ms ({f} sub-steps per frame at {rec.fs:g} Hz)"
+                              + (" \u2014 1 Hz placeholder rate" if rec.provenance.get("fs_placeholder") else ""))
+        self.estimate.setText(f"{rec.n_rois} units \u00d7 {rec.n_frames} frames: about {cost['seconds'] / 60:.1f} min "
+                              f"on one CPU core, {cost['bytes'] / 2**20:.0f} MiB")
+
+    def _on_recording(self, rec: Any) -> None:
+        self._update_estimate()
+        if self.fit is not None and rec is not None:
+            self._link_selection(rec)
+
+    # -- running ------------------------------------------------------------------------------
+    def start(self) -> Job | None:
+        """Queue a fit of the chosen recording; the result is written to a temporary HDF5 file."""
+        rec = self.recording_box.recording
+        if rec is None:
+            self.status.setText("Open a recording first.")
+            return None
+        try:
+            out = Path(tempfile.mkdtemp(prefix="poco-circuit-")) / f"{rec.session}_circuit.h5"
+            job = make_job("circuit", [rec], events_fn=circuit_job_events, checkpoint=str(out),
+                           model="circuit", model_config=self.config().to_dict(), preprocess=vars(self.prep()),
+                           steps=self.runs.value(), name=f"circuit fit {rec.session}")
+        except (PocoError, OSError, ValueError) as exc:
+            self.status.setText(f"Cannot start: {exc}")
+            return None
+        self.job = job
+        self.curve.clear()
+        job.events.connect(self.curve.add_events)
+        job.changed.connect(self._update)
+        job.finished.connect(lambda: self._finished(job))
+        job_queue().submit(job)
+        self._update()
+        return job
+
+    def _update(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        running = not job.status.final
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        last = self.curve.pvar_free[-1] if self.curve.pvar_free else None
+        eta = next((e.get("eta_s") for e in reversed(job.history) if e.get("type") == "step"), None)
+        parts = [f"run {job.step}/{job.total_steps}"] if running else [job.message]
+        if running and last is not None:
+            parts.append(f"free-run pVar {last:.3f}")
+        if running and eta is not None:
+            parts.append(f"about {eta:.0f} s left")
+        self.status.setText(", ".join(parts))
+
+    def _finished(self, job: Job) -> None:
+        self._update()
+        path = (job.result or {}).get("path")
+        if path and Path(path).is_file():
+            self.show_fit(CircuitFit.load(path))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Circuit fit", "", "Circuit fits (*.h5 *.hdf5);;All files (*)")
+        if path:
+            self.show_fit(CircuitFit.load(path))
+
+    # -- results ------------------------------------------------------------------------------
+    def show_fit(self, fit: CircuitFit) -> None:
+        """Show a fit: pVar history, J, the current matrix and currents, and the selected ROIs' fit."""
+        self.fit = fit
+        self._show_settings(fit)
+        self.curve.set_history(fit.history)
+        order = fit.order()
+        labels = fit.regions[order]
+        groups = groups_of(labels)
+        ids = fit.roi_ids[order].tolist()
+        self.j_image.set_matrix(fit.J[np.ix_(order, order)], groups, groups, row_names=ids, col_names=ids)
+        self.target.blockSignals(True)
+        self.target.clear()
+        self.target.addItems(fit.region_names)
+        self.target.blockSignals(False)
+        self._draw_currents()
+        self.status.setText(f"Free-run pVar {fit.pvar_free:.3f} (median per ROI {np.nanmedian(fit.pvar_per_neuron):.3f}), "
+                            f"{len(fit.history)} runs, p = {fit.params['config']['plastic_fraction']:g}; "
+                            f"groups: {fit.params.get('region_source', '')}.")
+        rec = self.recording_box.recording
+        if rec is not None:
+            self._link_selection(rec)
+        self.fit_shown.emit(fit)
+
+    def _show_settings(self, fit: CircuitFit) -> None:
+        """The form shows the settings the fit was made with (Start refits with them)."""
+        c, prep = fit.params["config"], fit.params.get("prep", {})
+        self.p.setValue(c["plastic_fraction"])
+        self.tau_ms.setValue(c["tau_s"] * 1000)
+        self.runs.setValue(c["n_train"])
+        self.p0.setValue(c["p0"])
+        self.reset_every.setValue(c["reset_every"])
+        self.free_every.setValue(c["free_every"])
+        self.seed.setValue(c["seed"])
+        self.lowpass.setValue(prep.get("lowpass_hz") or 0)
+        self.zscore.setChecked(prep.get("standardize", "zscore") == "zscore")
+
+    def _draw_currents(self) -> None:
+        if self.fit is None:
+            return
+        targets, sources, m = self.fit.current_matrix("rms", kind=self.kind.currentText())
+        self.current_matrix.set_matrix(m, [(t, i, i + 1) for i, t in enumerate(targets)],
+                                       [(s, i, i + 1) for i, s in enumerate(sources)], diverging=False)
+        self._draw_target()
+
+    def _draw_target(self) -> None:
+        fit, target = self.fit, self.target.currentText()
+        if fit is None or not target:
+            return
+        cur = fit.currents(self.kind.currentText())
+        sources = fit.region_names + ([EXTERNAL] if self.kind.currentText() == "all" else [])
+        t = np.arange(fit.data.shape[0]) * fit.params["dt_data"]
+        self.region_currents.set_currents(target, {s: cur[(s, target)] for s in sources}, t)
+
+    def _link_selection(self, rec: Any) -> None:
+        """Follow the recording's shared ROI selection (ROIs matched by id)."""
+        if self._selection is not None:
+            self._selection.changed.disconnect(self._draw_rois)
+        self._selection = selection_for(rec)
+        self._selection.changed.connect(self._draw_rois)
+        self._draw_rois()
+
+    def _draw_rois(self, *_: Any) -> None:
+        fit, sel = self.fit, self._selection
+        if fit is None or sel is None:
+            return
+        column = {r: i for i, r in enumerate(fit.roi_ids.tolist())}
+        ids = [str(sel.recording.roi_ids[i]) for i in sel.indices]
+        cols = [column[r] for r in ids if r in column]
+        t = np.arange(fit.data.shape[0]) * fit.params["dt_data"]
+        self.roi_fit.set_rois(t, fit.data[:, cols], fit.rates[:, cols], [fit.roi_ids[c] for c in cols],
+                              fit.pvar_per_neuron[cols])

@@ -1,0 +1,66 @@
+"""The Circuit dock: a fit as a background job, its plots, and the shared ROI selection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from poco_core.analysis.circuit import DataPrep, fit_circuit
+from poco_core.data.circuit_sim import simulate_three_regions
+from poco_napari.circuit_widget import CircuitWidget
+from poco_napari.jobs import JobStatus
+from poco_napari.layers import recording_layers
+from poco_napari.selection import selection_for
+
+TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def dock(make_napari_viewer, qtbot):
+    rec = simulate_three_regions(n_per_region=8, n_frames=150, amp_in=0.5, seed=2).recording()
+    viewer = make_napari_viewer()
+    for data, meta, kind in recording_layers(rec):
+        viewer._add_layer_from_data(data, meta, kind)
+    widget = CircuitWidget(viewer)
+    qtbot.addWidget(widget)
+    return widget, rec
+
+
+def test_fit_runs_as_a_job_and_is_shown(dock, qtbot):
+    widget, rec = dock
+    widget.runs.setValue(3)
+    widget.free_every.setValue(1)
+    widget.tau_ms.setValue(100)
+    widget.zscore.setChecked(False)
+    assert "units" in widget.estimate.text() and "MiB" in widget.estimate.text()
+    with qtbot.waitSignal(widget.fit_shown, timeout=TIMEOUT_MS):
+        job = widget.start()
+        assert job is not None and not widget.start_button.isEnabled()
+    assert job.status is JobStatus.DONE
+    fit = widget.fit
+    assert len(fit.history) == 3 and widget.curve.free_runs == [1, 2, 3]
+    assert widget.j_image.matrix.shape == (24, 24)
+    assert widget.current_matrix.matrix.shape == (3, 4)  # targets x (sources + external)
+    assert [widget.target.itemText(i) for i in range(widget.target.count())] == ["A", "B", "C"]
+    assert "Free-run pVar" in widget.status.text() and "not the true connectivity" in widget.banner.text()
+
+
+def test_selection_shows_each_roi_fit_and_currents_follow_the_target(dock):
+    widget, rec = dock
+    widget.show_fit(fit_circuit(rec, 1.0, n_train=2, free_every=100, dt_factor=2, prep=DataPrep(standardize="none")))
+    selection_for(rec).set([0, 20])
+    assert widget.roi_fit.shown[0].startswith("u0 (pVar") and widget.roi_fit.shown[1].startswith("u20")
+    widget.target.setCurrentText("C")
+    assert "of C" in widget.region_currents.plot.titleLabel.text
+    widget.kind.setCurrentText("excitatory")
+    assert widget.current_matrix.matrix.shape == (3, 3) and np.all(widget.current_matrix.matrix >= 0)
+    assert widget.j_image.describe(0, 1).startswith("row u")
+
+
+def test_cancel_stops_the_job(dock, qtbot):
+    widget, _ = dock
+    widget.runs.setValue(100000)
+    job = widget.start()
+    with qtbot.waitSignal(job.finished, timeout=TIMEOUT_MS):
+        qtbot.waitUntil(lambda: job.step >= 1, timeout=TIMEOUT_MS)
+        widget.cancel_button.click()
+    assert job.status is JobStatus.CANCELLED and widget.start_button.isEnabled()
