@@ -74,8 +74,8 @@ class _TiffLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _read_pages(path: Path, start: int, keep) -> tuple[list[np.ndarray], int, str | None, dict | None]:
-    """(images of kept pages, pages now complete, the problem that stopped reading or None, ScanImage FrameData)."""
+def _read_pages(path: Path, start: int, keep, limit: int | None = None) -> tuple[list[np.ndarray], int, str | None, dict | None]:
+    """(images of kept pages (at most ``limit``), pages read, the problem that stopped reading or None, ScanImage FrameData)."""
     import tifffile
 
     log = logging.getLogger("tifffile")
@@ -94,17 +94,19 @@ def _read_pages(path: Path, start: int, keep) -> tuple[list[np.ndarray], int, st
             for i in range(start, n):
                 page = tif.pages[i]
                 end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
-                if end > size or 0 in page.databytecounts:
+                if end > size or not page.databytecounts or 0 in page.databytecounts or 0 in page.shape:
                     return images, done, f"page {i} is incomplete (its data ends at byte {end}, the file has {size})", meta
                 if keep(i):
                     images.append(np.asarray(page.asarray(), dtype=np.float32))
                 done = i + 1
+                if limit is not None and len(images) >= limit:
+                    return images, done, None, meta
     except Exception as exc:  # tifffile raises many types on a half-written or damaged file
         return images, done, f"page {done} cannot be read: {exc}", meta
     finally:
         log.removeHandler(handler)
         log.propagate = propagate
-    problem = f"page {done}: {handler.messages[0]}" if handler.messages else None
+    problem = f"page {done} is cut off or damaged (tifffile: {handler.messages[0]})" if handler.messages else None
     return images, done, problem, meta
 
 
@@ -171,11 +173,14 @@ class TiffFrames:
                 raise CorruptFile(path, f"a page of {img.shape[0]} x {img.shape[1]} px among frames of "
                                         f"{self.shape[0]} x {self.shape[1]} px")
 
-    def poll(self) -> np.ndarray:
-        """The frames completed since the last call, (k, Ly, Lx) float32 (k may be 0)."""
+    def poll(self, max_frames: int = 256) -> np.ndarray:
+        """The frames completed since the last call, (k, Ly, Lx) float32, at most ``max_frames`` (k may be 0)."""
         files = [p for p in self._files() if p.name not in self._done_files]
         out: list[np.ndarray] = []
+        stalled = False
         for i, path in enumerate(files):
+            if len(out) >= max_frames:
+                break
             has_next = i + 1 < len(files)
             size = path.stat().st_size
             if size == self._sizes.get(path.name) and not has_next:
@@ -188,12 +193,16 @@ class TiffFrames:
                 _, _, _, meta = _read_pages(path, 0, lambda k: False)
                 self._set_layout(meta)
                 keep = lambda k: self.layout.keeps(base + k)  # noqa: E731
-            images, done, problem, _ = _read_pages(path, self._pages_in_current, keep)
+            images, done, problem, _ = _read_pages(path, self._pages_in_current, keep, max_frames - len(out))
             self._check_shape(path, images)
             out.extend(images)
             self._pages_in_current = done
+            if len(out) >= max_frames and problem is None:
+                self._sizes.pop(path.name, None)  # more may follow in this file: read on at the next poll
+                break
             if problem is not None:
                 self._stalled(path, problem, has_next)
+                stalled = True
                 break
             self._stuck_since = None
             if has_next or not self.follow:
@@ -201,8 +210,8 @@ class TiffFrames:
                 self._pages_before += done
                 self._pages_in_current = 0
         self.n_frames += len(out)
-        if out:
-            self.status = f"following {len(self._done_files) + 1} file(s), {self.n_frames} frames"
+        if out and not stalled:
+            self.status = f"{self.n_frames} frames read"
         if not out:
             return np.zeros((0, *(self.shape or (0, 0))), np.float32)
         return np.stack(out)
