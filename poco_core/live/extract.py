@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from poco_core.base.errors import RecordingError
 from poco_core.data.recording import Recording
-from poco_core.live.frames import TiffFrames
+from poco_core.live.frames import TIFF_SUFFIXES, TiffFrames
 from poco_core.live.masks import INNER_RADIUS, MIN_NEUROPIL_PIXELS, cell_weights, neuropil_weights
 from poco_core.live.registration import MAX_SHIFT, SMOOTH_SIGMA, TAPER, RigidRegistration, reference_from_frames
 from poco_core.live.replay import H5LiveWriter
@@ -39,6 +39,20 @@ class ExtractionConfig:
     inner_radius: int = INNER_RADIUS
     min_neuropil_pixels: int = MIN_NEUROPIL_PIXELS
     reference_frames: int = 200  # frames averaged for a reference when the segmentation has none
+
+
+def is_tiff_source(path: str | Path) -> bool:
+    """A TIFF file, or a folder holding at least one (what ``ExtractionSource`` follows)."""
+    path = Path(path)
+    if path.is_dir():
+        return any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir())
+    return path.suffix.lower() in TIFF_SUFFIXES
+
+
+def extracted_path(frames: str | Path) -> Path:
+    """Where the Live dock writes the traces it extracts: ``<frames>_extracted.h5`` beside the frames."""
+    frames = Path(frames)
+    return frames.with_name(f"{frames.stem if frames.is_file() else frames.name}_extracted.h5")
 
 
 def load_segmentation(path: str | Path) -> Recording:
@@ -119,9 +133,9 @@ class ExtractionSource:
         self._delivered = 0
         self._note_count = 0
         self.started = time.monotonic()
-        reference = segmentation_reference(self.segmentation)
-        if reference is not None:
-            self._start(reference, "the segmentation's image")
+        self._reference = segmentation_reference(self.segmentation)
+        if self._reference is not None:
+            self._check_size(self._reference.shape)
 
     # -- the LiveSource interface
     @property
@@ -154,6 +168,8 @@ class ExtractionSource:
         self._note_count = len(self.frames.notes)
         if len(new):
             self._check_size(new.shape[1:])
+        if self.extractor is None and self._reference is not None:
+            self._start(self._reference, "the segmentation's image")  # the masks are built here, in the polling thread
         if self.extractor is None:
             self._pending.extend(new)
             enough = len(self._pending) >= self.config.reference_frames
