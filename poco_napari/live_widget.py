@@ -425,7 +425,7 @@ class LiveWidget(QWidget):
         if isinstance(src, ExtractionSource) and src.last_shift is not None:
             dy, dx = src.last_shift
             notes = "".join(f" · {n}" for n in src.notes)
-            self.extract_label.setText(f"frame shift dy {dy:+.2f} dx {dx:+.2f} px · extraction {src.rate_hz:.0f} frames/s "
+            self.extract_label.setText(f"frame shift dy {dy:+.2f} dx {dx:+.2f} px · extraction capacity {src.rate_hz:.0f} frames/s "
                                        f"· traces written to {src.out.name}{notes}")
         self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")
         if session.forecaster is None:

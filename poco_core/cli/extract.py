@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
                            channel=args.channel, plane=args.plane, n_channels=args.channels, n_planes=args.planes)
     say = (lambda *a: None) if args.json else (lambda text: print(text, flush=True))  # noqa: E731
     stop = _stop_on_ctrl_c()
-    shown, told, last_frame = time.monotonic(), 0, time.monotonic()
+    shown, told, told_frames, last_frame = time.monotonic(), 0, 0, time.monotonic()
     try:
         while not stop.is_set():
             got = len(src.poll())
@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if got:
                 last_frame = now
-            if now - shown >= 1.0 and src.n_frames:
-                shown = now
+            if now - shown >= 1.0 and src.n_frames > told_frames:
+                shown, told_frames = now, src.n_frames
                 dy, dx = src.last_shift or (0.0, 0.0)
-                say(f"frame {src.n_frames - 1} · shift dy {dy:+.2f} dx {dx:+.2f} px · {src.rate_hz:.0f} frames/s · {src.status}")
+                say(f"frame {src.n_frames - 1} · shift dy {dy:+.2f} dx {dx:+.2f} px · extracting at up to {src.rate_hz:.0f} frames/s · {src.status}")
             if not args.follow and src.frames.finished and not got:
                 break
             if args.follow and args.idle_stop and now - last_frame > args.idle_stop:

@@ -144,6 +144,11 @@ class ExtractionSource:
         return float(self._fs or self.frames.fs or self.segmentation.fs)
 
     @property
+    def path(self) -> Path:
+        """The TIFF file or folder followed."""
+        return self.frames.path
+
+    @property
     def roi_ids(self) -> np.ndarray:
         return self.segmentation.roi_ids
 
