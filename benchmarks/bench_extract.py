@@ -68,6 +68,7 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
     src.poll()  # builds the masks (before the writer starts)
     setup_s = time.monotonic() - t0
     extracted: dict[int, float] = {}
+    cpu0 = time.process_time()
     while not (log.drain() and len(extracted) >= len(log.written)) and time.monotonic() < (log.done_at or 1e18) + 10:
         k = len(src.poll())
         if k:
@@ -75,6 +76,7 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
             extracted.update({i: now for i in range(src.n_frames - k, src.n_frames)})
         else:
             time.sleep(0.001)
+    loop_cpu_s = time.process_time() - cpu0
     src.close()
     proc.join(30)
     latency = np.array([(extracted[t] - log.written[t]) * 1000 for t in sorted(log.written) if t in extracted])
@@ -84,6 +86,7 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
         "dropped": len(log.written) - len(extracted), "later_than_one_period": int((latency > period_ms).sum()),
         "register_extract_ms": stats(np.array(src.frame_ms)), "register_extract_cpu_ms": stats(np.array(src.frame_cpu_ms)),
         "written_to_traces_ms": stats(latency),
+        "follower_cpu_ms_per_frame": round(loop_cpu_s * 1000 / max(len(extracted), 1), 2),  # poll + read + extract + write
         "setup_s": round(setup_s, 2),
         "shift_range_px": [round(float(v), 2) for v in np.concatenate(src.shifts).min(0).tolist() + np.concatenate(src.shifts).max(0).tolist()],
     }

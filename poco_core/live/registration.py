@@ -71,7 +71,9 @@ class RigidRegistration:
 
     def shift(self, frame: np.ndarray) -> tuple[float, float, float]:
         """(dy, dx, peak correlation) of ``frame`` relative to the reference."""
-        data = np.clip(np.asarray(frame, dtype=np.float32), self.lo, self.hi) * self.mask + self.offset
+        data = np.clip(np.asarray(frame, dtype=np.float32), self.lo, self.hi)
+        data *= self.mask
+        data += self.offset
         spec = sfft.rfft2(data, workers=1)
         spec /= 1e-5 + np.abs(spec)
         cc = sfft.irfft2(spec * self._ref, s=self.shape, workers=1)
