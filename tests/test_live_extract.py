@@ -221,3 +221,11 @@ def test_simulated_live_frames_round_trip(tmp_path):
     np.testing.assert_allclose(shifts, movie_shifts(120, 600, seed=3), atol=0.25)
     rec, truth = load_recording(out), load_recording(tmp_path / "frames_rois.h5")
     assert _median_r(np.asarray(rec.traces).T, np.asarray(truth.traces).T) > 0.5
+
+
+def test_nwb_segmentation_gives_the_same_traces():
+    seg = load_segmentation(SIM / "suite2p" / "ophys.nwb")  # suite2p's own NWB export: pixel masks + meanImg
+    assert seg.n_rois == 53 and seg.image_shape == (128, 128)
+    f, src = _extract(SIM / "movie.tif", seg)
+    assert src.reference_from == "the segmentation's image"
+    assert _median_r(f.T, np.load(PLANE / "F.npy")) >= 0.98
