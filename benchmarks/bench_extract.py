@@ -75,7 +75,7 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
             now = time.monotonic()
             extracted.update({i: now for i in range(src.n_frames - k, src.n_frames)})
         else:
-            time.sleep(0.001)
+            time.sleep(0.002)
     loop_cpu_s = time.process_time() - cpu0
     src.close()
     proc.join(30)
