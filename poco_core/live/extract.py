@@ -191,6 +191,8 @@ class ExtractionSource:
         f, fneu, shifts, peaks = self.extractor.process(new)
         self.frame_ms.extend([(time.perf_counter() - t0) * 1000 / len(new)] * len(new))
         self.frame_cpu_ms.extend([(time.thread_time() - c0) * 1000 / len(new)] * len(new))
+        if self.out is not None and self.writer is None:
+            self._open_writer()
         if self.writer is not None:
             self.writer.append(f, extra={"Fneu": fneu}, per_frame={"shift": shifts, "peak": peaks[:, None]})
         self.shifts.append(shifts)
@@ -218,13 +220,16 @@ class ExtractionSource:
         self.reference_from = where
         if "computed" in where:
             self.notes.append(f"reference image {where}")
-        if self.out is not None:
-            template = dc_replace(
-                seg, traces=np.zeros((0, seg.n_rois), np.float32), fs=self.fs, anatomy=reference, extra_traces={},
-                source=str(self.frames.path),
-                provenance={"extracted_from": str(self.frames.path), "segmentation": seg.source,
-                            "reference": where, "extraction": asdict(self.config)})
-            self.writer = H5LiveWriter(self.out, template, extra=("Fneu",), per_frame={"shift": 2, "peak": 1})
+
+    def _open_writer(self) -> None:
+        """The output file, created with the first frames (when the TIFF metadata's rate is known)."""
+        seg = self.segmentation
+        template = dc_replace(
+            seg, traces=np.zeros((0, seg.n_rois), np.float32), fs=self.fs, anatomy=self.extractor.registration.reference,
+            extra_traces={}, source=str(self.frames.path),
+            provenance={"extracted_from": str(self.frames.path), "segmentation": seg.source,
+                        "reference": self.reference_from, "extraction": asdict(self.config)})
+        self.writer = H5LiveWriter(self.out, template, extra=("Fneu",), per_frame={"shift": 2, "peak": 1})
 
     def summary(self) -> dict:
         """Frames, ROIs, shift range and time per frame so far (what ``poco extract`` prints)."""
@@ -238,5 +243,5 @@ class ExtractionSource:
             "shift_dx": [float(shifts[:, 1].min()), float(shifts[:, 1].max())] if len(shifts) else None,
             "ms_per_frame_median": float(np.median(ms)) if len(ms) else None,
             "ms_per_frame_p99": float(np.percentile(ms, 99)) if len(ms) else None,
-            "out": None if self.out is None else str(self.out), "notes": list(self.notes),
+            "out": str(self.out) if self.out is not None and self._delivered else None, "notes": list(self.notes),
         }

@@ -190,7 +190,11 @@ class TiffFrames:
             keep = (lambda k: self.layout.keeps(base + k)) if self.layout else None
             if keep is None:
                 # the layout comes from the first file's metadata: read it once first
-                _, _, _, meta = _read_pages(path, 0, lambda k: False)
+                _, done, problem, meta = _read_pages(path, 0, lambda k: False)
+                if problem is not None and done == 0:  # not even the first page yet: its metadata may be missing
+                    self._stalled(path, problem, has_next)
+                    stalled = True
+                    break
                 self._set_layout(meta)
                 keep = lambda k: self.layout.keeps(base + k)  # noqa: E731
             images, done, problem, _ = _read_pages(path, self._pages_in_current, keep, max_frames - len(out))

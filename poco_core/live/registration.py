@@ -61,6 +61,7 @@ class RigidRegistration:
             raise PocoError(f"the reference image must be 2-D, got shape {ref.shape}")
         self.shape = ref.shape
         self.lo, self.hi = (float(v) for v in np.percentile(ref, [1, 99]))
+        self.reference = ref
         ref = np.clip(ref, self.lo, self.hi)
         self.mask = edge_taper(self.shape, taper)
         self.offset = (float(ref.mean()) * (1.0 - self.mask)).astype(np.float32)
