@@ -229,3 +229,21 @@ def test_nwb_segmentation_gives_the_same_traces():
     f, src = _extract(SIM / "movie.tif", seg)
     assert src.reference_from == "the segmentation's image"
     assert _median_r(f.T, np.load(PLANE / "F.npy")) >= 0.98
+
+
+def test_a_page_that_stays_cut_while_later_files_arrive_stops_the_follower(tmp_path, movie):
+    from poco_core.live.sources import LiveSourceError
+
+    full = tmp_path / "full.tif"
+    with tifffile.TiffWriter(full) as tw:
+        for frame in movie[:5]:
+            tw.write(frame, contiguous=False, metadata=None)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    _cut(full, folder / "a_001.tif")
+    tifffile.imwrite(folder / "a_002.tif", movie[5:10], photometric="minisblack")
+    follower = TiffFrames(folder, follow=True, stall_timeout=0.0)
+    assert len(follower.poll()) == 4  # the complete pages; the cut one is waited for once
+    with pytest.raises(LiveSourceError, match="a_001.tif.*page 4 is incomplete.*writer probably stopped"):
+        time.sleep(0.01)
+        follower.poll()

@@ -205,7 +205,7 @@ class TiffFrames:
                 self._sizes.pop(path.name, None)  # more may follow in this file: read on at the next poll
                 break
             if problem is not None:
-                self._stalled(path, problem, has_next)
+                self._stalled(path, problem, has_next, give_up=not out)  # frames read before it go out first
                 stalled = True
                 break
             self._stuck_since = None
@@ -220,13 +220,13 @@ class TiffFrames:
             return np.zeros((0, *(self.shape or (0, 0))), np.float32)
         return np.stack(out)
 
-    def _stalled(self, path: Path, problem: str, has_next: bool) -> None:
+    def _stalled(self, path: Path, problem: str, has_next: bool, give_up: bool = True) -> None:
         if not self.follow:
             raise CorruptFile(path, problem)
         self._sizes.pop(path.name, None)  # read again next time even if the size did not change
         first = self._stuck_since = self._stuck_since or time.monotonic()
         waited = time.monotonic() - first
-        if has_next and waited > self.stall_timeout:
+        if give_up and has_next and waited > self.stall_timeout:
             raise LiveSourceError(path, f"{problem}, and it stayed so for {waited:.0f} s while later files arrived; "
                                         "the writer probably stopped while writing it")
         self.status = f"waiting for {path.name}: {problem}"
