@@ -247,3 +247,11 @@ def test_a_page_that_stays_cut_while_later_files_arrive_stops_the_follower(tmp_p
     with pytest.raises(LiveSourceError, match="a_001.tif.*page 4 is incomplete.*writer probably stopped"):
         time.sleep(0.01)
         follower.poll()
+
+
+def test_a_placeholder_rate_is_reported(tmp_path, segmentation):
+    seg = replace(segmentation, fs=1.0, provenance={**segmentation.provenance, "fs_placeholder": True})
+    _, src = _extract(SIM / "movie.tif", seg, out=tmp_path / "t.h5")
+    assert any("frame rate unknown" in n for n in src.notes)
+    _, src = _extract(SIM / "movie.tif", seg, out=tmp_path / "t.h5", fs=30.0)
+    assert not any("frame rate unknown" in n for n in src.notes) and load_recording(tmp_path / "t.h5").fs == 30.0

@@ -224,6 +224,9 @@ class ExtractionSource:
     def _open_writer(self) -> None:
         """The output file, created with the first frames (when the TIFF metadata's rate is known)."""
         seg = self.segmentation
+        if self._fs is None and self.frames.fs is None and seg.provenance.get("fs_placeholder"):
+            self.notes.append(f"frame rate unknown (no fs given, no ScanImage metadata, and the segmentation's "
+                              f"{seg.fs:g} Hz is a placeholder): the output says {seg.fs:g} Hz; pass fs")
         template = dc_replace(
             seg, traces=np.zeros((0, seg.n_rois), np.float32), fs=self.fs, anatomy=self.extractor.registration.reference,
             extra_traces={}, source=str(self.frames.path),
