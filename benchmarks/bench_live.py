@@ -83,36 +83,7 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
 
     log = StampLog(stamps)
     if gui:
-        from qtpy.QtCore import QEventLoop, QTimer
-
-        from poco_napari.live_widget import LiveWidget
-
-        panel = LiveWidget()
-        panel.resize(900, 700)
-        panel.show()
-        panel.updated.connect(on_update)
-
-        def on_drawn(last: int, forecast_t: int) -> None:
-            panel.plots.graphics.repaint()  # paint now, so the time stamp is "on screen"
-            drawn.append((last, forecast_t, time.monotonic()))
-
-        panel.drawn.connect(on_drawn)
-        panel.connect_source(source, model)
-        loop, timer = QEventLoop(), QTimer(interval=50)
-
-        def check() -> None:
-            done = log.drain()
-            last = len(log.written) - 1  # the last frame drawn, and its forecast made and drawn
-            caught_up = drawn and drawn[-1][0] >= last and drawn[-1][1] >= max(made, default=-1) >= last
-            if done and (caught_up or time.monotonic() > log.done_at + 10):
-                loop.quit()
-
-        timer.timeout.connect(check)
-        timer.start()
-        loop.exec()
-        timer.stop()
-        panel.disconnect_source()
-        panel.close()
+        follow_in_panel(source, model, log, on_update, made, drawn)
     else:
         import threading
 
@@ -130,6 +101,41 @@ def run_size(n_rois: int, seconds: float, fs: float, gui: bool, app=None) -> dic
     out["frames_received"] = int(sum(received))
     out["cpu_ms_per_forecast"] = stats(np.array(compute))  # about what one idle core would take
     return out
+
+
+def follow_in_panel(source, model, log: "StampLog", on_update, made: dict, drawn: list) -> None:
+    """Follow ``source`` in a Live panel until the writer is done and the last frame and its forecast
+    are drawn (or 10 s after); ``drawn`` gets (last frame, forecast frame, monotonic time) per repaint."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    from poco_napari.live_widget import LiveWidget
+
+    panel = LiveWidget()
+    panel.resize(900, 700)
+    panel.show()
+    panel.updated.connect(on_update)
+
+    def on_drawn(last: int, forecast_t: int) -> None:
+        panel.plots.graphics.repaint()  # paint now, so the time stamp is "on screen"
+        drawn.append((last, forecast_t, time.monotonic()))
+
+    panel.drawn.connect(on_drawn)
+    panel.connect_source(source, model)
+    loop, timer = QEventLoop(), QTimer(interval=50)
+
+    def check() -> None:
+        done = log.drain()
+        last = len(log.written) - 1  # the last frame drawn, and its forecast made and drawn
+        caught_up = drawn and drawn[-1][0] >= last and drawn[-1][1] >= max(made, default=-1) >= last
+        if done and (caught_up or time.monotonic() > log.done_at + 10):
+            loop.quit()
+
+    timer.timeout.connect(check)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    panel.disconnect_source()
+    panel.close()
 
 
 class StampLog:

@@ -1,5 +1,9 @@
 """Live panel: follow a recording as it is acquired, with rolling forecasts and online adaptation.
 
+The source is a growing .h5 file, a folder of .npy chunks, or raw TIFF frames (a multi-page TIFF
+or a folder of them) plus a segmentation: then the worker thread also registers each frame and
+extracts its ROI traces (``poco_core.live.extract``, the engine of ``poco extract``), and the panel
+shows the current frame's shift and the extraction rate.
 A worker thread runs ``LiveSession.run`` (poll the source, preprocess, forecast) and hands each
 update to the GUI thread through a queued Qt signal; the GUI only stores it and redraws once per
 event-loop turn, so a slow frame never blocks polling and a burst of frames costs one repaint.
@@ -37,6 +41,7 @@ from poco_core.live import (
     OnlineConfig,
     open_source,
 )
+from poco_core.live.extract import ExtractionSource, extracted_path, is_tiff_source
 from poco_core.models.inference import PRECISIONS
 from poco_napari.colors import layer_roi_colors
 from poco_napari.forms import scroll_layout
@@ -100,7 +105,13 @@ class LiveWidget(QWidget):
 
     # -- layout ------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.source_edit = QLineEdit(placeholderText="growing .h5 file or folder of .npy chunks")
+        self.source_edit = QLineEdit(placeholderText="growing .h5 file, folder of .npy chunks, or TIFF frames (file or folder)")
+        self.rois_edit = QLineEdit(placeholderText="segmentation for TIFF frames: suite2p folder, NWB, CaImAn or .h5")
+        self.rois_edit.setToolTip("raw TIFF frames are registered to this segmentation's reference image and its ROI "
+                                  "traces extracted (F, neuropil beside it), written to <frames>_extracted.h5")
+        rois_file_btn, rois_folder_btn = QPushButton("File…"), QPushButton("Folder…")
+        rois_file_btn.clicked.connect(lambda: self._choose_rois(folder=False))
+        rois_folder_btn.clicked.connect(lambda: self._choose_rois(folder=True))
         file_btn, folder_btn = QPushButton("File…"), QPushButton("Folder…")
         file_btn.clicked.connect(lambda: self._choose(folder=False))
         folder_btn.clicked.connect(lambda: self._choose(folder=True))
@@ -135,6 +146,7 @@ class LiveWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("source", _row(self.source_edit, file_btn, folder_btn))
+        form.addRow("ROIs", _row(self.rois_edit, rois_file_btn, rois_folder_btn))
         form.addRow("model", _row(self.checkpoint_edit, ckpt_btn))
         form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("filter"), self.filter_box,
                                           QLabel("calibration frames"), self.calibration_spin))
@@ -143,17 +155,25 @@ class LiveWidget(QWidget):
         self.link_label = QLabel("")
         self.link_label.setWordWrap(True)
         form.addRow("", self.link_label)
+        self.extract_label = QLabel("")
+        self.extract_label.setWordWrap(True)
         layout = scroll_layout(self)
         layout.addLayout(form)
-        for label in (self.status_label, self.preprocess_label, self.score_label, self.adapt_label):
+        for label in (self.status_label, self.extract_label, self.preprocess_label, self.score_label, self.adapt_label):
             layout.addWidget(label)
         layout.addWidget(self.plots, stretch=1)
 
     def _choose(self, folder: bool) -> None:
         path = (QFileDialog.getExistingDirectory(self, "Chunk folder") if folder
-                else QFileDialog.getOpenFileName(self, "Growing recording", "", "HDF5 (*.h5 *.hdf5)")[0])
+                else QFileDialog.getOpenFileName(self, "Growing recording", "", "Recordings (*.h5 *.hdf5 *.tif *.tiff)")[0])
         if path:
             self.source_edit.setText(path)
+
+    def _choose_rois(self, folder: bool) -> None:
+        path = (QFileDialog.getExistingDirectory(self, "suite2p folder") if folder
+                else QFileDialog.getOpenFileName(self, "Segmentation", "", "Recordings (*.h5 *.hdf5 *.nwb *.mat)")[0])
+        if path:
+            self.rois_edit.setText(path)
 
     def _choose_checkpoint(self) -> None:
         path = QFileDialog.getOpenFileName(self, "Pretrained checkpoint", "", "Checkpoints (*.pt)")[0]
@@ -185,8 +205,14 @@ class LiveWidget(QWidget):
         if source is None:
             path = self.source_edit.text().strip()
             if not path:
-                raise PocoError("choose a growing .h5 file or a chunk folder first")
-            source = open_source(path, fs=self.fs_spin.value() if Path(path).is_dir() else None)
+                raise PocoError("choose a growing .h5 file, a chunk folder or TIFF frames first")
+            rois = self.rois_edit.text().strip()
+            if rois and (Path(path).is_dir() or is_tiff_source(path)):
+                source = ExtractionSource(path, rois, out=extracted_path(path), follow=True)
+            elif is_tiff_source(path):
+                raise PocoError("TIFF frames need a segmentation (ROIs) to extract traces with")
+            else:
+                source = open_source(path, fs=self.fs_spin.value() if Path(path).is_dir() else None)
         ckpt = self.checkpoint_edit.text().strip()
         if model is None and ckpt:
             model = load_model(ckpt)
@@ -395,6 +421,12 @@ class LiveWidget(QWidget):
         if skipped:
             text += f" · {skipped} frames left without a forecast (CPU too busy to forecast every frame)"
         self.status_label.setText(text)
+        src = session.source
+        if isinstance(src, ExtractionSource) and src.last_shift is not None:
+            dy, dx = src.last_shift
+            notes = "".join(f" · {n}" for n in src.notes)
+            self.extract_label.setText(f"frame shift dy {dy:+.2f} dx {dx:+.2f} px · extraction capacity {src.rate_hz:.0f} frames/s "
+                                       f"· traces written to {src.out.name}{notes}")
         self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")
         if session.forecaster is None:
             self.score_label.setText("no model: load a checkpoint to forecast")

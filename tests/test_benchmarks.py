@@ -73,3 +73,16 @@ def test_bench_speed_smoke_child_processes(tmp_path: Path) -> None:
     """The real mode: one child process per case (about 30 interpreter starts)."""
     run_script("bench_speed.py", "--smoke", "--device", "cpu", "--out", str(tmp_path))
     _check_performance(tmp_path)
+
+
+@pytest.mark.slow
+def test_bench_extract_smoke(tmp_path: Path) -> None:
+    """The extraction benchmark at toy size, extractor only: every frame written is extracted."""
+    import json
+
+    out = tmp_path / "extract.json"
+    run_script("bench_extract.py", "--rois", "30", "--size", "96", "--seconds", "2", "--lead", "3", "--no-gui",
+               "--json", str(out))
+    report = json.loads(out.read_text())["extract"]
+    assert report["frames_written"] == 60 and report["frames_extracted"] == 60 and report["dropped"] == 0
+    assert {"median_ms", "p99_ms"} <= set(report["register_extract_ms"]) and report["written_to_traces_ms"]["frames"] == 60

@@ -10,7 +10,7 @@ from poco_core.base.allocator import keep_freed_memory
 from poco_core.base.errors import PocoError
 
 # Each module defines `register(subparsers)` which adds its parser and sets `func(args) -> int`.
-COMMAND_MODULES = ("info", "simulate", "train", "evaluate", "finetune", "forecast", "embed", "live", "circuit")
+COMMAND_MODULES = ("info", "simulate", "train", "evaluate", "finetune", "forecast", "embed", "live", "extract", "circuit")
 
 
 def build_parser() -> argparse.ArgumentParser:

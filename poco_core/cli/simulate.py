@@ -23,9 +23,32 @@ def _counts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected an ROI count or comma-separated counts, got {text!r}")
 
 
+def live_frames_command(args: argparse.Namespace) -> int:
+    """`poco simulate --live-frames FOLDER`: a synthetic movie written as TIFF files at --fs, and its segmentation."""
+    from pathlib import Path
+
+    from poco_core.cli.live import _stop_on_ctrl_c
+    from poco_core.data.io import save_recording
+    from poco_core.data.movie import movie_segmentation, render_frames, write_tiff_frames
+
+    folder = Path(args.live_frames)
+    rec = simulate_recording(args.rois[0], args.frames, args.regions, args.seed, args.calcium, args.fs,
+                             image_shape=(args.image_size, args.image_size))
+    rois = Path(args.out or folder.with_name(folder.name + "_rois.h5"))
+    save_recording(movie_segmentation(rec, args.photons), rois)
+    print(f"segmentation ({rec.n_rois} ROIs, {args.image_size} x {args.image_size} px): {rois}")
+    print(f"writing {rec.n_frames} frames into {folder}/ at {args.fs:g} Hz, {args.frames_per_file} per file (Ctrl-C stops)")
+    n = write_tiff_frames(render_frames(rec, args.photons, seed=args.seed), folder, args.fs, args.frames_per_file,
+                          cancel=_stop_on_ctrl_c())
+    print(f"{folder}: {n} frames written")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.live:
         return replay_command(args)
+    if args.live_frames:
+        return live_frames_command(args)
     if args.sample_data:
         paths = make_sample_data(args.sample_data)
     elif args.out is None:
@@ -78,4 +101,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-data", metavar="DIR", help="regenerate the repository's sample_data/ into DIR")
     add_force_arg(p)
     add_live_options(p)
+    g = p.add_argument_group("live frames (raw TIFF movie for `poco extract`)")
+    g.add_argument("--live-frames", metavar="FOLDER", help="write a rendered movie as TIFF files into FOLDER at --fs frames/s, "
+                                                        "and its segmentation to --out (default FOLDER_rois.h5)")
+    g.add_argument("--frames-per-file", type=int, default=100, help="pages per TIFF file (default 100)")
+    g.add_argument("--image-size", type=int, default=256, help="frame side in pixels (default 256)")
+    g.add_argument("--photons", type=float, default=30.0, help="mean photon count of the brightest ROI pixel (default 30)")
     p.set_defaults(func=run)

@@ -26,9 +26,13 @@ class H5LiveWriter:
     rewritten in place. Every append is flushed, so a reader that calls ``refresh()`` sees it at once.
     The writer holds the output's lock (``NAME.lock``) until closed: a second writer on the same
     file is refused instead of writing into a file nobody can see any more.
+    ``extra`` names per-ROI series stored beside the traces (``extra_traces/<name>``, e.g. "Fneu");
+    ``per_frame`` names per-frame columns (``per_frame/<name>``, (T, width), e.g. registration shifts).
+    Both grow with every append; readers of the traces ignore them.
     """
 
-    def __init__(self, path: str | Path, template: Recording):
+    def __init__(self, path: str | Path, template: Recording, extra: tuple[str, ...] = (),
+                 per_frame: dict[str, int] | None = None):
         import h5py
 
         from poco_core.data.io.h5 import save_recording
@@ -38,29 +42,40 @@ class H5LiveWriter:
         try:
             tmp = new_temp(self.path)
             empty = np.zeros((0, template.n_rois), np.float32)
-            save_recording(dc_replace(template, traces=empty, extra_traces={}), tmp)
+            save_recording(dc_replace(template, traces=empty, extra_traces={k: empty for k in extra}), tmp)
             self._file = h5py.File(tmp, "a", libver="latest")
+            group = self._file.create_group("per_frame")
+            self._columns = {
+                name: group.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.float32,
+                                           chunks=(1024, width))
+                for name, width in (per_frame or {}).items()
+            }
             self._file.swmr_mode = True
             os.replace(tmp, self.path)  # readers only ever see the file already in SWMR mode
         except BaseException:
             self._lock.release()
             raise
         self._ds = self._file["traces"]
+        self._extra = {k: self._file[f"extra_traces/{k}"] for k in extra}
 
     @property
     def n_frames(self) -> int:
         return int(self._ds.shape[0])
 
-    def append(self, frames: np.ndarray) -> int:
+    def append(self, frames: np.ndarray, extra: dict[str, np.ndarray] | None = None,
+               per_frame: dict[str, np.ndarray] | None = None) -> int:
+        """Append frames (and the same frames of every extra series and per-frame column); the traces last,
+        so a follower never sees traces whose neighbours are missing."""
         block = np.atleast_2d(np.asarray(frames, dtype=np.float32))
-        n = self._ds.shape[0]
+        given = {**(extra or {}), **(per_frame or {})}
+        if set(given) != set(self._extra) | set(self._columns):
+            raise PocoError(f"append needs {sorted(self._extra)} and {sorted(self._columns)}, got {sorted(given)}")
         try:
-            self._ds.resize(n + len(block), axis=0)
-            self._ds[n:] = block
-            self._ds.flush()
+            for name, ds in [*self._extra.items(), *self._columns.items()]:
+                _grow(ds, np.asarray(given[name], dtype=np.float32).reshape(len(block), ds.shape[1]))
+            return _grow(self._ds, block)
         except OSError as exc:  # a full disk mid-recording: name the file
             raise disk_error(self.path, exc) from exc
-        return n + len(block)
 
     def close(self) -> None:
         self._file.close()
@@ -71,6 +86,14 @@ class H5LiveWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _grow(ds, block: np.ndarray) -> int:
+    n = ds.shape[0]
+    ds.resize(n + len(block), axis=0)
+    ds[n:] = block
+    ds.flush()
+    return n + len(block)
 
 
 def replay(
