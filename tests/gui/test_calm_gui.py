@@ -12,7 +12,6 @@ from poco_napari.calm_settings import CalMSettings
 from poco_napari.finetune_widget import FinetuneWidget
 from poco_napari.job_docks import docks_for
 from poco_napari.jobs import JobStatus
-from poco_napari.results_table import ScoreTable
 from poco_napari.training_widget import TrainingWidget
 
 
@@ -46,7 +45,7 @@ def test_calm_training_job_then_finetune(qtbot, make_napari_viewer, cohort, tmp_
     docks = docks_for(viewer)
     assert [line.value() for line in docks.curves.stage_lines] == [0.5, 0.5, 6.5, 6.5]
     assert docks.results.codebook.isVisibleTo(docks.results) and docks.results.codebook.prototypes.shape == (32, 4)
-    col = ScoreTable.COLUMNS.index("Pearson r")
+    col = docks.results.table.column("Pearson r")
     assert math.isfinite(float(docks.results.table.item(0, col).text()))
 
     ft = FinetuneWidget(viewer)
