@@ -6,7 +6,13 @@ import sys
 from pathlib import Path
 
 from poco_core.cli.common import add_precision_arg, load_inputs, print_json
-from poco_core.cli.safety import add_force_arg, check_inputs, claim, positive_int, release
+from poco_core.cli.safety import (
+    add_force_arg,
+    check_inputs,
+    claim,
+    positive_int,
+    release,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
