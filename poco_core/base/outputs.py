@@ -8,7 +8,7 @@ per-output locks and disk errors that name the path.
 - ``claim_output(path, kind, inputs, force)`` refuses to write onto an input, refuses an existing
   file of another kind, asks for ``force`` to replace one of the same kind, checks the folder is
   writable, and returns an ``OutputLock`` held while the output is produced.
-- ``OutputLock`` is an exclusive ``fcntl.flock`` on ``NAME.lock`` next to the output; a second
+- ``OutputLock`` is an exclusive ``fcntl.flock`` on ``.NAME.lock`` next to the output; a second
   writer gets an error naming the holder's pid.
 """
 from __future__ import annotations
@@ -245,11 +245,12 @@ def claim_output(path: str | Path, kind: str | Iterable[str], inputs: Iterable[s
 
 
 class OutputLock:
-    """Exclusive lock on ``NAME.lock`` next to an output, held for a run's life (re-entrant)."""
+    """Exclusive lock on ``.NAME.lock`` next to an output, held for a run's life (re-entrant)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
+        # hidden, so folder readers (which skip dot files) never take it for a recording
+        self.lock_path = self.path.with_name(f".{self.path.name}{LOCK_SUFFIX}")
         self._fd: int | None = None
         self._depth = 0
 

@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from poco_core.base.events import CancelToken, Event
-from poco_core.cli.safety import non_negative_float, non_negative_int, positive_float, positive_int
+from poco_core.cli.safety import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 PROGRESS_EVERY_S = 30.0  # without a terminal (no tqdm bar), a progress line at most this often

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from poco_core.base.errors import PocoError
 from poco_core.cli.common import load_inputs
-from poco_core.cli.safety import add_force_arg, check_inputs, claim, positive_int, release
+from poco_core.cli.safety import (
+    add_force_arg,
+    check_inputs,
+    claim,
+    positive_int,
+    release,
+)
 
 
 def _clusters(text: str) -> int | None:

@@ -10,7 +10,14 @@ import numpy as np
 from poco_core.base.errors import PocoError
 from poco_core.base.outputs import atomic_path
 from poco_core.cli.common import add_precision_arg, load_inputs, print_json
-from poco_core.cli.safety import add_force_arg, check_inputs, claim, non_negative_int, positive_int, release
+from poco_core.cli.safety import (
+    add_force_arg,
+    check_inputs,
+    claim,
+    non_negative_int,
+    positive_int,
+    release,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from poco_core.base.events import CancelToken
 from poco_core.cli.common import add_precision_arg
-from poco_core.cli.safety import check_inputs, claim, non_negative_int, positive_float, positive_int
+from poco_core.cli.safety import (
+    check_inputs,
+    claim,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def add_live_options(p: argparse.ArgumentParser) -> None:

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
 
 from poco_core.base.errors import PocoError
 from poco_core.cli.live import add_live_options, replay_command
-from poco_core.cli.safety import add_force_arg, claim, non_negative_int, positive_float, positive_int, release
+from poco_core.cli.safety import (
+    add_force_arg,
+    claim,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    release,
+)
 from poco_core.data.simulate import (
     make_sample_data,
     simulate_cohort,

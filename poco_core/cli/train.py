@@ -18,7 +18,13 @@ from poco_core.cli.common import (
     loop_kwargs,
     preprocess_config,
 )
-from poco_core.cli.safety import add_force_arg, check_inputs, claim, release, warn_unused
+from poco_core.cli.safety import (
+    add_force_arg,
+    check_inputs,
+    claim,
+    release,
+    warn_unused,
+)
 
 DESCRIPTION = ("Train a forecaster on recordings (files, recording folders, dataset folders or manifests). "
                "Sessions are split into train/val/test blocks; the checkpoint with the lowest validation "

@@ -24,7 +24,7 @@ class H5LiveWriter:
     ``libver='latest'`` and ``swmr_mode`` on, and only then renamed over ``path``: a follower never
     meets it half-made or not yet in SWMR mode, and an existing file is replaced (a new inode), not
     rewritten in place. Every append is flushed, so a reader that calls ``refresh()`` sees it at once.
-    The writer holds the output's lock (``NAME.lock``) until closed: a second writer on the same
+    The writer holds the output's lock (``.NAME.lock``) until closed: a second writer on the same
     file is refused instead of writing into a file nobody can see any more.
     ``extra`` names per-ROI series stored beside the traces (``extra_traces/<name>``, e.g. "Fneu");
     ``per_frame`` names per-frame columns (``per_frame/<name>``, (T, width), e.g. registration shifts).

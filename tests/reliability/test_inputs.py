@@ -169,3 +169,10 @@ def test_live_source_api_refuses_non_positive_fs(tmp_path, fs):
 
     with pytest.raises(LiveSourceError, match="positive"):
         open_source(tmp_path, fs=fs)
+
+
+def test_a_checkpoint_given_as_a_recording_is_named(poco, work, snap):
+    s = snap()
+    code, _, err = poco("info", work["ckpt"])
+    assert code == 2 and str(work["ckpt"]) in err and "checkpoint" in err
+    s.assert_unchanged()

@@ -185,7 +185,8 @@ def test_an_input_reached_through_a_link_is_refused(poco, work, snap, link):
 
 
 def test_out_may_go_into_an_input_folder(poco, work):
-    """Writing next to the recordings is fine; only the inputs themselves are protected."""
+    """Writing next to the recordings is fine (only the inputs themselves are protected), and the
+    run's hidden lock file is not mistaken for a recording of the folder."""
     code, _, err = poco("train", work["dir"], "--steps", "1", "--val-every", "1", "--out", work["dir"] / "new.pt",
                         *TRAIN_FAST)
     assert code == 0, err

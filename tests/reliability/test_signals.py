@@ -105,7 +105,7 @@ def test_second_train_on_the_same_out_is_refused_naming_the_first(poco, work, sn
         assert _finish(proc)[0] == 130
     finally:
         proc.kill()
-    s.hashes.pop(out.with_name("m.pt.lock"), None)
+    s.hashes.pop(out.with_name(".m.pt.lock"), None)
     s.hashes = {p: h for p, h in s.hashes.items() if p.exists() and p != out}
     s.assert_unchanged()
 

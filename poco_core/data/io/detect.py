@@ -62,6 +62,21 @@ def _is_number(field: str) -> bool:
         return False
 
 
+def _check_npz(path: Path) -> None:
+    """A zip archive is an .npz only when it holds .npy members (a checkpoint is a zip too)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CorruptFile(path, f"a damaged zip/.npz archive: {exc}") from exc
+    if any(n.endswith("data.pkl") for n in names):
+        raise FormatNotRecognised(path, "a POCO/torch checkpoint, not a recording")
+    if not names or not all(n.endswith(".npy") for n in names):
+        raise FormatNotRecognised(path, "a zip archive that is not an .npz of arrays")
+
+
 def detect_format(path: str | Path) -> str:
     """One of suite2p, triplett, nwb, caiman, poco-h5, npy, npz, csv; raises when nothing fits."""
     path = Path(path)
@@ -79,6 +94,7 @@ def detect_format(path: str | Path) -> str:
     if head.startswith(NPY_MAGIC):
         return "npy"
     if head.startswith(ZIP_MAGIC):
+        _check_npz(path)
         return "npz"
     if _looks_numeric_text(head, complete=len(head) < 4096):
         return "csv"
