@@ -27,7 +27,8 @@ class JobDocks:
         self._views = (self.curves, self.forecast, self.results)
         self._job: Any = None
         self._time_connected = False
-        window = getattr(viewer, "window", None)
+        # napari's own window behind a plugin widget's proxy: Qt calls need the real dock widgets
+        window = getattr(getattr(viewer, "__wrapped__", viewer), "window", None)
         if window is not None and hasattr(window, "add_dock_widget"):
             # one row along the bottom, side by side: stacked, their height floors would push
             # the window past a 1080p screen

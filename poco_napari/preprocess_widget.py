@@ -125,6 +125,8 @@ class PreprocessWidget(QWidget):
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self._start_preview)
         self._request = 0
+        self._alive = [True]
+        self.destroyed.connect(self._alive.clear)
         self._watched: Recording | None = None
         self.set_config(load_settings())
         for widget in self._inputs:
@@ -280,8 +282,9 @@ class PreprocessWidget(QWidget):
         self.before_curve.setData(t, np.asarray(rec.traces[:, index], dtype=np.float32))
         self.before_plot.setTitle(f"before: {rec.roi_ids[index]} (raw)")
         worker = thread_worker(preview, start_thread=False)(rec, index, config)
-        worker.returned.connect(lambda result: self._show_preview(request, t, result))
-        worker.errored.connect(lambda exc: self._preview_failed(request, exc))
+        alive = self._alive  # the fit takes a moment: the dock may be closed before it returns
+        worker.returned.connect(lambda result: alive and self._show_preview(request, t, result))
+        worker.errored.connect(lambda exc: alive and self._preview_failed(request, exc))
         worker.start()
 
     def _show_preview(self, request: int, t: np.ndarray, result) -> None:

@@ -69,6 +69,13 @@ class PreprocessedStore:
 preprocessed = PreprocessedStore()
 
 
+def follow_while_alive(signal: Any, slot: Callable, widget: Any) -> None:
+    """Connect a widget's slot to an application-wide signal until the widget's Qt object is
+    deleted (a closed dock's Python wrapper can outlive it; a call then would raise)."""
+    signal.connect(slot)
+    widget.destroyed.connect(lambda *_: signal.disconnect(slot))
+
+
 def recording_of(layer: Layer | None) -> Recording | None:
     """The Recording a POCO layer shows, or None for any other layer."""
     rec = None if layer is None else layer.metadata.get(RECORDING_KEY)

@@ -33,7 +33,7 @@ from poco_napari.colors import (
 from poco_napari.layers import frame_chunks
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import connect_viewer, selection_for
-from poco_napari.store import PerObject, preprocessed, roi_layers
+from poco_napari.store import PerObject, follow_while_alive, preprocessed, roi_layers
 
 MAX_TRACES = 40  # more selected ROIs than this: the first ones are drawn
 RASTER_BINS = 2000  # time columns of the raster
@@ -174,7 +174,7 @@ class TracesWidget(QWidget):
         self.raster.scene().sigMouseClicked.connect(self._on_raster_click)
         napari_viewer.layers.events.inserted.connect(self._fill_sort_box)
         napari_viewer.dims.events.current_step.connect(self._follow_time)
-        preprocessed.changed.connect(self._on_preprocessed)
+        follow_while_alive(preprocessed.changed, self._on_preprocessed, self)
         self.set_recording(self.recording_box.recording)
 
     # -- public -------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from poco_napari.job_docks import docks_for
 from poco_napari.jobs import Job, JobQueue, job_queue, make_job
 from poco_napari.plot_base import Throttle
 from poco_napari.selection import selection_for
-from poco_napari.store import preprocessed, recordings_in
+from poco_napari.store import follow_while_alive, preprocessed, recordings_in
 
 NICE = 5  # niceness of a low-priority job (POSIX)
 
@@ -138,12 +138,16 @@ class JobTable(QTableWidget):
         self.horizontalHeader().setStretchLastSection(True)
         self.setMaximumHeight(140)
         self._throttle = Throttle(self.refresh, parent=self)
-        queue.added.connect(lambda job: self.refresh())
-        queue.finished.connect(lambda job: self.refresh())
-        queue.changed.connect(self._throttle.mark)
+        # bound methods of this QObject: Qt drops the connections when the table is deleted
+        queue.added.connect(self.refresh)
+        queue.finished.connect(self.refresh)
+        queue.changed.connect(self._mark)
         self.refresh()
 
-    def refresh(self) -> None:
+    def _mark(self) -> None:
+        self._throttle.mark()
+
+    def refresh(self, *_: Any) -> None:
         self.setRowCount(len(self.queue.jobs))
         for row, job in enumerate(self.queue.jobs):
             elapsed, eta = job_timing(job)
@@ -332,7 +336,7 @@ class TrainingWidget(JobLauncher):
         super().__init__(napari_viewer)
         napari_viewer.layers.events.inserted.connect(self.refresh_sessions)
         napari_viewer.layers.events.removed.connect(self.refresh_sessions)
-        preprocessed.changed.connect(self.refresh_sessions)
+        follow_while_alive(preprocessed.changed, self.refresh_sessions, self)
         self.refresh_sessions()
 
     def _groups(self) -> list[QCollapsible]:
