@@ -70,7 +70,7 @@ def test_rls_update_is_exact():
         p_before = st.P.clone()
         e = torch.as_tensor(rng.standard_normal(n))
         z_before = st.J @ r
-        rls_update(st, r, e, full=True)
+        rls_update(st.P, st.J, r, e)
         # error on currents after the update: e / (1 + r^T P r)
         assert torch.allclose((st.J @ r) - z_before, -e * (r @ p_before @ r) / (1 + r @ p_before @ r), atol=1e-12)
     expected = torch.linalg.inv(torch.eye(n, dtype=torch.float64) / p0 + sum(torch.outer(r, r) for r in rs))

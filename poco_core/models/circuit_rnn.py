@@ -203,17 +203,14 @@ def init_state(n: int, config: CircuitConfig, device, dtype) -> RLSState:
                     config.p0 * torch.eye(s, dtype=torch.float64, device=device), plastic.to(device), 0, [])
 
 
-def rls_update(state: RLSState, r_s: torch.Tensor, e: torch.Tensor, full: bool) -> None:
-    """One RLS step: q = P r_S, c = 1 / (1 + r_S^T q), P -= c q q^T, J[:, S] -= c e q^T."""
+def rls_update(P: torch.Tensor, w: torch.Tensor, r_s: torch.Tensor, e: torch.Tensor) -> None:
+    """One RLS step on the plastic weights w = J[:, S] (in place): q = P r_S, c = 1 / (1 + r_S^T q),
+    P -= c q q^T, w -= c e q^T."""
     r64 = r_s.to(torch.float64)
-    q = torch.mv(state.P, r64)
+    q = torch.mv(P, r64)
     qc = q / (1.0 + torch.dot(r64, q))
-    state.P.addr_(qc, q, alpha=-1.0)
-    qc = qc.to(e.dtype)
-    if full:
-        state.J.addr_(e, qc, alpha=-1.0)
-    else:
-        state.J.index_add_(1, state.plastic, torch.outer(e, qc), alpha=-1.0)
+    P.addr_(qc, q, alpha=-1.0)
+    w.addr_(e, qc.to(e.dtype), alpha=-1.0)
 
 
 @dataclass
@@ -232,6 +229,9 @@ def run_network(state: RLSState, d: torch.Tensor, config: CircuitConfig, f: int,
     start = lambda k: phi_inverse(d[k], config.phi) if config.x0 == "inverse" else d[k].clone()  # noqa: E731
     a = dt_rnn / config.tau_s
     full = state.plastic.numel() == d.shape[1]
+    S = state.plastic
+    # PINning: the plastic columns learn as one contiguous block (a column scatter into J is slow)
+    fixed, w = (state.J, state.J) if full or not learn else (state.J.index_fill(1, S, 0.0), state.J[:, S].contiguous())
     rates = torch.empty_like(d)
     chi2 = torch.zeros((), dtype=torch.float64, device=d.device)
     x = start(0)
@@ -245,16 +245,20 @@ def run_network(state: RLSState, d: torch.Tensor, config: CircuitConfig, f: int,
                 x = start(k)
             for j in range(f if k < t_frames - 1 else 1):
                 r = phi(x)
-                z = torch.addmv(block[i, j], state.J, r)
+                z = torch.addmv(block[i, j], fixed, r)
+                if w is not fixed:
+                    z.addmv_(w, r[S])
                 if config.noise:
                     z.add_(torch.randn(z.shape, generator=noise_gen, dtype=z.dtype).to(z.device), alpha=config.noise)
                 if j == 0:
                     rates[k] = r
                     if learn and not reset:
                         e = r - d[k] if targets is None else z - targets[k]
-                        rls_update(state, r if full else r[state.plastic], e, full)
+                        rls_update(state.P, w, r if full else r[S], e)
                         chi2 += (e * e).mean()
                 x.mul_(1 - a).add_(z, alpha=a)
+            if w is not fixed and (k == t_frames - 1 or is_cancelled(cancel)):
+                state.J[:, S] = w  # written back before a cancel is raised at the next frame
     return RunResult(rates, float(chi2))
 
 
