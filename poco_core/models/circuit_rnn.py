@@ -27,9 +27,11 @@ from poco_core.base.errors import Cancelled, PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 
 BLOCK_FRAMES = 64  # frames of input generated at once
-PYTHON_STEP_S = 40e-6  # measured Python + dispatch overhead per RNN step (see docs/performance.md)
-FORWARD_S_PER_ENTRY = 2.8e-10  # J r, fp64, one BLAS thread (spec section 12, N = 1000)
-UPDATE_S_PER_ENTRY = 4.3e-10  # one rank-1 down-date of J[:, S] or P, per entry
+# cost model, measured by benchmarks/circuit_cost.py on this project's shared 2-core CPU under load
+# (docs/performance.md); a quiet machine is 3-5x faster (spec section 12 lists such figures)
+PYTHON_STEP_S = 1.5e-4  # Python + dispatch per RNN step
+FORWARD_S_PER_ENTRY = 1.5e-9  # J r, fp64, one BLAS thread
+UPDATE_S_PER_ENTRY = 3.0e-9  # one rank-1 down-date of J[:, S] or P, per entry
 
 
 @dataclass
