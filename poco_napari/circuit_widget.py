@@ -28,11 +28,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from poco_core.analysis.circuit import CAVEATS, EXTERNAL, CircuitFit, DataPrep, circuit_job_events
+from poco_core.analysis.circuit import (
+    CAVEATS,
+    EXTERNAL,
+    CircuitFit,
+    DataPrep,
+    circuit_job_events,
+)
 from poco_core.base.errors import PocoError
 from poco_core.models.circuit_rnn import CircuitConfig, dt_factor, estimate_cost
-from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_currents import RegionCurrents
+from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_fit_plot import RoiFitPlot
 from poco_napari.circuit_matrix import LabelledMatrix, groups_of
 from poco_napari.forms import collapsible

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.analysis.circuit import EXTERNAL, CircuitFit, DataPrep, circuit_events, fit_circuit
+from poco_core.analysis.circuit import (
+    EXTERNAL,
+    CircuitFit,
+    DataPrep,
+    circuit_events,
+    fit_circuit,
+)
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
 from poco_core.data.circuit_sim import sequence_bump, simulate_three_regions
@@ -153,7 +159,7 @@ def test_free_run_is_aligned_with_the_frame():
     d0 = torch.zeros(t, n, dtype=torch.float64)
     d0[0] = torch.linspace(-0.6, 0.6, n)
     truth = run_network(st, d0, cfg, 4, 0.025 / 4, FrozenInput(n, t, 4, 0.025 / 4, cfg, "cpu", torch.float64), False).rates
-    fit_state, free, _ = run_fit(truth.numpy(), 0.025, cfg, state=st.to_dict())
+    _, free, _ = run_fit(truth.numpy(), 0.025, cfg, state=st.to_dict())
     r = free.rates
     assert torch.allclose(r, truth, atol=1e-12)
     assert ((r[1:] - truth[1:]) ** 2).sum() < ((r[1:] - truth[:-1]) ** 2).sum()

@@ -14,9 +14,11 @@ shared 2-core machine (spec section 9).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -73,7 +75,7 @@ class CircuitConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CircuitConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CircuitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -83,12 +85,12 @@ def dt_factor(dt_data: float, config: CircuitConfig) -> int:
     if config.dt_factor is not None:
         if config.dt_factor < 1:
             raise PocoError(f"dt_factor must be >= 1, got {config.dt_factor}")
-        return int(config.dt_factor)
+        return config.dt_factor
     return max(1, math.ceil(10 * dt_data / config.tau_s - 1e-9))
 
 
 def n_plastic(n: int, config: CircuitConfig) -> int:
-    return max(1, int(round(config.plastic_fraction * n)))
+    return max(1, round(config.plastic_fraction * n))
 
 
 def estimate_cost(n: int, t: int, dt_data: float, config: CircuitConfig) -> dict[str, float]:
@@ -184,7 +186,7 @@ class RLSState:
                 "run": self.run, "history": list(self.history or [])}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], device, dtype) -> "RLSState":
+    def from_dict(cls, d: dict[str, Any], device, dtype) -> RLSState:
         return cls(d["J"].to(device, dtype), d["J0"].to(device, dtype), d["P"].to(device, torch.float64),
                    d["plastic"].to(device), int(d["run"]), list(d["history"]))
 
@@ -228,7 +230,7 @@ def run_network(state: RLSState, d: torch.Tensor, config: CircuitConfig, f: int,
     t_frames = d.shape[0]
     phi = phi_fn(config.phi)
     targets = current_targets(d) if config.target == "currents" else None
-    start = lambda k: phi_inverse(d[k], config.phi) if config.x0 == "inverse" else d[k].clone()  # noqa: E731
+    start = lambda k: phi_inverse(d[k], config.phi) if config.x0 == "inverse" else d[k].clone()
     a = dt_rnn / config.tau_s
     full = state.plastic.numel() == d.shape[1]
     S = state.plastic
@@ -285,8 +287,6 @@ def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[st
     ``free_every`` runs. Events: ``step`` per training run (run, loss = chi2, pvar_online, eta_s) and
     ``validation`` after each free run (run, pvar_free). ``final_free=False`` skips the last free run
     (returns (state, None)) for callers that score the fit themselves."""
-    import time
-
     device = resolve_device(config.device)
     dtype = resolve_dtype(config, device)
     t_frames, n = d.shape
