@@ -30,7 +30,7 @@ def one(n: int, frames: int, f: int, p: float, runs: int, queue) -> None:
     gen = fit_rnn(d, 0.1, cfg)
     try:
         while True:
-            ev = next(gen)
+            next(gen)
             steps.append(time.perf_counter())
     except StopIteration:
         pass

@@ -36,7 +36,7 @@ def main() -> None:
     model = build_model("curbd", [SessionSpec(sd.session, sd.dataset, sd.unit_ids)], context=args.context,
                         horizon=args.horizon, max_runs=args.max_runs)
     t0 = time.perf_counter()
-    chosen = [e for e in model.fit_session(sd) if e["type"] == "stage" and e["stage"] == "selected"][0]
+    chosen = next(e for e in model.fit_session(sd) if e["type"] == "stage" and e["stage"] == "selected")
     fit_s = time.perf_counter() - t0
     result = evaluate(model, data, "test")
     row = {r["model"]: r for r in result.rows() if r["session"] == "(mean)"}

@@ -1,7 +1,8 @@
 """pVar per run of a circuit fit: online (dashed; flatters, J is corrected every frame) and free run (solid)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pyqtgraph as pg
 from qtpy.QtCore import Qt

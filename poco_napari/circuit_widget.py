@@ -28,11 +28,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from poco_core.analysis.circuit import CAVEATS, EXTERNAL, CircuitFit, DataPrep, circuit_job_events
+from poco_core.analysis.circuit import (
+    CAVEATS,
+    EXTERNAL,
+    CircuitFit,
+    DataPrep,
+    circuit_job_events,
+)
 from poco_core.base.errors import PocoError
 from poco_core.models.circuit_rnn import CircuitConfig, dt_factor, estimate_cost
-from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_currents import RegionCurrents
+from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_fit_plot import RoiFitPlot
 from poco_napari.circuit_matrix import LabelledMatrix, groups_of
 from poco_napari.forms import collapsible
@@ -76,6 +82,8 @@ class CircuitWidget(QWidget):
         self.p0 = _spin(0.001, 100, c.p0, 3, 0.1)
         self.p0.setToolTip("P0 (1/ridge): large = fast, strong updates; small = stay near the random initial J")
         self.reset_every = QSpinBox(minimum=0, maximum=100000, value=c.reset_every, specialValueText="start only", suffix=" frames")
+        self.substeps = QSpinBox(minimum=0, maximum=10000, value=0, specialValueText="auto (dtRNN \u2264 \u03c4/10)")
+        self.substeps.valueChanged.connect(self._update_estimate)
         self.free_every = QSpinBox(minimum=1, maximum=100000, value=c.free_every, suffix=" runs")
         self.lowpass = _spin(0, 1000, 0, 2, 0.05, " Hz")
         self.lowpass.setSpecialValueText("off")
@@ -89,6 +97,7 @@ class CircuitWidget(QWidget):
                                    ("\u03c4 (unit time constant)", self.tau_ms), ("Training runs", self.runs),
                                    ("", self.dt_label), ("", self.estimate)], expanded=True)
         more = collapsible("More settings", [("P0 (1/ridge)", self.p0), ("Reset from data every", self.reset_every),
+                                             ("Sub-steps per frame", self.substeps),
                                              ("Free-run pVar every", self.free_every), ("Low-pass targets", self.lowpass),
                                              ("", self.zscore), ("Seed", self.seed)], expanded=False)
         self.start_button = QPushButton("Start fit")
@@ -143,7 +152,7 @@ class CircuitWidget(QWidget):
     def config(self) -> CircuitConfig:
         return CircuitConfig(plastic_fraction=self.p.value(), tau_s=self.tau_ms.value() / 1000, n_train=self.runs.value(),
                              p0=self.p0.value(), reset_every=self.reset_every.value(), free_every=self.free_every.value(),
-                             seed=self.seed.value())
+                             dt_factor=self.substeps.value() or None, seed=self.seed.value())
 
     def prep(self) -> DataPrep:
         return DataPrep(standardize="zscore" if self.zscore.isChecked() else "none", lowpass_hz=self.lowpass.value() or None)
@@ -254,6 +263,7 @@ class CircuitWidget(QWidget):
         self.p0.setValue(c["p0"])
         self.reset_every.setValue(c["reset_every"])
         self.free_every.setValue(c["free_every"])
+        self.substeps.setValue(c.get("dt_factor") or 0)
         self.seed.setValue(c["seed"])
         self.lowpass.setValue(prep.get("lowpass_hz") or 0)
         self.zscore.setChecked(prep.get("standardize", "zscore") == "zscore")

@@ -23,7 +23,7 @@ def main(data: str, fit_path: str, prefix: str, rois: list[int]) -> None:
     viewer.open(data, plugin="poco-napari")
     viewer.window.add_plugin_dock_widget("poco-napari", "Traces")
     dock, widget = viewer.window.add_plugin_dock_widget("poco-napari", "Circuit", tabify=True)
-    viewer.window._qt_window.showMaximized()
+    window = viewer.window._qt_window
     widget.show_fit(CircuitFit.load(fit_path))
     rec = recordings_in(viewer)[0]
     selection_for(rec).set(rois or [0, rec.n_rois // 2, rec.n_rois - 1])
@@ -38,6 +38,7 @@ def main(data: str, fit_path: str, prefix: str, rois: list[int]) -> None:
         QTimer.singleShot(1500, lambda: (viewer.screenshot(f"{prefix}_{name}.png", canvas_only=False), shoot(k + 1)))
 
     QTimer.singleShot(0, dock.raise_)
+    QTimer.singleShot(500, lambda: window.setGeometry(0, 0, 1920, 1080))  # no window manager under xvfb
     QTimer.singleShot(2500, shoot)
     napari.run()
 

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from poco_core.analysis.circuit import EXTERNAL, CircuitFit, DataPrep, circuit_events, fit_circuit
+from poco_core.analysis.circuit import (
+    EXTERNAL,
+    CircuitFit,
+    DataPrep,
+    circuit_events,
+    fit_circuit,
+)
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
 from poco_core.data.circuit_sim import sequence_bump, simulate_three_regions
@@ -70,7 +76,7 @@ def test_rls_update_is_exact():
         p_before = st.P.clone()
         e = torch.as_tensor(rng.standard_normal(n))
         z_before = st.J @ r
-        rls_update(st, r, e, full=True)
+        rls_update(st.P, st.J, r, e)
         # error on currents after the update: e / (1 + r^T P r)
         assert torch.allclose((st.J @ r) - z_before, -e * (r @ p_before @ r) / (1 + r @ p_before @ r), atol=1e-12)
     expected = torch.linalg.inv(torch.eye(n, dtype=torch.float64) / p0 + sum(torch.outer(r, r) for r in rs))
@@ -153,7 +159,7 @@ def test_free_run_is_aligned_with_the_frame():
     d0 = torch.zeros(t, n, dtype=torch.float64)
     d0[0] = torch.linspace(-0.6, 0.6, n)
     truth = run_network(st, d0, cfg, 4, 0.025 / 4, FrozenInput(n, t, 4, 0.025 / 4, cfg, "cpu", torch.float64), False).rates
-    fit_state, free, _ = run_fit(truth.numpy(), 0.025, cfg, state=st.to_dict())
+    _, free, _ = run_fit(truth.numpy(), 0.025, cfg, state=st.to_dict())
     r = free.rates
     assert torch.allclose(r, truth, atol=1e-12)
     assert ((r[1:] - truth[1:]) ** 2).sum() < ((r[1:] - truth[:-1]) ** 2).sum()

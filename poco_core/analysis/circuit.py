@@ -13,9 +13,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import h5py
 import numpy as np
@@ -39,12 +40,12 @@ PERCENTILE = 99.9
 CLIP = 0.999
 DEFAULT_MAX_BYTES = 8 * 2**30
 CAVEATS = (
-    "J is one of many weight matrices that reproduce this recording: it is not the true connectivity, "
-    "and the split of a region's input between source regions is not identifiable; only the total "
-    "recurrent current is constrained.",
+    ("J is one of many weight matrices that reproduce this recording: it is not the true connectivity, "
+     "and the split of a region's input between source regions is not identifiable; only the total "
+     "recurrent current is constrained."),
     "Unrecorded drivers (other areas, stimuli, neuromodulators) are absorbed into recurrent currents.",
-    "The online pVar during training flatters (J is corrected at every frame); the fit shown is the "
-    "free-run pVar with J frozen.",
+    ("The online pVar during training flatters (J is corrected at every frame); the fit shown is the "
+     "free-run pVar with J frozen."),
     "As a forecaster the fitted network is expected to do worse than repeating the last frame.",
 )
 
@@ -220,7 +221,7 @@ class CircuitFit:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "CircuitFit":
+    def load(cls, path: str | Path) -> CircuitFit:
         path = Path(path)
         try:
             with h5py.File(path, "r") as h5:
@@ -302,7 +303,8 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
         while True:
             ev = next(gen)
             yield ev
-            if ev["type"] == "validation" and checkpoint is not None and ev["step"] % config.free_every == 0:
+            if ev["type"] == "validation" and checkpoint is not None and ev["step"] % config.free_every == 0 \
+                    and ev["step"] < config.n_train:
                 yield {"type": "checkpoint", "step": ev["step"], "path": str(checkpoint)}
     except StopIteration as stop:
         st, free = stop.value
@@ -324,7 +326,7 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
     path = fit.save(out) if out is not None else None
     yield {"type": "done", "cancelled": False, "checkpoint": str(path) if path else None, "path": str(path) if path else None,
            "time_s": time.monotonic() - t0, "pvar": fit.pvar_free, "summary": fit.summary(),
-           "best_step": st.run, "best_val_mse": None}
+           "best_step": st.run}
     return fit
 
 

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 from poco_core.base.errors import PocoError
-from poco_core.cli.common import EXIT_INTERRUPTED, EXIT_OK, _GracefulInterrupt, print_json
+from poco_core.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    _GracefulInterrupt,
+    print_json,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -104,8 +109,8 @@ def show(path: Path, as_json: bool) -> int:
 
 def describe(s: dict) -> str:
     lines = [f"{s['n_units']} units x {s['n_frames']} frames, p = {s['plastic_fraction']:g}, {s['runs']} runs",
-             f"free-run pVar {s['pvar']:.3f} (median per neuron {s['median_pvar_per_neuron']:.3f}); "
-             f"groups: {', '.join(s['regions'])} ({s['region_source']})",
+             (f"free-run pVar {s['pvar']:.3f} (median per neuron {s['median_pvar_per_neuron']:.3f}); "
+              f"groups: {', '.join(s['regions'])} ({s['region_source']})"),
              "strongest currents (rms, model units):"]
     lines += [f"  {c['source']} -> {c['target']}: {c['rms']:.3f}" for c in s["strongest_currents"]]
     lines += ["caveat: " + s["caveats"][0]]

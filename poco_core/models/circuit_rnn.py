@@ -14,9 +14,11 @@ shared 2-core machine (spec section 9).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,9 +29,11 @@ from poco_core.base.errors import Cancelled, PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 
 BLOCK_FRAMES = 64  # frames of input generated at once
-PYTHON_STEP_S = 40e-6  # measured Python + dispatch overhead per RNN step (see docs/performance.md)
-FORWARD_S_PER_ENTRY = 2.8e-10  # J r, fp64, one BLAS thread (spec section 12, N = 1000)
-UPDATE_S_PER_ENTRY = 4.3e-10  # one rank-1 down-date of J[:, S] or P, per entry
+# cost model, measured by benchmarks/circuit_cost.py on this project's shared 2-core CPU under load
+# (docs/performance.md); a quiet machine is 3-5x faster (spec section 12 lists such figures)
+PYTHON_STEP_S = 1.5e-4  # Python + dispatch per RNN step
+FORWARD_S_PER_ENTRY = 1.5e-9  # J r, fp64, one BLAS thread
+UPDATE_S_PER_ENTRY = 3.0e-9  # one rank-1 down-date of J[:, S] or P, per entry
 
 
 @dataclass
@@ -71,7 +75,7 @@ class CircuitConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CircuitConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CircuitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -81,12 +85,12 @@ def dt_factor(dt_data: float, config: CircuitConfig) -> int:
     if config.dt_factor is not None:
         if config.dt_factor < 1:
             raise PocoError(f"dt_factor must be >= 1, got {config.dt_factor}")
-        return int(config.dt_factor)
+        return config.dt_factor
     return max(1, math.ceil(10 * dt_data / config.tau_s - 1e-9))
 
 
 def n_plastic(n: int, config: CircuitConfig) -> int:
-    return max(1, int(round(config.plastic_fraction * n)))
+    return max(1, round(config.plastic_fraction * n))
 
 
 def estimate_cost(n: int, t: int, dt_data: float, config: CircuitConfig) -> dict[str, float]:
@@ -182,7 +186,7 @@ class RLSState:
                 "run": self.run, "history": list(self.history or [])}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], device, dtype) -> "RLSState":
+    def from_dict(cls, d: dict[str, Any], device, dtype) -> RLSState:
         return cls(d["J"].to(device, dtype), d["J0"].to(device, dtype), d["P"].to(device, torch.float64),
                    d["plastic"].to(device), int(d["run"]), list(d["history"]))
 
@@ -203,17 +207,14 @@ def init_state(n: int, config: CircuitConfig, device, dtype) -> RLSState:
                     config.p0 * torch.eye(s, dtype=torch.float64, device=device), plastic.to(device), 0, [])
 
 
-def rls_update(state: RLSState, r_s: torch.Tensor, e: torch.Tensor, full: bool) -> None:
-    """One RLS step: q = P r_S, c = 1 / (1 + r_S^T q), P -= c q q^T, J[:, S] -= c e q^T."""
+def rls_update(P: torch.Tensor, w: torch.Tensor, r_s: torch.Tensor, e: torch.Tensor) -> None:
+    """One RLS step on the plastic weights w = J[:, S] (in place): q = P r_S, c = 1 / (1 + r_S^T q),
+    P -= c q q^T, w -= c e q^T."""
     r64 = r_s.to(torch.float64)
-    q = torch.mv(state.P, r64)
+    q = torch.mv(P, r64)
     qc = q / (1.0 + torch.dot(r64, q))
-    state.P.addr_(qc, q, alpha=-1.0)
-    qc = qc.to(e.dtype)
-    if full:
-        state.J.addr_(e, qc, alpha=-1.0)
-    else:
-        state.J.index_add_(1, state.plastic, torch.outer(e, qc), alpha=-1.0)
+    P.addr_(qc, q, alpha=-1.0)
+    w.addr_(e, qc.to(e.dtype), alpha=-1.0)
 
 
 @dataclass
@@ -229,9 +230,12 @@ def run_network(state: RLSState, d: torch.Tensor, config: CircuitConfig, f: int,
     t_frames = d.shape[0]
     phi = phi_fn(config.phi)
     targets = current_targets(d) if config.target == "currents" else None
-    start = lambda k: phi_inverse(d[k], config.phi) if config.x0 == "inverse" else d[k].clone()  # noqa: E731
+    start = lambda k: phi_inverse(d[k], config.phi) if config.x0 == "inverse" else d[k].clone()
     a = dt_rnn / config.tau_s
     full = state.plastic.numel() == d.shape[1]
+    S = state.plastic
+    # PINning: the plastic columns learn as one contiguous block (a column scatter into J is slow)
+    fixed, w = (state.J, state.J) if full or not learn else (state.J.index_fill(1, S, 0.0), state.J[:, S].contiguous())
     rates = torch.empty_like(d)
     chi2 = torch.zeros((), dtype=torch.float64, device=d.device)
     x = start(0)
@@ -245,16 +249,20 @@ def run_network(state: RLSState, d: torch.Tensor, config: CircuitConfig, f: int,
                 x = start(k)
             for j in range(f if k < t_frames - 1 else 1):
                 r = phi(x)
-                z = torch.addmv(block[i, j], state.J, r)
+                z = torch.addmv(block[i, j], fixed, r)
+                if w is not fixed:
+                    z.addmv_(w, r[S])
                 if config.noise:
                     z.add_(torch.randn(z.shape, generator=noise_gen, dtype=z.dtype).to(z.device), alpha=config.noise)
                 if j == 0:
                     rates[k] = r
                     if learn and not reset:
                         e = r - d[k] if targets is None else z - targets[k]
-                        rls_update(state, r if full else r[state.plastic], e, full)
+                        rls_update(state.P, w, r if full else r[S], e)
                         chi2 += (e * e).mean()
                 x.mul_(1 - a).add_(z, alpha=a)
+            if w is not fixed and (k == t_frames - 1 or is_cancelled(cancel)):
+                state.J[:, S] = w  # written back before a cancel is raised at the next frame
     return RunResult(rates, float(chi2))
 
 
@@ -279,8 +287,6 @@ def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[st
     ``free_every`` runs. Events: ``step`` per training run (run, loss = chi2, pvar_online, eta_s) and
     ``validation`` after each free run (run, pvar_free). ``final_free=False`` skips the last free run
     (returns (state, None)) for callers that score the fit themselves."""
-    import time
-
     device = resolve_device(config.device)
     dtype = resolve_dtype(config, device)
     t_frames, n = d.shape

@@ -26,7 +26,7 @@ def dock(make_napari_viewer, qtbot):
 
 
 def test_fit_runs_as_a_job_and_is_shown(dock, qtbot):
-    widget, rec = dock
+    widget, _ = dock
     widget.runs.setValue(3)
     widget.free_every.setValue(1)
     widget.tau_ms.setValue(100)
