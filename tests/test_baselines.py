@@ -40,7 +40,7 @@ def copy_eval(rec, block_len, context=16, horizon=4):
 
 def test_mean_baseline_is_the_training_mean_and_noisy_data_is_diagnosed():
     """Real Triplett zebrafish traces: copy is worse than predicting the mean; the diagnosis says so."""
-    r = copy_eval(load_recording(DATA / "triplett_zf_20170215-f3"), 100)
+    r = copy_eval(load_recording(DATA / "triplett_zf_20170215-f3"), 100, context=15)
     m = r.mean
     assert m["copy_mse"] > m["mean_mse"] and m["smooth_mse"] < m["copy_mse"]
     assert "worse than predicting the mean" in m["diagnosis"] and "--target-fs" in m["diagnosis"]
@@ -70,7 +70,7 @@ def test_denoised_series_is_diagnosed(tmp_path):
     """CaImAn's C is a denoised fit; the suite2p fixture's true (noise-free) traces stand in for it."""
     truth = np.load(DATA / "suite2p_sim/ground_truth.npz")["traces"]
     write_caiman_c(tmp_path / "cnm.hdf5", truth.T.astype(np.float64), 30.0)
-    m = copy_eval(load_recording(tmp_path / "cnm.hdf5"), 100).mean
+    m = copy_eval(load_recording(tmp_path / "cnm.hdf5"), 110).mean
     assert m["copy_mse"] < 0.35 * m["mean_mse"] and m["smooth_mse"] > m["copy_mse"]
     assert "already denoised" in m["diagnosis"] and "F_dff" in m["diagnosis"]
 
@@ -81,7 +81,7 @@ def test_real_suite2p_training_reports_baselines_in_events(tmp_path):
     from poco_core.training.train import train
 
     rec = load_recording(DATA / "suite2p_sim/suite2p/plane0")
-    run = train(prepare(rec, PreprocessConfig(block_len=100)), "poco", steps=4, val_every=2, checkpoint=tmp_path / "m.pt",
+    run = train(prepare(rec, PreprocessConfig(block_len=110)), "poco", steps=4, val_every=2, checkpoint=tmp_path / "m.pt",
                 **{**TINY_POCO, "context": 16, "horizon": 4}, **FAST)
     done = run.wait()
     keys = {"mean_mse", "mean_score", "smooth_mse", "smooth_score", "diagnosis"}

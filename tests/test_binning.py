@@ -78,7 +78,7 @@ def test_rate_warnings_for_mixed_and_new_rates(tmp_path):
     recs = [Recording(traces=rng.normal(size=(300, 4)).astype(np.float32), fs=fs, roi_ids=list("abcd"), session=name)
             for name, fs in (("fast", 30.0), ("slow", 1.5))]
     run = train(recs, "nlinear", steps=2, val_every=2, checkpoint=tmp_path / "m.pt", context=8, horizon=2,
-                preprocess=PreprocessConfig(block_len=50), **FAST)
+                preprocess=PreprocessConfig(block_len=60), **FAST)
     events = list(run.events())
     assert "different rates" in events[0]["warnings"][0] and "0.267 to 5.33 s" in events[0]["warnings"][0]
     assert events[1] == {"type": "warning", "message": events[0]["warnings"][0]}
@@ -97,7 +97,7 @@ def test_evaluate_warns_when_a_recording_comes_at_another_rate(tmp_path, capsys)
     rec = Recording(traces=np.random.default_rng(2).normal(size=(300, 4)).astype(np.float32), fs=10.0,
                     roi_ids=list("abcd"), session="s")
     train([rec], "nlinear", steps=2, val_every=2, checkpoint=tmp_path / "m.pt", context=8, horizon=2,
-          preprocess=PreprocessConfig(block_len=50), **FAST).wait()
+          preprocess=PreprocessConfig(block_len=60), **FAST).wait()
     path = save_recording(replace(rec, fs=20.0), tmp_path / "s.h5")
     assert main(["evaluate", str(tmp_path / "m.pt"), str(path)]) == 0
     err = capsys.readouterr().err

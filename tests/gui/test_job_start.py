@@ -27,7 +27,7 @@ UNGUARDED = textwrap.dedent("""
     app = QApplication([])
     job = make_job("train", [simulate_recording(n_rois=8, n_frames=300, seed=0)], checkpoint=sys.argv[2],
                    model="nlinear", context=8, horizon=2, steps=3, batch_size=4, val_every=3, threads=1,
-                   device="cpu", preprocess={"block_len": 50})
+                   device="cpu", preprocess={"block_len": 60})
     job.finished.connect(app.quit)
     job.start()
     app.exec()

@@ -70,7 +70,7 @@ def test_iscell_preview_fits_the_recording_and_previews_the_roi(make_napari_view
     widget.set_config(PreprocessConfig(iscell_only=True))
     with qtbot.waitSignal(widget.preview_updated, timeout=WAIT_MS):
         selection_for(rec).set([2])
-    assert "kept 48 of 53 ROIs" in widget.status.text()
+    assert "48 of 53 ROIs" in widget.status.text()
     _, after = widget.preview_data()
     assert len(after) == rec.n_frames and abs(after.std() - 1) < 1e-3
     non_cell = int(np.flatnonzero(~np.asarray(rec.roi_info["iscell"], dtype=bool))[0])
