@@ -72,3 +72,11 @@ def test_auto_forecasts_equal_the_measured_precisions_forecasts():
     (choice,) = json.loads(prec.cache_path().read_text())[prec.machine_key(cpu)].values()
     (same,) = predict(model, [x], ["s"], choice)
     assert torch.equal(auto, same)
+
+
+def test_a_close_call_is_not_kept_on_disk():
+    """Timings within 20-25% of each other (a busy machine, or no real difference) are measured again."""
+    calls = []
+    key = ("cpu|test machine", "POCO|units~1024")
+    assert prec.measured_choice(key, _timed(0.002, calls), _timed(0.0021, calls), torch.device("cpu")) == "fp32"
+    assert not prec.cache_path().exists()

@@ -5,7 +5,7 @@ forecasts 512 units in 2.8 ms against 4.9 ms in fp32, while on an Intel Xeon wit
 no faster at 512 units and faster only from about 2,000 (issue #20). So where bf16 is native, the
 first forecast of a shape class times both precisions on the real input (a few interleaved
 passes, medians compared) and keeps bf16 only if it is clearly faster. The choice is cached in
-memory and in a small JSON file per machine (CPU model, core count, torch version and threads),
+memory and, when the two differ clearly, in a small JSON file per machine (CPU model, core count, torch version and threads),
 keyed by the model's kind and size and by the number of units and windows, rounded to powers of two.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import nn
 
 MEASURE_PASSES = 5  # timed passes per precision, after one warm-up each
 MIN_GAIN = 0.9  # bf16 must take under 90% of fp32's time to be chosen
+CLEAR_RATIOS = (0.8, 1.25)  # bf16/fp32 time ratios between these are kept for this process only, not on disk
 _lock = threading.Lock()
 _memory: dict[str, str] = {}
 
@@ -116,7 +117,8 @@ def measured_choice(key: tuple[str, str], fp32: Callable[[], object], bf16: Call
     choice = "bf16" if t16 < MIN_GAIN * t32 else "fp32"
     with _lock:
         _memory[memo] = choice
-    _store(cache_path(), machine, shape, choice)
+    if not CLEAR_RATIOS[0] < t16 / max(t32, 1e-12) < CLEAR_RATIOS[1]:
+        _store(cache_path(), machine, shape, choice)  # a close call (or a busy machine) is measured again next run
     return choice
 
 
