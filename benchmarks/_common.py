@@ -38,16 +38,6 @@ def git_commit() -> str:
     return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _ram_gib() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -62,8 +52,10 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the numbers were measured on, including how busy the machine was."""
     import torch
 
+    from poco_core.models.precision import cpu_model
+
     info: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "ram_gib": round(_ram_gib(), 1),
         "torch": torch.__version__,

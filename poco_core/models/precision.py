@@ -40,18 +40,19 @@ def machine_key(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = _cpu_model() or platform.processor() or platform.machine()
+        name = cpu_model()
     return f"{device.type}|{name}|{os.cpu_count()}|torch {torch.__version__}|threads {torch.get_num_threads()}"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return ""
+    return platform.processor() or platform.machine()
 
 
 def shape_class(model: nn.Module, xs: list[torch.Tensor]) -> str:
