@@ -343,7 +343,7 @@ class LiveWidget(QWidget):
         for update in self._pending:
             if len(update.units):
                 if self._buffer is None:
-                    fs = self.session.source.fs
+                    fs = self.session.fs  # model frames (binned when the model bins)
                     self._buffer = DisplayBuffer(update.units.shape[1], int(min(WINDOW_S * fs, MAX_WINDOW_FRAMES)))
                     self._link_selection()
                     self._set_plot_units()
@@ -373,7 +373,7 @@ class LiveWidget(QWidget):
         self._absorb()
         if self._buffer is None or self.last_update is None:
             return
-        fs = self.session.source.fs
+        fs = self.session.fs  # model frames (binned when the model bins)
         mean, sd = self.last_update.mean, self.last_update.sd
         t0 = int(self._buffer.frames()[0])
         t_axis = self._buffer.frames() / fs
@@ -427,7 +427,8 @@ class LiveWidget(QWidget):
             notes = "".join(f" · {n}" for n in src.notes)
             self.extract_label.setText(f"frame shift dy {dy:+.2f} dx {dx:+.2f} px · extraction capacity {src.rate_hz:.0f} frames/s "
                                        f"· traces written to {src.out.name}{notes}")
-        self.preprocess_label.setText(f"preprocessing in force: {session.describe()}")
+        warnings = "".join(f" · warning: {n}" for n in session.notes)
+        self.preprocess_label.setText(f"preprocessing in force: {session.describe()}{warnings}")
         if session.forecaster is None:
             self.score_label.setText("no model: load a checkpoint to forecast")
             return

@@ -1,5 +1,5 @@
 """Time in seconds (issue 14): temporal binning in preprocessing, stored with the checkpoint and
-applied the same way in train, finetune, evaluate and forecast; rate warnings; live refuses."""
+applied the same way in train, finetune, evaluate, forecast and live; rate warnings."""
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +66,56 @@ def test_binned_checkpoint_is_applied_in_evaluate_finetune_forecast(tmp_path):
     assert start["fs"] == {"half": 5.0} and start["warnings"] == []
     ft.wait()
     assert load_model(tmp_path / "ft.pt").poco_meta.preprocess["half"].bin == 3
-    with pytest.raises(PocoError, match="live forecasting does not bin"):
-        LiveSession(source=None, model=model)
+    check_live_binning(model, rec)
+
+
+def check_live_binning(model, rec: Recording) -> None:
+    """Live frames arriving in uneven chunks are binned as offline, and forecasts are made from the binned frames."""
+    import torch
+
+    from poco_core.live import LiveRecording, LiveSession, OnlineConfig
+    from poco_core.models.inference import predict
+
+    raw = np.asarray(rec.traces, dtype=np.float32)
+    live = LiveRecording(rec.n_rois, 30.0, rec.roi_ids)
+    session = LiveSession(live, model, OnlineConfig(zscore="none"), session="suite2p_sim", precision="fp32")
+    units, made, sizes = [], [], [1, 7, 2, 11, 6, 5]
+    lo = 0
+    while lo < len(raw):
+        live.append(raw[lo:lo + sizes[len(units) % len(sizes)]])
+        lo += sizes[len(units) % len(sizes)]
+        update = session.step()
+        units.append(update.units)
+        made += update.forecasts
+    assert session.fs == 5.0 and session.preprocessor.pending == 400 % 6 and session.known_session
+    binned = bin_frames(raw, 6)
+    np.testing.assert_allclose(np.concatenate(units), binned, rtol=1e-5, atol=1e-6)
+    assert "binning: 6 frames into 1, 30 Hz -> 5 Hz" in session.describe() and session.notes == []
+    state = session.preprocessor.to_state(list(rec.roi_ids))  # what an adapted checkpoint stores
+    assert (state.bin, state.fs, state.input_fs) == (6, 5.0, 30.0)
+    assert made and made[-1].t == len(binned) - 1
+    c = model.config.context
+    expect = predict(model, [torch.from_numpy(binned[None, -c:])], ["suite2p_sim"], "fp32")[0][0].numpy()
+    np.testing.assert_allclose(made[-1].values, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_live_binning_follows_the_checkpoints_target_rate():
+    from types import SimpleNamespace
+
+    from poco_core.live.session import live_binning
+
+    def model(config: PreprocessConfig, fs: float):
+        state = SimpleNamespace(fs=fs)
+        return SimpleNamespace(poco_meta=SimpleNamespace(preprocess_config=config, preprocess={"s": state}))
+
+    target = model(PreprocessConfig(target_fs=5.0), 5.0)
+    assert live_binning(target, 30.0) == (6, []) and live_binning(target, 15.0) == (3, [])
+    n, notes = live_binning(target, 24.0)  # 24 / 5 is not whole: binned by 5 to 4.8 Hz, warned
+    assert n == 5 and "not a whole number" in notes[0] and "trained at 5 Hz" in notes[1]
+    fixed = model(PreprocessConfig(bin_frames=6), 5.0)  # a fixed bin: a 60 Hz source gives 10 Hz frames
+    n, notes = live_binning(fixed, 60.0)
+    assert n == 6 and "10 Hz after binning by 6" in notes[0]
+    assert live_binning(None, 30.0) == (1, []) and live_binning(model(PreprocessConfig(), 30.0), 30.0) == (1, [])
 
 
 def test_rate_warnings_for_mixed_and_new_rates(tmp_path):

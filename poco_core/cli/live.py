@@ -7,6 +7,7 @@ another terminal, printing the running score against the copy baseline once a se
 from __future__ import annotations
 
 import argparse
+import sys
 import signal
 import threading
 import time
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     config = OnlineConfig(zscore=args.zscore, filter=args.filter, pca_k=args.pca_k, calibration=args.calibration)
     session = LiveSession(open_source(args.source, fs=args.fs), model, config, session=args.session,
                           precision=args.precision)
-    stop, adapter, shown = _stop_on_ctrl_c(), None, 0.0
+    stop, adapter, shown, warned = _stop_on_ctrl_c(), None, 0.0, False
     if args.seconds:
         timer = threading.Timer(args.seconds, stop.cancel)
         timer.daemon = True
@@ -86,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         return f"frame {session.n_frames - 1}{score}{skipped} · {session.status()}"
 
     def report(update) -> None:
-        nonlocal adapter, shown
+        nonlocal adapter, shown, warned
+        if not warned and session.preprocessor is not None:
+            warned = True
+            for note in session.notes:
+                print(f"warning: {note}", file=sys.stderr)
         if args.adapt and adapter is None and session.forecaster is not None:
             adapter = OnlineAdapter(session, steps=args.adapt_steps,
                                     on_event=lambda e: e["type"] == "swapped" and print(f"adapted embeddings swapped in (round {e['round']})")).start()

@@ -5,7 +5,10 @@ neither is possible while the animal is still under the microscope. Here z-score
 running (Welford, updated frame by frame) or frozen after a calibration period, the filter is the
 streaming causal Butterworth, and PCA is fitted on the calibration frames only. Within a block of
 frames that arrive together each frame is still normalised with the statistics of frames up to
-itself, so batching never lets a forecast see its future.
+itself, so batching never lets a forecast see its future. A model trained on binned frames
+(``--bin-frames``/``--target-fs``) gets the same binning here: each run of ``bin`` raw frames is
+averaged into one model frame as soon as its last frame arrives, before everything else, as
+offline (``poco_core.data.preprocess``); a partial bin waits for its remaining frames.
 """
 from __future__ import annotations
 
@@ -25,14 +28,19 @@ _MIN_SD = 1e-6
 @dataclass
 class OnlineConfig:
     """zscore: running | frozen (after ``calibration`` frames) | none; filter: none | causal_lowpass;
-    pca_k: project on K components fitted on the ``calibration`` frames (needs calibration)."""
+    pca_k: project on K components fitted on the ``calibration`` frames (needs calibration);
+    bin: raw frames averaged into one model frame (``calibration`` counts model frames)."""
 
     zscore: str = "running"
     filter: str = "none"
     pca_k: int | None = None
     calibration: int = 0
+    bin: int = 1
 
     def __post_init__(self) -> None:
+        if int(self.bin) != self.bin or self.bin < 1:
+            raise PocoError(f"bin must be a positive whole number of frames, got {self.bin}")
+        self.bin = int(self.bin)
         if self.filter in ("lowpass", "bandpass"):
             raise PocoError(f"filter {self.filter!r} is zero-phase and uses future frames; live mode can only use 'causal_lowpass'")
         if self.filter not in ONLINE_FILTERS:
@@ -49,17 +57,21 @@ class OnlinePreprocessor:
     """Raw frames in, unit-space frames out (filtered ROIs, or PCs), plus per-frame normalisation.
 
     ``push(raw)`` returns ``(u, mean, sd)``: ``u`` the new unit-space frames (none while a PCA
-    calibration is still running, then the whole calibration period at once), and the statistics
-    of frames up to each one, so the model input of frame t is ``(u_t - mean_t) / sd_t``.
+    calibration is still running, then the whole calibration period at once; with binning, one
+    per completed bin), and the statistics of frames up to each one, so the model input of frame
+    t is ``(u_t - mean_t) / sd_t``. ``fs`` is the model-frame rate (``input_fs / bin``).
     """
 
     def __init__(self, n_rois: int, fs: float, config: OnlineConfig | None = None):
         self.config = config or OnlineConfig()
         self.n_rois = n_rois
-        self.fs = fs
+        self.input_fs = float(fs)
+        self.bin = self.config.bin
+        self.fs = self.input_fs / self.bin
         self.n_seen = 0
         self.n_nonfinite = 0
-        self._filter = CausalFilter(fs) if self.config.filter == "causal_lowpass" else None
+        self._pending = np.zeros((0, n_rois), np.float32)  # raw frames of the bin not yet complete
+        self._filter = CausalFilter(self.fs) if self.config.filter == "causal_lowpass" else None
         self._count = 0
         self._mean = np.zeros(n_rois)
         self._m2 = np.zeros(n_rois)
@@ -98,10 +110,11 @@ class OnlinePreprocessor:
             z = "z-score: none"
         f = f"causal 4th-order Butterworth low-pass {0.1 * self.fs:.3g} Hz" if self._filter else "none (no zero-phase filtering live)"
         p = f"PCA: {c.pca_k} components fitted on calibration frames 0..{c.calibration - 1}" if c.pca_k else "PCA: none"
+        binning = [f"binning: {self.bin} frames into 1, {self.input_fs:g} Hz -> {self.fs:.4g} Hz"] if self.bin > 1 else []
         notes = [f"{self.n_constant} constant ROIs kept at 0"] if self.n_constant else []
         if self.n_nonfinite:
             notes.append(f"{self.n_nonfinite} NaN/Inf values replaced by the previous value")
-        return " · ".join([z, f"filter: {f}", p, *notes])
+        return " · ".join([*binning, z, f"filter: {f}", p, *notes])
 
     # -- statistics ------------------------------------------------------------------
     def _sd(self) -> np.ndarray:
@@ -144,9 +157,23 @@ class OnlinePreprocessor:
             self._last = x[-1].copy()
         return x
 
+    def _binned(self, x: np.ndarray) -> np.ndarray:
+        """Means of the bins completed by these raw frames; the rest waits for the next push."""
+        if self.bin == 1:
+            return x
+        x = np.concatenate([self._pending, x])
+        n = len(x) // self.bin * self.bin
+        self._pending = x[n:].copy()
+        return x[:n].reshape(-1, self.bin, self.n_rois).mean(axis=1, dtype=np.float32)
+
+    @property
+    def pending(self) -> int:
+        """Raw frames received that do not yet make a whole bin."""
+        return len(self._pending)
+
     # -- the pipeline ----------------------------------------------------------------
     def push(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = self._clean(raw)
+        x = self._binned(self._clean(raw))
         if self._filter is not None:
             x = self._filter.process(x)
         calib_left = max(self.config.calibration - self.n_seen, 0)
@@ -198,8 +225,9 @@ class OnlinePreprocessor:
     def to_state(self, roi_ids: list[str]) -> PreprocessState:
         """The statistics in force now as an offline PreprocessState (stored with adapted checkpoints)."""
         c = self.config
-        config = PreprocessConfig(zscore=c.zscore != "none", filter=c.filter, pca_k=c.pca_k)
-        state = PreprocessState(config=config, fs=self.fs, input_ids=list(roi_ids), keep=np.arange(len(roi_ids)),
+        config = PreprocessConfig(zscore=c.zscore != "none", filter=c.filter, pca_k=c.pca_k, bin_frames=self.bin)
+        state = PreprocessState(config=config, fs=self.fs, bin=self.bin, input_fs=self.input_fs,
+                                input_ids=list(roi_ids), keep=np.arange(len(roi_ids)),
                                 unit_ids=self.unit_ids or list(roi_ids), mean=self._mean.astype(np.float32),
                                 std=self._safe(self._sd()).astype(np.float32), notes=[f"live: {self.describe()}"])
         if self._components is not None:

@@ -9,6 +9,7 @@ so all of this can be tried without a microscope; ``OnlineAdapter`` (``adapt.py`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, is_cancelled
+from poco_core.data.preprocess import bin_factor
 from poco_core.live.online import OnlineConfig, OnlinePreprocessor
 from poco_core.live.rolling import Forecast, RollingForecaster, Score
 from poco_core.live.sources import (
@@ -38,16 +40,19 @@ __all__ = [
 STALL_PERIODS = 3  # no frame for this many frame periods: the writer is reported as stalled
 
 
-def refuse_binned(model: BaseForecaster) -> None:
-    """Live preprocessing does not bin frames: a model trained on binned frames would be fed frames
-    at the wrong rate, so it is refused with what to do instead."""
-    states = getattr(getattr(model, "poco_meta", None), "preprocess", {}) or {}
-    binned = {k: s for k, s in states.items() if s.bin > 1}
-    if binned:
-        name, s = next(iter(binned.items()))
-        raise PocoError(f"this model was trained on binned frames (session {name!r}: {s.bin} frames per bin, "
-                        f"{s.input_fs:g} Hz -> {s.fs:.4g} Hz); live forecasting does not bin incoming frames, so it "
-                        "would see them at the wrong rate: use a model trained without --bin-frames/--target-fs")
+def live_binning(model: BaseForecaster | None, fs: float) -> tuple[int, list[str]]:
+    """Raw frames per model frame for a live source at ``fs`` Hz, as the checkpoint's preprocessing
+    bins a new recording (``--bin-frames``/``--target-fs``), and warnings when the binned rate is
+    not one the model was trained at (its frames would then mean other times than in training)."""
+    info = getattr(model, "poco_meta", None)
+    if info is None:
+        return 1, []
+    n, notes = bin_factor(fs, info.preprocess_config)
+    trained = sorted({round(s.fs, 6) for s in info.preprocess.values()})
+    if trained and all(abs(fs / n - t) > 0.01 * t for t in trained):
+        notes.append(f"the live source is at {fs:g} Hz ({fs / n:.4g} Hz after binning by {n}) but the model was "
+                     f"trained at {', '.join(f'{t:.4g} Hz' for t in trained)}; its context and horizon mean other times")
+    return n, notes
 
 
 def live_model(model: BaseForecaster, unit_ids: list[str], session: str = "live") -> tuple[BaseForecaster, bool]:
@@ -56,7 +61,6 @@ def live_model(model: BaseForecaster, unit_ids: list[str], session: str = "live"
     A session the checkpoint knows with the same units is used as is; otherwise a copy of the
     model gets a fresh session (new embeddings, to be learnt by online adaptation).
     """
-    refuse_binned(model)
     known = {s.session: s for s in model.sessions}
     if session in known:
         if list(known[session].unit_ids) != list(unit_ids):
@@ -108,8 +112,6 @@ class LiveSession:
         session: str = "live",
         **forecaster_options: object,
     ):
-        if model is not None:
-            refuse_binned(model)  # at once, not at the first frame
         self.source = source
         self.config = config or OnlineConfig()
         self.session = session
@@ -120,14 +122,22 @@ class LiveSession:
         self.known_session = False
         self._last_frame_at: float | None = None
         self._units_end = 0
+        self.notes: list[str] = []  # what the binning chosen from the model's preprocessing says (see live_binning)
 
     @property
     def n_frames(self) -> int:
         return self.source.n_frames
 
+    @property
+    def fs(self) -> float:
+        """Rate of the model-space frames (the source's rate divided by the bin; known after the first frame)."""
+        return self.preprocessor.fs if self.preprocessor is not None else self.source.fs
+
     def _build(self) -> None:
         ids = list(self.source.roi_ids)
-        self.preprocessor = OnlinePreprocessor(len(ids), self.source.fs, self.config)
+        n_bin, self.notes = live_binning(self.base_model, self.source.fs)
+        config = self.config if n_bin == self.config.bin else dataclasses.replace(self.config, bin=n_bin)
+        self.preprocessor = OnlinePreprocessor(len(ids), self.source.fs, config)
         if self.base_model is not None:
             units = self.preprocessor.unit_ids or ids
             model, self.known_session = live_model(self.base_model, units, self.session)
@@ -174,7 +184,7 @@ class LiveSession:
         text = getattr(self.source, "status", "following")
         if self._last_frame_at is not None and self.preprocessor is not None:
             quiet = time.monotonic() - self._last_frame_at
-            if quiet > STALL_PERIODS / self.preprocessor.fs:
+            if quiet > STALL_PERIODS / self.source.fs:
                 text = f"writer stalled: no frame for {quiet:.1f} s (waiting)"
         return text
 
