@@ -57,6 +57,26 @@ def test_panel_updates_as_frames_are_appended(panel, qtbot):
     assert "running score vs copy" in panel.score_label.text()
 
 
+def test_panel_bins_frames_for_a_binned_model(panel, qtbot):
+    """A model trained at 5 Hz with --target-fs 5 on a 15 Hz live source: 3 frames per model frame,
+    the time axis and forecasts at the binned rate, and the binning said in the panel."""
+    from types import SimpleNamespace
+
+    from poco_core.data.preprocess import PreprocessConfig
+
+    torch.manual_seed(0)
+    model = build_model("nlinear", [SessionSpec("fish", "d", [str(i) for i in range(N)])], context=C, horizon=P)
+    model.poco_meta = SimpleNamespace(preprocess_config=PreprocessConfig(target_fs=FS), preprocess={"fish": SimpleNamespace(fs=FS)})
+    source = LiveRecording(N, 3 * FS)
+    panel.connect_source(source, model)
+    with qtbot.waitSignal(panel.drawn, timeout=20000, check_params_cb=_drawn_up_to(panel, 29, forecast=True)):
+        source.append(np.repeat(_traces(30), 3, axis=0))  # 90 raw frames = 30 model frames
+    actual, ahead, _, _ = panel.plots.curves[0]
+    assert np.nanmax(actual.getData()[0]) == pytest.approx(29 / FS)
+    assert ahead.getData()[0][-1] == pytest.approx((29 + P) / FS)
+    assert "binning: 3 frames into 1, 15 Hz -> 5 Hz" in panel.preprocess_label.text()
+
+
 def test_panel_connects_to_a_chunk_folder_without_a_model(panel, qtbot, tmp_path):
     x = _traces(20)
     np.save(tmp_path / "chunk_000.npy", x[:12])
