@@ -43,14 +43,19 @@ class DisplayBuffer:
         self._pos = (self._pos + len(units)) % cap
         self.end = end
 
-    def columns(self, cols: np.ndarray | list[int] | slice) -> np.ndarray:
-        """(capacity, k) values of the chosen units, oldest frame first (NaN before the first frame)."""
-        order = (self._pos + np.arange(len(self._buf))) % len(self._buf)
-        return self._buf[:, cols][order]
+    @property
+    def capacity(self) -> int:
+        return len(self._buf)
 
-    def frames(self) -> np.ndarray:
-        """Absolute frame indices of the rows ``columns`` returns."""
-        return np.arange(self.end - len(self._buf), self.end)
+    def recent(self, n: int, cols: np.ndarray | list[int] | slice) -> np.ndarray:
+        """(n, k) values of the chosen units in the newest ``n`` frames, oldest first (NaN before the
+        first frame); only those rows are read, so drawing what is in view costs what is in view."""
+        rows = (self._pos - n + np.arange(n)) % len(self._buf)
+        return self._buf[rows][:, cols]
+
+    def frames(self, n: int | None = None) -> np.ndarray:
+        """Absolute frame indices of the rows ``recent(n, ...)`` returns (all held rows by default)."""
+        return np.arange(self.end - (len(self._buf) if n is None else n), self.end)
 
 
 class LivePlots(ThemedPlots):

@@ -85,6 +85,7 @@ class LiveWidget(QWidget):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._buffer: DisplayBuffer | None = None
+        self._raster_label = ""
         self._forecasts: dict[int, Forecast] = {}
         self._pending: list[LiveUpdate] = []
         self.last_update: LiveUpdate | None = None
@@ -279,7 +280,7 @@ class LiveWidget(QWidget):
         (a project HDF5 file), the same session. Units that are PCs cannot be linked."""
         self._unlink_selection()
         ids = [str(i) for i in self.session.source.roi_ids]
-        if self.viewer is None or self._unit_names() != ids:
+        if self.viewer is None or self.session.preprocessor.unit_ids:  # no viewer, or units are PCs
             return
         session = getattr(self.session.source, "session", None)
         recs = [r for r in recordings_in(self.viewer)
@@ -375,43 +376,52 @@ class LiveWidget(QWidget):
             return
         fs = self.session.fs  # model frames (binned when the model bins)
         mean, sd = self.last_update.mean, self.last_update.sd
-        t0 = int(self._buffer.frames()[0])
-        t_axis = self._buffer.frames() / fs
-        units = self.selected_units()
-        z = (self._buffer.columns(units) - mean[units]) / sd[units]
         now = self._buffer.end - 1
         fc = self.session.forecaster
         horizon = fc.horizon if fc else 0
-        latest, past = self._shown_forecasts(now, horizon)
         right = (now + 1 + horizon) / fs  # the view ends where the latest forecast does
-        left = max(t_axis[0], right - max(VIEW_WINDOWS * (fc.context + horizon) / fs if fc else 0.0, MIN_VIEW_S))
+        span = max(VIEW_WINDOWS * (fc.context + horizon) / fs if fc else 0.0, MIN_VIEW_S)
+        n_shown = min(self._buffer.capacity, int(np.ceil(span * fs)) + 1)  # only frames in view are read and drawn
+        frames = self._buffer.frames(n_shown)
+        t0, t_axis = int(frames[0]), frames / fs
+        left = max(t_axis[0], right - span)
+        units = self.selected_units()
+        z = (self._buffer.recent(n_shown, units) - mean[units]) / sd[units]
+        latest, past = self._shown_forecasts(now, horizon)
         ids = self._unit_names()
         for row, (i, (actual, ahead, old, label)) in enumerate(zip(units, self.plots.curves)):
             off = -OFFSET * row
             actual.setData(t_axis, z[:, row] + off, connect="finite")
             draw_forecast(ahead, latest, i, mean, sd, off, fs, anchor(z, latest, t0, row))
             draw_forecast(old, past, i, mean, sd, off, fs, anchor(z, past, t0, row))
-            label.setText(ids[i])
+            label.setText(str(ids[i]))
             label.setPos(left, off + OFFSET / 2)
         self.plots.now_line.setPos(now / fs)
         self.plots.traces.setXRange(left, right, padding=0)
-        self._draw_raster(t_axis, mean, sd)
+        self._draw_raster(n_shown, t_axis, mean, sd)
         self._update_labels()
         self.drawn.emit(int(now), -1 if latest is None else latest.t)  # the newest frame on screen
 
-    def _unit_names(self) -> list[str]:
+    def _unit_names(self) -> list[str] | np.ndarray:
+        """PC names with PCA, else the source's ROI ids (not converted per redraw: 10,000 of them cost ms)."""
         pre = self.session.preprocessor
-        return pre.unit_ids or [str(u) for u in self.session.source.roi_ids]
+        return pre.unit_ids or self.session.source.roi_ids
 
-    def _draw_raster(self, t_axis: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> None:
+    def _draw_raster(self, n_shown: int, t_axis: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> None:
         n = self._buffer.n_units
         step = max(1, int(np.ceil(n / RASTER_ROWS)))
         cols = slice(None, None, step)
-        rows = np.nan_to_num(((self._buffer.columns(cols) - mean[cols]) / sd[cols]).T, nan=0.0)
-        self.plots.raster.setImage(rows, levels=(-3, 3), autoLevels=False)
+        rows = self._buffer.recent(n_shown, cols)
+        rows -= mean[cols]
+        rows /= sd[cols]
+        rows[np.isnan(rows)] = 0.0  # frames before the first one
+        self.plots.raster.setImage(rows.T, levels=(-3, 3), autoLevels=False)
         dt = t_axis[1] - t_axis[0] if len(t_axis) > 1 else 1.0
-        self.plots.raster.setRect(t_axis[0], 0, len(t_axis) * dt, rows.shape[0])
-        self.plots.raster_plot.setLabel("left", "units" if step == 1 else f"units (every {step}th of {n})")
+        self.plots.raster.setRect(t_axis[0], 0, len(t_axis) * dt, rows.shape[1])
+        label = "units" if step == 1 else f"units (every {step}th of {n})"
+        if label != self._raster_label:
+            self._raster_label = label
+            self.plots.raster_plot.setLabel("left", label)
 
     def _update_labels(self) -> None:
         session, update = self.session, self.last_update

@@ -5,9 +5,8 @@
 Writes ``suite2p_rois.png`` (a colour per ROI), ``suite2p_cells.png`` (non-cells greyed, outlines),
 ``suite2p_traces.png`` (selected traces and the raster on a time axis in seconds),
 ``suite2p_results.png`` (a small POCO trained here, its test scores beside the copy, mean and
-smoothed-copy baselines) and ``suite2p_window.png`` (the whole window at 1920x1080, every dock open).
-The baselines are computed here from the test windows (the mean of the series, i.e. 0 in z-units,
-and the mean of the last 8 context frames) when the engine's evaluation does not report them.
+smoothed-copy baselines, all as the engine's evaluation reports them) and ``suite2p_window.png``
+(the whole window at 1920x1080, every dock open).
 """
 from __future__ import annotations
 
@@ -21,13 +20,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SUITE2P = REPO / "tests" / "data" / "suite2p_sim" / "suite2p"
 TINY = {"d_model": 16, "hidden": 32, "n_latents": 4, "cross_head_dim": 8, "self_attn_heads": 2, "self_attn_head_dim": 8}
-SMOOTH_FRAMES = 8
 STEPS = 300
 SELECTED = [2, 17, 26]  # two cells and a non-cell (ROI 26: iscell False)
 
 
 def train_small(rec, out: Path):
-    """A small POCO on the fixture and its test metrics, with the baselines filled in."""
+    """A small POCO on the fixture and its test metrics (the engine's, baselines and diagnosis included)."""
     from poco_core.analysis.evaluate import evaluate
     from poco_core.data.preprocess import PreprocessConfig, prepare
     from poco_core.training.restore import load_model
@@ -38,20 +36,7 @@ def train_small(rec, out: Path):
                                batch_size=16, lr=1e-3, val_every=25, device="cpu", preprocess=config, checkpoint=out,
                                sample_rois={rec.session: [str(rec.roi_ids[i]) for i in SELECTED]}))
     model = load_model(out)
-    data = prepare([rec], config)
-    sessions = evaluate(model, data, "test", device="cpu").to_dict()["sessions"]
-    sd = data.sessions[0]
-    wins = sd.windows("test", 32)
-    w = np.stack([wins[i] for i in range(len(wins))])  # (K, C+P, N)
-    ctx, fut = w[:, :24], w[:, 24:]
-    m = sessions[sd.session]
-    m.setdefault("mean_mse", float(np.mean(fut ** 2)))
-    m.setdefault("smooth_mse", float(np.mean((fut - ctx[:, -SMOOTH_FRAMES:].mean(1, keepdims=True)) ** 2)))
-    for key in ("mean", "smooth"):
-        m.setdefault(f"{key}_score", 1.0 - m["mse"] / m[f"{key}_mse"])
-    if m.get("diagnosis") is None and m["copy_mse"] > m["mean_mse"]:
-        m["diagnosis"] = ("copy is worse than predicting the mean: the traces are noisy at 30 Hz, so part of the "
-                          "score is denoising; compare with the smoothed copy, or low-pass / bin the traces")
+    sessions = evaluate(model, prepare([rec], config), "test", device="cpu").to_dict()["sessions"]
     return model, sessions, events
 
 
