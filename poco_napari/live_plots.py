@@ -16,6 +16,7 @@ from poco_napari.plot_base import ThemedPlots
 WINDOW_S = 60.0  # seconds of history shown
 MAX_WINDOW_FRAMES = 3000
 MAX_TRACES = 8
+FRAME_DRAW_HZ = 10.0  # redraws for frames alone while a model forecasts (forecasts are drawn at once)
 RASTER_ROWS = 1000  # more units than this: every k-th row is shown
 OFFSET = 4.0  # z units between stacked traces
 VIEW_WINDOWS = 4  # the view shows this many context+horizon windows (at least MIN_VIEW_S) up to now + P

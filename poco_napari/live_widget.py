@@ -46,6 +46,7 @@ from poco_core.models.inference import PRECISIONS
 from poco_napari.colors import layer_roi_colors
 from poco_napari.forms import scroll_layout
 from poco_napari.live_plots import (
+    FRAME_DRAW_HZ,
     MAX_TRACES,
     MAX_WINDOW_FRAMES,
     MIN_VIEW_S,
@@ -86,6 +87,7 @@ class LiveWidget(QWidget):
         self._thread: threading.Thread | None = None
         self._buffer: DisplayBuffer | None = None
         self._raster_label = ""
+        self._drawn_at = 0.0  # time.monotonic() of the last redraw
         self._forecasts: dict[int, Forecast] = {}
         self._pending: list[LiveUpdate] = []
         self.last_update: LiveUpdate | None = None
@@ -335,10 +337,16 @@ class LiveWidget(QWidget):
             self._redraw_timer.start()  # redraw on the next event-loop turn (this may run inside one)
 
     def _on_update(self, update: LiveUpdate) -> None:
+        """Queue the update and schedule a redraw: at once for a forecast (what the user waits for),
+        at most FRAME_DRAW_HZ times a second for frames alone while a model forecasts (each redraw
+        costs the CPU that forecasting needs; the next forecast draws the frames anyway)."""
         self._pending.append(update)
         self.updated.emit(update)
-        if not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        wait_ms = 0
+        if not update.forecasts and self.session is not None and self.session.forecaster is not None:
+            wait_ms = max(0, int((self._drawn_at + 1.0 / FRAME_DRAW_HZ - time.monotonic()) * 1000))
+        if not self._redraw_timer.isActive() or wait_ms < self._redraw_timer.remainingTime():
+            self._redraw_timer.start(wait_ms)
 
     def _absorb(self) -> None:
         for update in self._pending:
@@ -374,6 +382,7 @@ class LiveWidget(QWidget):
         self._absorb()
         if self._buffer is None or self.last_update is None:
             return
+        self._drawn_at = time.monotonic()
         fs = self.session.fs  # model frames (binned when the model bins)
         mean, sd = self.last_update.mean, self.last_update.sd
         now = self._buffer.end - 1
