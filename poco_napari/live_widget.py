@@ -42,6 +42,7 @@ from poco_core.live import (
     open_source,
 )
 from poco_core.live.extract import ExtractionSource, extracted_path, is_tiff_source
+from poco_core.live.frames import parse_plane
 from poco_core.models.inference import PRECISIONS
 from poco_napari.colors import layer_roi_colors
 from poco_napari.forms import scroll_layout
@@ -118,6 +119,14 @@ class LiveWidget(QWidget):
         file_btn, folder_btn = QPushButton("File…"), QPushButton("Folder…")
         file_btn.clicked.connect(lambda: self._choose(folder=False))
         folder_btn.clicked.connect(lambda: self._choose(folder=True))
+        self.channel_spin = QSpinBox(minimum=0, maximum=15, value=0)
+        self.channel_spin.setToolTip("TIFF frames: the channel to extract (0-based), when pages interleave channels")
+        self.plane_box = QComboBox(editable=True)
+        self.plane_box.addItems([*(str(i) for i in range(8)), "all"])
+        self.plane_box.setToolTip("TIFF frames: the plane to extract (0-based), or 'all': every plane with its own "
+                                  "segmentation (a suite2p folder with plane0, plane1, ...) as one recording")
+        self.planes_spin = QSpinBox(minimum=0, maximum=64, value=0, specialValueText="from metadata")
+        self.planes_spin.setToolTip("TIFF frames: planes per volume (default: ScanImage metadata, else 1)")
         self.fs_spin = QDoubleSpinBox(minimum=0.01, maximum=10000.0, value=5.0, suffix=" Hz", decimals=2)
         self.fs_spin.setToolTip("sampling rate of a chunk folder (an .h5 file stores its own)")
         self.checkpoint_edit = QLineEdit(placeholderText="pretrained checkpoint (.pt), optional")
@@ -150,6 +159,8 @@ class LiveWidget(QWidget):
         form = QFormLayout()
         form.addRow("source", _row(self.source_edit, file_btn, folder_btn))
         form.addRow("ROIs", _row(self.rois_edit, rois_file_btn, rois_folder_btn))
+        form.addRow("TIFF stack", _row(QLabel("channel"), self.channel_spin, QLabel("plane"), self.plane_box,
+                                       QLabel("planes per volume"), self.planes_spin))
         form.addRow("model", _row(self.checkpoint_edit, ckpt_btn))
         form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("filter"), self.filter_box,
                                           QLabel("calibration frames"), self.calibration_spin))
@@ -197,6 +208,11 @@ class LiveWidget(QWidget):
             except PocoError as exc:
                 self.status_label.setText(f"cannot connect: {exc}")
 
+    def stack_options(self) -> dict:
+        """How TIFF pages interleave and which to extract (``TiffFrames`` options, as ``poco extract``'s)."""
+        return {"channel": self.channel_spin.value(), "plane": parse_plane(self.plane_box.currentText()),
+                "n_planes": self.planes_spin.value() or None}
+
     def config(self) -> OnlineConfig:
         return OnlineConfig(zscore=self.zscore_box.currentText(), filter=self.filter_box.currentText(),
                             calibration=self.calibration_spin.value())
@@ -211,7 +227,7 @@ class LiveWidget(QWidget):
                 raise PocoError("choose a growing .h5 file, a chunk folder or TIFF frames first")
             rois = self.rois_edit.text().strip()
             if rois and (Path(path).is_dir() or is_tiff_source(path)):
-                source = ExtractionSource(path, rois, out=extracted_path(path), follow=True)
+                source = ExtractionSource(path, rois, out=extracted_path(path), follow=True, **self.stack_options())
             elif is_tiff_source(path):
                 raise PocoError("TIFF frames need a segmentation (ROIs) to extract traces with")
             else:

@@ -11,11 +11,20 @@ import json
 import time
 from pathlib import Path
 
-from poco_core.base.errors import PocoError
+from poco_core.base.errors import PocoError, RecordingError
 from poco_core.cli.live import _stop_on_ctrl_c
 from poco_core.live.extract import ExtractionConfig
+from poco_core.live.frames import parse_plane
 
 DEFAULTS = ExtractionConfig()
+
+
+def plane_arg(text: str) -> int | None:
+    """argparse type: a plane index, or None for 'all'."""
+    try:
+        return parse_plane(text)
+    except RecordingError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if out.resolve() == Path(args.source).resolve():
         raise PocoError(f"--out {out} would overwrite the frames")
     config = ExtractionConfig(max_shift=args.max_shift, reference_frames=args.reference_frames)
-    src = ExtractionSource(args.source, args.rois, out=out, fs=args.fs, follow=args.follow, config=config,
+    if len(args.rois) > 1 and args.plane is not None:
+        raise PocoError("several --rois (one segmentation per plane) need --plane all")
+    rois = args.rois if len(args.rois) > 1 else args.rois[0]
+    src = ExtractionSource(args.source, rois, out=out, fs=args.fs, follow=args.follow, config=config,
                            channel=args.channel, plane=args.plane, n_channels=args.channels, n_planes=args.planes)
     say = (lambda *a: None) if args.json else (lambda text: print(text, flush=True))  # noqa: E731
     stop = _stop_on_ctrl_c()
@@ -74,13 +86,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "are extracted with suite2p's conventions; OUT.h5 holds traces = raw F, extra_traces/Fneu and "
                     "per_frame/shift, and grows as frames arrive (follow it with `poco live`).")
     p.add_argument("source", type=Path, help="multi-page TIFF or folder of TIFF files")
-    p.add_argument("--rois", required=True, help="segmentation with ROI footprints: suite2p folder, NWB, CaImAn, project .h5")
+    p.add_argument("--rois", required=True, action="append",
+                   help="segmentation with ROI footprints: suite2p folder, NWB, CaImAn, project .h5; with --plane all, "
+                        "a suite2p folder with plane0, plane1, ... or this option once per plane, in plane order")
     p.add_argument("--out", required=True, help="output project .h5 (written as it grows)")
     p.add_argument("--follow", action="store_true", help="keep following new files and pages until Ctrl-C")
     p.add_argument("--idle-stop", type=float, default=0, help="with --follow: stop after this many seconds without a new frame")
     p.add_argument("--fs", type=float, help="frame rate (default: ScanImage metadata, else the segmentation's)")
     p.add_argument("--channel", type=int, default=0, help="channel to extract (0-based)")
-    p.add_argument("--plane", type=int, default=0, help="plane to extract (0-based)")
+    p.add_argument("--plane", type=plane_arg, default=0,
+                   help="plane to extract (0-based), or 'all': every plane with its own segmentation, as one recording")
     p.add_argument("--channels", type=int, help="interleaved channels per frame (default: ScanImage metadata, else 1)")
     p.add_argument("--planes", type=int, help="interleaved planes per volume (default: ScanImage metadata, else 1)")
     p.add_argument("--max-shift", type=float, default=DEFAULTS.max_shift,

@@ -7,7 +7,9 @@ frame and is itself a live source (``poll() -> (k, N)`` raw F), so ``LiveSession
 dock use it like any other source; with ``out`` it also writes a growing project HDF5 file (the
 SWMR writer): ``traces`` = raw F, ``extra_traces/Fneu`` = neuropil (as the suite2p reader stores
 it, so ``PreprocessConfig(neuropil_coef=0.7)`` applies the same way), ``per_frame/shift`` (dy, dx)
-and ``per_frame/peak`` (the registration's correlation peak).
+and ``per_frame/peak`` (the registration's correlation peak). With ``plane=None`` every plane of a
+volume is extracted with its own plane's segmentation (``VolumeExtractor``) into one recording
+(``planes.py``); the shifts are then (dy, dx) per plane.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import scipy.sparse as sp
 from poco_core.base.errors import RecordingError
 from poco_core.data.recording import Recording
 from poco_core.live.frames import TIFF_SUFFIXES, TiffFrames
+from poco_core.live.planes import plane_segmentations, tile_images, tile_planes
 from poco_core.live.masks import INNER_RADIUS, MIN_NEUROPIL_PIXELS, cell_weights, neuropil_weights
 from poco_core.live.registration import MAX_SHIFT, SMOOTH_SIGMA, TAPER, RigidRegistration, reference_from_frames
 from poco_core.live.replay import H5LiveWriter
@@ -55,15 +58,15 @@ def extracted_path(frames: str | Path) -> Path:
     return frames.with_name(f"{frames.stem if frames.is_file() else frames.name}_extracted.h5")
 
 
-def load_segmentation(path: str | Path) -> Recording:
+def load_segmentation(path: str | Path, plane: int | None = None) -> Recording:
     """A recording with ROI footprints (suite2p folder, NWB, CaImAn, project .h5); suite2p's own
-    registration reference (refImg) is taken as its image when present."""
+    registration reference (refImg) is taken as its image when present; ``plane``: suite2p's plane."""
     from poco_core.data.io import detect_format, load_recording
 
     fmt = detect_format(Path(path))
-    rec = load_recording(path, anatomy="refImg") if fmt == "suite2p" else load_recording(path)
+    rec = load_recording(path, anatomy="refImg", plane=plane) if fmt == "suite2p" else load_recording(path)
     if fmt == "suite2p" and rec.anatomy is None:
-        rec = load_recording(path)
+        rec = load_recording(path, plane=plane)
     if rec.footprints is None or rec.image_shape is None:
         raise RecordingError(path, "this recording has no ROI footprints (pixel masks), so traces cannot be extracted with it")
     return rec
@@ -91,6 +94,10 @@ class FrameExtractor:
         self.weights = sp.vstack([cell_weights(footprints), neuropil]).tocsr().astype(np.float32)
         self.registration = RigidRegistration(reference, self.config.max_shift, self.config.smooth_sigma, self.config.taper)
 
+    @property
+    def reference(self) -> np.ndarray:
+        return self.registration.reference
+
     def process(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(k, Ly, Lx) frames -> F (k, N), Fneu (k, N), shifts (k, 2) [dy, dx], peaks (k,)."""
         k = len(frames)
@@ -101,6 +108,25 @@ class FrameExtractor:
             registered, shifts[i], peaks[i] = self.registration.register(frame)
             values[i] = self.weights @ registered.ravel()
         return values[:, :self.n_rois], values[:, self.n_rois:], shifts, peaks
+
+
+class VolumeExtractor:
+    """All planes of a volume, each registered and extracted with its own plane's segmentation
+    (``planes.py``); the ROIs are the planes' in plane order."""
+
+    def __init__(self, planes: list[FrameExtractor]):
+        self.planes = planes
+        self.n_rois = sum(p.n_rois for p in planes)
+
+    @property
+    def reference(self) -> np.ndarray:
+        return tile_images([p.reference for p in self.planes])
+
+    def process(self, volumes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(k, P, Ly, Lx) volumes -> F (k, N), Fneu (k, N), shifts (k, 2P) [dy0, dx0, dy1, ...], peaks (k, P)."""
+        parts = [p.process(volumes[:, k]) for k, p in enumerate(self.planes)]
+        f, fneu, shifts = (np.concatenate([q[i] for q in parts], axis=1) for i in range(3))
+        return f, fneu, shifts, np.stack([q[3] for q in parts], axis=1)
 
 
 class ExtractionSource:
@@ -115,16 +141,22 @@ class ExtractionSource:
                  out: str | Path | None = None, fs: float | None = None, follow: bool = True,
                  config: ExtractionConfig | None = None, **frame_options):
         self.frames = frames if isinstance(frames, TiffFrames) else TiffFrames(frames, follow=follow, fs=fs, **frame_options)
-        self.segmentation = segmentation if isinstance(segmentation, Recording) else load_segmentation(segmentation)
-        if self.segmentation.footprints is None or self.segmentation.image_shape is None:
-            raise RecordingError(self.segmentation.source or None, "the segmentation has no ROI footprints")
+        self.volumes = self.frames.all_planes  # every plane, one segmentation each, as one recording (planes.py)
+        if self.volumes:
+            self.planes = plane_segmentations(segmentation, load_segmentation)
+        else:
+            self.planes = [segmentation if isinstance(segmentation, Recording) else load_segmentation(segmentation)]
+        for plane in self.planes:
+            if plane.footprints is None or plane.image_shape is None:
+                raise RecordingError(plane.source or None, "the segmentation has no ROI footprints")
+        self.segmentation = tile_planes(self.planes) if self.volumes else self.planes[0]
         self.config = config or ExtractionConfig()
         self.out = None if out is None else Path(out)
         if self.out is not None and self.segmentation.source and self.out.resolve() == Path(self.segmentation.source).resolve():
             raise RecordingError(self.out, "the output would overwrite the segmentation")
         self._fs = fs
         self.notes: list[str] = []
-        self.extractor: FrameExtractor | None = None
+        self.extractor: FrameExtractor | VolumeExtractor | None = None
         self.writer: H5LiveWriter | None = None
         self.shifts: list[np.ndarray] = []
         self.frame_ms: list[float] = []
@@ -134,9 +166,10 @@ class ExtractionSource:
         self._delivered = 0
         self._note_count = 0
         self.started = time.monotonic()
-        self._reference = segmentation_reference(self.segmentation)
-        if self._reference is not None:
-            self._check_size(self._reference.shape)
+        references = [segmentation_reference(p) for p in self.planes]
+        self._reference = None if any(r is None for r in references) else references  # one per plane
+        for ref, plane in zip(self._reference or [], self.planes):
+            self._check_plane(ref.shape, plane)
 
     # -- the LiveSource interface
     @property
@@ -181,8 +214,9 @@ class ExtractionSource:
             enough = len(self._pending) >= self.config.reference_frames
             if not (enough or (self.frames.finished and self._pending)):
                 return np.zeros((0, self.segmentation.n_rois), np.float32)
-            self._start(reference_from_frames(np.stack(self._pending[:self.config.reference_frames])),
-                        f"computed from the first {min(len(self._pending), self.config.reference_frames)} frames "
+            first = np.stack(self._pending[:self.config.reference_frames])
+            self._start([reference_from_frames(first[:, k]) for k in range(len(self.planes))] if self.volumes
+                        else [reference_from_frames(first)], f"computed from the first {min(len(self._pending), self.config.reference_frames)} frames "
                         "(the segmentation has no reference image)")
             new, self._pending = np.stack(self._pending), []
         if not len(new):
@@ -194,9 +228,10 @@ class ExtractionSource:
         if self.out is not None and self.writer is None:
             self._open_writer()
         if self.writer is not None:
-            self.writer.append(f, extra={"Fneu": fneu}, per_frame={"shift": shifts, "peak": peaks[:, None]})
-        self.shifts.append(shifts)
-        self.last_shift = (float(shifts[-1, 0]), float(shifts[-1, 1]))
+            self.writer.append(f, extra={"Fneu": fneu}, per_frame={"shift": shifts, "peak": peaks.reshape(len(f), -1)})
+        self.shifts.append(shifts.reshape(-1, 2))  # one row per plane and frame
+        dy, dx = shifts[-1].reshape(-1, 2).mean(axis=0)  # the planes' mean
+        self.last_shift = (float(dy), float(dx))
         self._delivered += len(f)
         return f
 
@@ -207,16 +242,28 @@ class ExtractionSource:
         self.frames.close()
 
     # -- work
-    def _check_size(self, shape: tuple[int, int]) -> None:
-        want = tuple(self.segmentation.image_shape)
+    def _check_size(self, shape: tuple[int, ...]) -> None:
+        """Frames (Ly, Lx), or volumes (planes, Ly, Lx), against the segmentation(s)."""
+        if self.volumes:
+            if shape[0] != len(self.planes):
+                raise RecordingError(self.frames.path, f"volumes have {shape[0]} planes but {len(self.planes)} "
+                                                       "plane segmentations were given")
+            shape = shape[1:]
+        for plane in self.planes:
+            self._check_plane(shape, plane)
+
+    def _check_plane(self, shape: tuple[int, ...], plane: Recording) -> None:
+        want = tuple(plane.image_shape)
         if tuple(shape) != want:
             raise RecordingError(self.frames.path, f"frames are {shape[0]} x {shape[1]} px but the segmentation "
-                                                   f"({self.segmentation.source or 'in memory'}) is {want[0]} x {want[1]} px")
+                                                   f"({plane.source or 'in memory'}) is {want[0]} x {want[1]} px")
 
-    def _start(self, reference: np.ndarray, where: str) -> None:
-        seg = self.segmentation
-        self._check_size(reference.shape)
-        self.extractor = FrameExtractor(seg.footprints, seg.image_shape, reference, self.config)
+    def _start(self, references: list[np.ndarray], where: str) -> None:
+        extractors = []
+        for ref, plane in zip(references, self.planes):
+            self._check_plane(ref.shape, plane)
+            extractors.append(FrameExtractor(plane.footprints, plane.image_shape, ref, self.config))
+        self.extractor = VolumeExtractor(extractors) if self.volumes else extractors[0]
         self.reference_from = where
         if "computed" in where:
             self.notes.append(f"reference image {where}")
@@ -228,11 +275,12 @@ class ExtractionSource:
             self.notes.append(f"frame rate unknown (no fs given, no ScanImage metadata, and the segmentation's "
                               f"{seg.fs:g} Hz is a placeholder): the output says {seg.fs:g} Hz; pass fs")
         template = dc_replace(
-            seg, traces=np.zeros((0, seg.n_rois), np.float32), fs=self.fs, anatomy=self.extractor.registration.reference,
+            seg, traces=np.zeros((0, seg.n_rois), np.float32), fs=self.fs, anatomy=self.extractor.reference,
             extra_traces={}, source=str(self.frames.path),
             provenance={"extracted_from": str(self.frames.path), "segmentation": seg.source,
                         "reference": self.reference_from, "extraction": asdict(self.config)})
-        self.writer = H5LiveWriter(self.out, template, extra=("Fneu",), per_frame={"shift": 2, "peak": 1})
+        n = len(self.planes)
+        self.writer = H5LiveWriter(self.out, template, extra=("Fneu",), per_frame={"shift": 2 * n, "peak": n})
 
     def summary(self) -> dict:
         """Frames, ROIs, shift range and time per frame so far (what ``poco extract`` prints)."""

@@ -10,7 +10,8 @@ not a TIFF is ignored and noted once (``notes``); hidden and ``*.tmp`` files are
 
 Pages interleave channels fastest, then planes (ScanImage's order); ScanImage metadata in the
 first file gives the number of channels and planes and the frame rate when present, the
-options otherwise. One channel and one plane are kept.
+options otherwise. One channel is kept, and one plane, or (``plane=None``) every plane: ``poll``
+then returns whole volumes, (k, planes, Ly, Lx), a volume only once its last plane has arrived.
 """
 from __future__ import annotations
 
@@ -29,21 +30,41 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 @dataclass
 class StackLayout:
-    """How pages interleave: ``n_channels`` fastest, then ``n_planes``; which one of each to keep."""
+    """How pages interleave: ``n_channels`` fastest, then ``n_planes``; which channel to keep, and
+    which plane (None: all of them)."""
 
     n_channels: int = 1
     n_planes: int = 1
     channel: int = 0
-    plane: int = 0
+    plane: int | None = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.channel < self.n_channels:
             raise RecordingError(None, f"channel {self.channel} does not exist: the stack has {self.n_channels} channel(s)")
-        if not 0 <= self.plane < self.n_planes:
+        if self.plane is not None and not 0 <= self.plane < self.n_planes:
             raise RecordingError(None, f"plane {self.plane} does not exist: the stack has {self.n_planes} plane(s)")
 
     def keeps(self, page: int) -> bool:
-        return page % self.n_channels == self.channel and (page // self.n_channels) % self.n_planes == self.plane
+        return page % self.n_channels == self.channel and (
+            self.plane is None or (page // self.n_channels) % self.n_planes == self.plane)
+
+    @property
+    def per_frame(self) -> int:
+        """Kept pages that make one frame: every plane of a volume, or the one plane."""
+        return self.n_planes if self.plane is None else 1
+
+
+def parse_plane(text: str | int | None) -> int | None:
+    """A plane index from user input, or None for 'all' (every plane, one recording)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise RecordingError(None, f"a plane is a number (0-based) or 'all', got {text!r}") from None
+    if value < 0:
+        raise RecordingError(None, f"plane numbers start at 0, got {value}")
+    return value
 
 
 def scanimage_layout(frame_data: dict) -> dict:
@@ -113,7 +134,7 @@ def _read_pages(path: Path, start: int, keep, limit: int | None = None) -> tuple
 class TiffFrames:
     """Follows a multi-page TIFF or a folder of TIFFs (see the module docstring)."""
 
-    def __init__(self, path: str | Path, follow: bool = False, channel: int = 0, plane: int = 0,
+    def __init__(self, path: str | Path, follow: bool = False, channel: int = 0, plane: int | None = 0,
                  n_channels: int | None = None, n_planes: int | None = None, fs: float | None = None,
                  stall_timeout: float = 10.0):
         self.path = Path(path)
@@ -125,6 +146,8 @@ class TiffFrames:
         self.stall_timeout = stall_timeout
         self._options = {"n_channels": n_channels, "n_planes": n_planes, "channel": channel, "plane": plane}
         self.fs = fs
+        self.all_planes = plane is None
+        self._partial: list[np.ndarray] = []  # planes of a volume not yet complete
         self.layout: StackLayout | None = None
         self.notes: list[str] = []
         self.status = "waiting for the first frame"
@@ -173,8 +196,19 @@ class TiffFrames:
                 raise CorruptFile(path, f"a page of {img.shape[0]} x {img.shape[1]} px among frames of "
                                         f"{self.shape[0]} x {self.shape[1]} px")
 
+    def _frames(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Kept pages -> frames: as they are, or grouped into whole volumes (the rest waits)."""
+        if not self.all_planes:
+            return images
+        pages = self._partial + images
+        n = self.layout.per_frame
+        whole = len(pages) // n * n
+        self._partial = pages[whole:]
+        return [np.stack(pages[i:i + n]) for i in range(0, whole, n)]
+
     def poll(self, max_frames: int = 256) -> np.ndarray:
-        """The frames completed since the last call, (k, Ly, Lx) float32, at most ``max_frames`` (k may be 0)."""
+        """The frames completed since the last call, (k, Ly, Lx) float32 (all planes: (k, planes, Ly, Lx)),
+        at most ``max_frames`` (k may be 0)."""
         files = [p for p in self._files() if p.name not in self._done_files]
         out: list[np.ndarray] = []
         stalled = False
@@ -197,9 +231,10 @@ class TiffFrames:
                     break
                 self._set_layout(meta)
                 keep = lambda k: self.layout.keeps(base + k)  # noqa: E731
-            images, done, problem, _ = _read_pages(path, self._pages_in_current, keep, max_frames - len(out))
+            limit = (max_frames - len(out)) * self.layout.per_frame - len(self._partial)
+            images, done, problem, _ = _read_pages(path, self._pages_in_current, keep, limit)
             self._check_shape(path, images)
-            out.extend(images)
+            out.extend(self._frames(images))
             self._pages_in_current = done
             if len(out) >= max_frames and problem is None:
                 self._sizes.pop(path.name, None)  # more may follow in this file: read on at the next poll
@@ -214,10 +249,14 @@ class TiffFrames:
                 self._pages_before += done
                 self._pages_in_current = 0
         self.n_frames += len(out)
+        if self._partial and self.finished and not any("incomplete volume" in n for n in self.notes):
+            self.notes.append(f"the last volume is an incomplete volume ({len(self._partial)} of "
+                              f"{self.layout.n_planes} planes): left out")
         if out and not stalled:
             self.status = f"{self.n_frames} frames read"
         if not out:
-            return np.zeros((0, *(self.shape or (0, 0))), np.float32)
+            planes = (self.layout.n_planes,) if self.all_planes and self.layout else ()
+            return np.zeros((0, *planes, *(self.shape or (0, 0))), np.float32)
         return np.stack(out)
 
     def _stalled(self, path: Path, problem: str, has_next: bool, give_up: bool = True) -> None:
