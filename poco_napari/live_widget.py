@@ -125,10 +125,11 @@ class LiveWidget(QWidget):
         self.plane_box.addItems([*(str(i) for i in range(8)), "all"])
         self.plane_box.setToolTip("TIFF frames: the plane to extract (0-based), or 'all': every plane with its own "
                                   "segmentation (a suite2p folder with plane0, plane1, ...) as one recording")
-        self.planes_spin = QSpinBox(minimum=0, maximum=64, value=0, specialValueText="from metadata")
-        self.planes_spin.setToolTip("TIFF frames: planes per volume (default: ScanImage metadata, else 1)")
+        self.planes_spin = QSpinBox(minimum=0, maximum=64, value=0, specialValueText="auto")
+        self.planes_spin.setToolTip("TIFF frames: planes per volume (auto: ScanImage metadata, else 1)")
         self.fs_spin = QDoubleSpinBox(minimum=0.01, maximum=10000.0, value=5.0, suffix=" Hz", decimals=2)
-        self.fs_spin.setToolTip("sampling rate of a chunk folder (an .h5 file stores its own)")
+        self.fs_spin.setToolTip("chunk rate: the sampling rate of a folder of .npy chunks (an .h5 file and TIFF "
+                                "metadata store their own)")
         self.checkpoint_edit = QLineEdit(placeholderText="pretrained checkpoint (.pt), optional")
         ckpt_btn = QPushButton("Checkpoint…")
         ckpt_btn.clicked.connect(self._choose_checkpoint)
@@ -136,8 +137,8 @@ class LiveWidget(QWidget):
         self.zscore_box.addItems(["running", "frozen"])
         self.filter_box = QComboBox()
         self.filter_box.addItems(["none", "causal_lowpass"])
-        self.calibration_spin = QSpinBox(minimum=0, maximum=100000, value=0)
-        self.calibration_spin.setToolTip("frames whose statistics are frozen (z-score 'frozen')")
+        self.calibration_spin = QSpinBox(minimum=0, maximum=100000, value=0, suffix=" frames")
+        self.calibration_spin.setToolTip("calibration: the first frames, whose statistics are frozen (z-score 'frozen')")
         self.precision_box = QComboBox()
         self.precision_box.addItems(list(PRECISIONS))
         self.precision_box.setToolTip("forecast arithmetic: auto = bfloat16 where this CPU/GPU computes it natively "
@@ -159,12 +160,12 @@ class LiveWidget(QWidget):
         form = QFormLayout()
         form.addRow("source", _row(self.source_edit, file_btn, folder_btn))
         form.addRow("ROIs", _row(self.rois_edit, rois_file_btn, rois_folder_btn))
-        form.addRow("TIFF stack", _row(QLabel("channel"), self.channel_spin, QLabel("plane"), self.plane_box,
-                                       QLabel("planes per volume"), self.planes_spin))
+        form.addRow("TIFF stack", _row(QLabel("channel"), self.channel_spin, QLabel("plane"), self.plane_box))
+        form.addRow("", _row(QLabel("planes per volume"), self.planes_spin))
         form.addRow("model", _row(self.checkpoint_edit, ckpt_btn))
-        form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("filter"), self.filter_box,
-                                          QLabel("calibration frames"), self.calibration_spin))
-        form.addRow("", _row(QLabel("precision"), self.precision_box, self.fs_spin, self.connect_btn))
+        form.addRow("preprocessing", _row(QLabel("z-score"), self.zscore_box, QLabel("calibration"), self.calibration_spin))
+        form.addRow("", _row(QLabel("filter"), self.filter_box, QLabel("precision"), self.precision_box))
+        form.addRow("", _row(QLabel("chunk rate"), self.fs_spin, self.connect_btn))
         form.addRow("plot units", _row(self.units_edit, self.adapt_btn))
         self.link_label = QLabel("")
         self.link_label.setWordWrap(True)
@@ -406,7 +407,8 @@ class LiveWidget(QWidget):
         horizon = fc.horizon if fc else 0
         right = (now + 1 + horizon) / fs  # the view ends where the latest forecast does
         span = max(VIEW_WINDOWS * (fc.context + horizon) / fs if fc else 0.0, MIN_VIEW_S)
-        n_shown = min(self._buffer.capacity, int(np.ceil(span * fs)) + 1)  # only frames in view are read and drawn
+        # only frames in view are read and drawn, and none before the first one
+        n_shown = min(self._buffer.capacity, int(np.ceil(span * fs)) + 1, self._buffer.end)
         frames = self._buffer.frames(n_shown)
         t0, t_axis = int(frames[0]), frames / fs
         left = max(t_axis[0], right - span)
