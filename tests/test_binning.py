@@ -99,6 +99,18 @@ def check_live_binning(model, rec: Recording) -> None:
     np.testing.assert_allclose(made[-1].values, expect, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("zscore", ["running", "frozen"])
+def test_online_binning_frame_by_frame(zscore):
+    """Frames arriving one at a time: nothing until a bin is complete, then its mean, whatever the z-score mode."""
+    from poco_core.live.online import OnlineConfig, OnlinePreprocessor
+
+    raw = np.random.default_rng(3).normal(size=(40, 5)).astype(np.float32)
+    pre = OnlinePreprocessor(5, 30.0, OnlineConfig(zscore=zscore, calibration=6, bin=4))
+    out = [pre.push(raw[i:i + 1])[0] for i in range(len(raw))]
+    assert [len(u) for u in out[:8]] == [0, 0, 0, 1, 0, 0, 0, 1] and pre.fs == 7.5
+    np.testing.assert_allclose(np.concatenate(out), bin_frames(raw, 4), rtol=1e-5)
+
+
 def test_live_binning_follows_the_checkpoints_target_rate():
     from types import SimpleNamespace
 

@@ -174,6 +174,8 @@ class OnlinePreprocessor:
     # -- the pipeline ----------------------------------------------------------------
     def push(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = self._binned(self._clean(raw))
+        if not len(x):  # e.g. frames that do not yet complete a bin
+            return (np.zeros((0, self.n_units), np.float32), *self._stats_rows())
         if self._filter is not None:
             x = self._filter.process(x)
         calib_left = max(self.config.calibration - self.n_seen, 0)
