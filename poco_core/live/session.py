@@ -37,7 +37,8 @@ __all__ = [
     "open_source", "OnlineConfig", "live_model",
 ]
 
-STALL_PERIODS = 3  # no frame for this many frame periods: the writer is reported as stalled
+STALL_PERIODS = 3  # no frame for this many frame periods (and MIN_STALL_S): the writer is reported as stalled
+MIN_STALL_S = 1.0  # a 30 Hz writer's ordinary jitter is not a stall
 
 
 def live_binning(model: BaseForecaster | None, fs: float) -> tuple[int, list[str]]:
@@ -184,7 +185,7 @@ class LiveSession:
         text = getattr(self.source, "status", "following")
         if self._last_frame_at is not None and self.preprocessor is not None:
             quiet = time.monotonic() - self._last_frame_at
-            if quiet > STALL_PERIODS / self.source.fs:
+            if quiet > max(STALL_PERIODS / self.source.fs, MIN_STALL_S):
                 text = f"writer stalled: no frame for {quiet:.1f} s (waiting)"
         return text
 
