@@ -8,11 +8,13 @@ reproduce the data, and the online fit during training flatters.
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -30,6 +32,7 @@ from qtpy.QtWidgets import (
 
 from poco_core.analysis.circuit import (
     CAVEATS,
+    EMBEDDING_CLUSTER,
     EXTERNAL,
     CircuitFit,
     DataPrep,
@@ -45,6 +48,7 @@ from poco_napari.forms import collapsible
 from poco_napari.jobs import Job, job_queue, make_job
 from poco_napari.recording_box import RecordingBox
 from poco_napari.selection import connect_viewer, selection_for
+from poco_napari.store import roi_layers
 
 BANNER_STYLE = "background:#5a4a12; color:#ffe9a8; padding:6px; border-radius:4px;"
 
@@ -53,6 +57,20 @@ def _spin(lo: float, hi: float, value: float, decimals: int = 0, step: float = 1
     box = QDoubleSpinBox(minimum=lo, maximum=hi, decimals=decimals, singleStep=step, suffix=suffix)
     box.setValue(value)
     return box
+
+
+def with_embedding_clusters(viewer: Any, rec: Any) -> Any:
+    """The recording with the Embeddings dock's clusters (the ``cluster`` column it writes into the ROI
+    layers' features) as its groups, when it has no region labels and no assemblies; else unchanged."""
+    if rec.regions is not None or "assemblies" in rec.roi_info or EMBEDDING_CLUSTER in rec.roi_info:
+        return rec
+    for layer in roi_layers(viewer, rec):
+        features = layer.features
+        if "cluster" in features and len(features) == rec.n_rois:
+            values = pd.to_numeric(features["cluster"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if np.isfinite(values).any():
+                return dataclasses.replace(rec, roi_info={**rec.roi_info, EMBEDDING_CLUSTER: values})
+    return rec
 
 
 class CircuitWidget(QWidget):
@@ -186,6 +204,7 @@ class CircuitWidget(QWidget):
         if rec is None:
             self.status.setText("Open a recording first.")
             return None
+        rec = with_embedding_clusters(self.viewer, rec)
         try:
             out = Path(tempfile.mkdtemp(prefix="poco-circuit-")) / f"{rec.session}_circuit.h5"
             job = make_job("circuit", [rec], events_fn=circuit_job_events, checkpoint=str(out),

@@ -86,9 +86,35 @@ def prepare_targets(traces: np.ndarray, fs: float, prep: DataPrep, phi: str) -> 
     return np.clip(x / s, -CLIP, CLIP), {"offset": 0.0, "scale": s}
 
 
+EMBEDDING_CLUSTER = "embedding_cluster"  # roi_info column: a POCO embedding analysis's cluster per ROI
+
+
+def cluster_names(clusters: np.ndarray) -> np.ndarray:
+    """Group names for embedding cluster numbers: "cluster k"; HDBSCAN's noise (-1) and ROIs the
+    analysis did not include (missing, NaN) are "unclustered"."""
+    c = np.asarray(clusters, dtype=float)
+    return np.array(["unclustered" if not np.isfinite(v) or v < 0 else f"cluster {int(v)}" for v in c])
+
+
+def embedding_groups(path: str | Path, rec: Recording) -> np.ndarray:
+    """Each ROI's embedding cluster (as ``cluster_names``) from the table ``poco embed --out`` writes,
+    matched by session and ROI id (a one-session table matches by ROI id alone)."""
+    from poco_core.analysis.embedding import load_clusters
+
+    table = load_clusters(path)
+    keep = table["session"] == rec.session
+    if not keep.any() and len(set(table["session"].tolist())) == 1:
+        keep[:] = True
+    by_id = dict(zip(table["roi_id"][keep].tolist(), table["cluster"][keep].tolist()))
+    if not set(by_id) & set(rec.roi_ids.tolist()):
+        raise PocoError(f"{path}: no ROI of session {rec.session!r} is in this embedding table")
+    return cluster_names(np.array([by_id.get(r, np.nan) for r in rec.roi_ids.tolist()], dtype=float))
+
+
 def region_labels(rec: Recording, regions: np.ndarray | None = None, n_clusters: int = 4, seed: int = 0) -> tuple[np.ndarray, str]:
     """Per-ROI group labels and where they came from: given, the recording's regions, its first
-    assembly (Triplett), else k-means clusters of the traces' correlation profiles."""
+    assembly (Triplett), its embedding clusters (``roi_info["embedding_cluster"]``, which the napari
+    dock copies from the Embeddings dock), else k-means clusters of the traces' correlation profiles."""
     if regions is not None:
         labels = np.asarray(regions).astype(str)
         if labels.shape != (rec.n_rois,):
@@ -99,6 +125,8 @@ def region_labels(rec: Recording, regions: np.ndarray | None = None, n_clusters:
     if "assemblies" in rec.roi_info:
         first = [str(a).split(";")[0] for a in rec.roi_info["assemblies"]]
         return np.array([f"assembly {a}" if a else "no assembly" for a in first]), "first assembly"
+    if EMBEDDING_CLUSTER in rec.roi_info:
+        return cluster_names(rec.roi_info[EMBEDDING_CLUSTER]), "embedding clusters"
     from sklearn.cluster import KMeans
 
     x = np.asarray(rec.traces, dtype=np.float64)
@@ -254,12 +282,14 @@ def _check_output(out: str | Path | None, rec: Recording) -> None:
 
 
 def circuit_events(recording: Recording, config: CircuitConfig | None = None, *, prep: DataPrep | None = None,
-                   regions: np.ndarray | None = None, out: str | Path | None = None,
-                   checkpoint: str | Path | None = None, resume: str | Path | None = None,
-                   max_bytes: float = DEFAULT_MAX_BYTES, cancel: CancelLike | None = None) -> Iterator[Event]:
+                   regions: np.ndarray | None = None, groups: str | Path | None = None,
+                   out: str | Path | None = None, checkpoint: str | Path | None = None,
+                   resume: str | Path | None = None, max_bytes: float = DEFAULT_MAX_BYTES,
+                   cancel: CancelLike | None = None) -> Iterator[Event]:
     """The fit as events: ``start`` (cost estimate), ``stage``, ``step`` per run, ``validation`` (free-run
     pVar), ``checkpoint``, ``done`` (summary, path). Returns the CircuitFit. A cancelled fit ends with
-    ``done`` and ``cancelled=True``; the last checkpoint (if any) is kept for ``resume``."""
+    ``done`` and ``cancelled=True``; the last checkpoint (if any) is kept for ``resume``. ``groups``: an
+    embedding table (``poco embed --out``) whose clusters are the groups, instead of ``regions``."""
     from poco_core.base.errors import Cancelled
     from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -269,7 +299,12 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
     t0 = time.monotonic()
     yield {"type": "stage", "stage": "prepare", "session": recording.session}
     d, scaling = prepare_targets(recording.traces, recording.fs, prep, config.phi)
-    labels, region_source = region_labels(recording, regions, seed=config.seed)
+    if groups is not None:
+        if regions is not None:
+            raise PocoError("give region labels or an embedding table of groups, not both")
+        labels, region_source = embedding_groups(groups, recording), f"embedding clusters ({Path(groups).name})"
+    else:
+        labels, region_source = region_labels(recording, regions, seed=config.seed)
     t_frames, n = d.shape
     if t_frames < 3:
         raise PocoError(f"{recording.source or recording.session}: {t_frames} frames are too few for a circuit fit")
@@ -331,19 +366,20 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
 
 
 def fit_circuit(recording: Recording, p: float | None = None, *, config: CircuitConfig | None = None,
-                prep: DataPrep | None = None, regions: np.ndarray | None = None,
+                prep: DataPrep | None = None, regions: np.ndarray | None = None, groups: str | Path | None = None,
                 on_event: Callable[[Event], None] | None = None, cancel: CancelLike | None = None,
                 out: str | Path | None = None, checkpoint: str | Path | None = None,
                 resume: str | Path | None = None, **overrides: Any) -> CircuitFit | None:
     """Fit a circuit: ``p`` = plastic fraction (1 = CURBD, < 1 = PINning), other CircuitConfig fields
-    as keywords. Returns None when cancelled."""
+    as keywords; ``regions`` labels or ``groups`` (an embedding cluster table) override the recording's
+    own groups (regions, assemblies, embedding clusters, else k-means). Returns None when cancelled."""
     base = (config or CircuitConfig()).to_dict()
     if p is not None:
         overrides["plastic_fraction"] = p
     config = CircuitConfig.from_dict({**base, **overrides}) if set(overrides) <= set(base) else None
     if config is None:
         raise PocoError(f"unknown circuit setting(s) {sorted(set(overrides) - set(base))}")
-    gen = circuit_events(recording, config, prep=prep, regions=regions, out=out, checkpoint=checkpoint,
+    gen = circuit_events(recording, config, prep=prep, regions=regions, groups=groups, out=out, checkpoint=checkpoint,
                          resume=resume, cancel=cancel)
     try:
         while True:

@@ -64,3 +64,35 @@ def test_cancel_stops_the_job(dock, qtbot):
         qtbot.waitUntil(lambda: job.step >= 1, timeout=TIMEOUT_MS)
         widget.cancel_button.click()
     assert job.status is JobStatus.CANCELLED and widget.start_button.isEnabled()
+
+
+def test_groups_come_from_the_embeddings_dock_clusters(make_napari_viewer, qtbot):
+    """A recording without regions or assemblies: the fit's groups are the cluster column the
+    Embeddings dock wrote into the ROI layer's features (ROIs it did not analyse: "unclustered")."""
+    import dataclasses
+
+    import pandas as pd
+
+    from poco_napari.circuit_widget import with_embedding_clusters
+    from poco_napari.store import roi_layers
+
+    rec = dataclasses.replace(simulate_three_regions(n_per_region=4, n_frames=80, seed=2).recording(), regions=None)
+    viewer = make_napari_viewer()
+    for data, meta, kind in recording_layers(rec):
+        viewer._add_layer_from_data(data, meta, kind)
+    widget = CircuitWidget(viewer)
+    qtbot.addWidget(widget)
+    assert with_embedding_clusters(viewer, rec) is rec  # no clusters yet: k-means later, as before
+    clusters = pd.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, None], dtype="Int64")
+    for layer in roi_layers(viewer, rec):
+        features = layer.features.copy()
+        features["cluster"] = clusters
+        layer.features = features
+    widget.runs.setValue(1)
+    widget.substeps.setValue(2)
+    with qtbot.waitSignal(widget.fit_shown, timeout=TIMEOUT_MS):
+        widget.start()
+    fit = widget.fit
+    assert fit.params["region_source"] == "embedding clusters"
+    assert fit.regions.tolist() == [f"cluster {c}" for c in [0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1]] + ["unclustered"]
+    assert fit.region_names == ["cluster 0", "cluster 1", "cluster 2", "unclustered"]
