@@ -66,6 +66,16 @@ class LabelledMatrix(pg.PlotWidget):
                            col_names or [n for n, a, b in cols for _ in range(b - a)])
         self.autoRange(padding=0)
 
+    def mark_columns(self, columns: np.ndarray | None) -> None:
+        """Tick marks on the top edge at these columns (PINning's plastic units); None hides them."""
+        if columns is None or not len(columns):
+            self.hideAxis("top")
+            return
+        self.showAxis("top")
+        top = self.getAxis("top")
+        top.setTicks([[(c + 0.5, "") for c in np.asarray(columns).tolist()]])
+        top.setStyle(tickLength=-6)
+
     def describe(self, i: int, j: int) -> str:
         rows, cols = self.cell_names
         return f"row {rows[i]}, column {cols[j]}: {self.matrix[i, j]:.3g}"

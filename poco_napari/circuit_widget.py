@@ -44,6 +44,7 @@ from poco_napari.circuit_currents import RegionCurrents
 from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_fit_plot import RoiFitPlot
 from poco_napari.circuit_matrix import LabelledMatrix, groups_of
+from poco_napari.circuit_rasters import PvarHistogram, RasterPair
 from poco_napari.forms import collapsible
 from poco_napari.jobs import Job, job_queue, make_job
 from poco_napari.recording_box import RecordingBox
@@ -51,6 +52,8 @@ from poco_napari.selection import connect_viewer, selection_for
 from poco_napari.store import roi_layers
 
 BANNER_STYLE = "background:#5a4a12; color:#ffe9a8; padding:6px; border-radius:4px;"
+J_VIEWS = ("J", "\u0394J = J \u2212 J0 (what training changed)", "block mean of J", "block mean of \u0394J")
+N_WORST = 6
 
 
 def _spin(lo: float, hi: float, value: float, decimals: int = 0, step: float = 1.0, suffix: str = "") -> QDoubleSpinBox:
@@ -124,8 +127,11 @@ class CircuitWidget(QWidget):
         self.cancel_button.clicked.connect(lambda: self.job and self.job.cancel())
         self.load_button = QPushButton("Open fit...")
         self.load_button.clicked.connect(self._browse)
+        self.export_button = QPushButton("Export...", enabled=False)
+        self.export_button.setToolTip("Save the fit as HDF5 (reopen it here or with poco circuit --show) or as CSV tables")
+        self.export_button.clicked.connect(self._export_dialog)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.cancel_button, self.load_button):
+        for b in (self.start_button, self.cancel_button, self.load_button, self.export_button):
             buttons.addWidget(b)
         self.status = QLabel("Choose a recording and Start.", wordWrap=True)
         self.banner = QLabel(wordWrap=True, styleSheet=BANNER_STYLE)
@@ -133,6 +139,14 @@ class CircuitWidget(QWidget):
         self.curve = PvarCurve()
         self.roi_fit = RoiFitPlot()
         self.j_image = LabelledMatrix("J (rows: target unit, columns: source unit), sorted by region")
+        self.j_view = QComboBox()
+        self.j_view.addItems(J_VIEWS)
+        self.j_view.currentTextChanged.connect(lambda _: self._draw_j())
+        self.histogram = PvarHistogram()
+        self.worst_button = QPushButton("Select the worst-fitted ROIs")
+        self.worst_button.setToolTip("Select the ROIs with the lowest free-run pVar (shown below and in the Traces dock)")
+        self.worst_button.clicked.connect(self.select_worst)
+        self.rasters = RasterPair()
         self.current_matrix = LabelledMatrix("rms current, rows target region, columns source")
         self.target = QComboBox()
         self.target.currentTextChanged.connect(lambda _: self._draw_target())
@@ -154,9 +168,22 @@ class CircuitWidget(QWidget):
         lay = QVBoxLayout(fit_tab)
         lay.addWidget(self.curve, stretch=1)
         lay.addWidget(self.roi_fit, stretch=1)
+        rois_tab = QWidget()
+        lay = QVBoxLayout(rois_tab)
+        lay.addWidget(self.histogram, stretch=1)
+        lay.addWidget(self.worst_button)
+        lay.addWidget(self.rasters, stretch=2)
+        j_tab = QWidget()
+        lay = QVBoxLayout(j_tab)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Show"))
+        row.addWidget(self.j_view, stretch=1)
+        lay.addLayout(row)
+        lay.addWidget(self.j_image, stretch=1)
         self.tabs = QTabWidget()
         self.tabs.addTab(fit_tab, "Fit")
-        self.tabs.addTab(self.j_image, "J")
+        self.tabs.addTab(rois_tab, "ROIs")
+        self.tabs.addTab(j_tab, "J")
         self.tabs.addTab(currents, "Currents")
         layout = QVBoxLayout(self)
         layout.addWidget(main)
@@ -256,10 +283,10 @@ class CircuitWidget(QWidget):
         self._show_settings(fit)
         self.curve.set_history(fit.history)
         order = fit.order()
-        labels = fit.regions[order]
-        groups = groups_of(labels)
-        ids = fit.roi_ids[order].tolist()
-        self.j_image.set_matrix(fit.J[np.ix_(order, order)], groups, groups, row_names=ids, col_names=ids)
+        self._draw_j()
+        self.histogram.set_pvars(fit.pvar_per_neuron)
+        self.rasters.set_rasters(fit.data[:, order], fit.rates[:, order], fit.params["dt_data"], groups_of(fit.regions[order]))
+        self.export_button.setEnabled(True)
         self.target.blockSignals(True)
         self.target.clear()
         self.target.addItems(fit.region_names)
@@ -286,6 +313,54 @@ class CircuitWidget(QWidget):
         self.seed.setValue(c["seed"])
         self.lowpass.setValue(prep.get("lowpass_hz") or 0)
         self.zscore.setChecked(prep.get("standardize", "zscore") == "zscore")
+
+    def _draw_j(self) -> None:
+        """J, J - J0 or their region block means; PINning's plastic columns ticked on the top edge."""
+        fit = self.fit
+        if fit is None:
+            return
+        view = J_VIEWS.index(self.j_view.currentText())
+        delta = view in (1, 3)
+        if view >= 2:
+            names, m = fit.block_mean("dJ" if delta else "J")
+            blocks = [(n, i, i + 1) for i, n in enumerate(names)]
+            self.j_image.set_matrix(m, blocks, blocks)
+            self.j_image.mark_columns(None)
+            return
+        order = fit.order()
+        groups = groups_of(fit.regions[order])
+        ids = fit.roi_ids[order].tolist()
+        w = fit.J - fit.J0 if delta else fit.J
+        self.j_image.set_matrix(w[np.ix_(order, order)], groups, groups, row_names=ids, col_names=ids)
+        partial = len(fit.plastic) < len(fit.roi_ids)
+        self.j_image.mark_columns(np.flatnonzero(np.isin(order, fit.plastic)) if partial else None)
+
+    def select_worst(self) -> None:
+        """Select the N_WORST ROIs with the lowest free-run pVar in the shared ROI selection."""
+        fit, sel = self.fit, self._selection
+        if fit is None or sel is None:
+            return
+        index = {r: i for i, r in enumerate(sel.recording.roi_ids.tolist())}
+        worst = np.argsort(np.nan_to_num(fit.pvar_per_neuron, nan=np.inf))[:N_WORST]
+        sel.set([index[r] for r in fit.roi_ids[worst].tolist() if r in index])
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export circuit fit", "circuit.h5", "HDF5 (*.h5);;CSV tables (*.csv)")
+        if path:
+            self.export(path)
+
+    def export(self, path: str | Path) -> list[Path]:
+        """Write the shown fit: .h5/.hdf5 (the whole fit) or .csv (per-ROI table and current table)."""
+        if self.fit is None:
+            return []
+        path = Path(path)
+        try:
+            written = self.fit.export_csv(path) if path.suffix.lower() == ".csv" else [self.fit.save(path)]
+        except (OSError, PocoError) as exc:
+            self.status.setText(f"Export failed: {exc}")
+            return []
+        self.status.setText("Exported " + ", ".join(str(p) for p in written))
+        return written
 
     def _draw_currents(self) -> None:
         if self.fit is None:

@@ -212,6 +212,34 @@ class CircuitFit:
         rows.sort(key=lambda r: -r["rms"])
         return rows[:top] if top else rows
 
+    def block_mean(self, which: Literal["J", "dJ"] = "J") -> tuple[list[str], np.ndarray]:
+        """(regions, M x M) mean weight of each target-region x source-region block of J (or J - J0)."""
+        w = self.J if which == "J" else self.J - self.J0
+        names = self.region_names
+        return names, np.array([[w[np.ix_(self.regions == t, self.regions == s)].mean() for s in names] for t in names])
+
+    def export_csv(self, path: str | Path) -> list[Path]:
+        """Two tables for a spreadsheet: ``path`` (one row per ROI: id, group, free-run pVar, plastic)
+        and ``<stem>_currents.csv`` (source, target, rms, mean), written atomically."""
+        import csv
+
+        from poco_core.base.outputs import atomic_path
+
+        path = Path(path)
+        currents = path.with_name(f"{path.stem}_currents.csv")
+        plastic = np.zeros(len(self.roi_ids), dtype=bool)
+        plastic[self.plastic] = True
+        tables = {path: (["roi_id", "group", "pvar_free", "plastic"],
+                         zip(self.roi_ids.tolist(), self.regions.tolist(), self.pvar_per_neuron.tolist(), plastic.tolist())),
+                  currents: (["source", "target", "rms", "mean"],
+                             ((r["source"], r["target"], r["rms"], r["mean"]) for r in self.current_summary()))}
+        for target, (header, rows) in tables.items():
+            with atomic_path(target) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header)
+                writer.writerows(rows)
+        return list(tables)
+
     def learned_change(self) -> float:
         """sum |J - J0| / sum |J0| (PINning's measure of how much training changed J)."""
         return float(np.abs(self.J - self.J0).sum() / np.abs(self.J0).sum())

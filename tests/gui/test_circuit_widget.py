@@ -96,3 +96,39 @@ def test_groups_come_from_the_embeddings_dock_clusters(make_napari_viewer, qtbot
     assert fit.params["region_source"] == "embedding clusters"
     assert fit.regions.tolist() == [f"cluster {c}" for c in [0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1]] + ["unclustered"]
     assert fit.region_names == ["cluster 0", "cluster 1", "cluster 2", "unclustered"]
+
+
+def test_j_views_roi_pvars_rasters_and_export(dock, tmp_path):
+    """The J tab's views (J, J - J0, block means; PINning's plastic columns ticked), the per-ROI pVar
+    histogram and rasters, selecting the worst-fitted ROIs, and export to HDF5 and CSV."""
+    import csv
+
+    from poco_core.analysis.circuit import CircuitFit
+    from poco_napari.circuit_widget import J_VIEWS, N_WORST
+
+    widget, rec = dock
+    fit = fit_circuit(rec, 0.5, n_train=2, free_every=100, dt_factor=2, prep=DataPrep(standardize="none"))
+    widget.show_fit(fit)
+    order = fit.order()
+    shown = widget.j_image.matrix
+    assert shown.shape == (24, 24) and np.allclose(shown, fit.J[np.ix_(order, order)])
+    assert widget.j_image.getAxis("top").isVisible()  # p = 0.5: plastic columns ticked
+    widget.j_view.setCurrentText(J_VIEWS[1])
+    assert np.allclose(widget.j_image.matrix, (fit.J - fit.J0)[np.ix_(order, order)])
+    assert not np.any(widget.j_image.matrix[:, ~np.isin(order, fit.plastic)])  # only plastic columns learn
+    widget.j_view.setCurrentText(J_VIEWS[2])
+    assert widget.j_image.matrix.shape == (3, 3)
+    a = fit.regions == "A"
+    assert widget.j_image.matrix[0, 0] == pytest.approx(fit.J[np.ix_(a, a)].mean())
+    assert widget.histogram.counts.sum() == 24 and widget.rasters.shape == (24, 150)
+    widget.select_worst()
+    picked = list(selection_for(rec).indices)
+    assert len(picked) == N_WORST
+    assert max(fit.pvar_per_neuron[picked]) <= np.sort(fit.pvar_per_neuron)[N_WORST - 1] + 1e-12
+    h5, table = widget.export(tmp_path / "fit.h5"), widget.export(tmp_path / "fit.csv")
+    assert CircuitFit.load(h5[0]).pvar_free == pytest.approx(fit.pvar_free)
+    rows = list(csv.DictReader(open(table[0])))
+    assert len(rows) == 24 and {r["group"] for r in rows} == {"A", "B", "C"}
+    assert sum(r["plastic"] == "True" for r in rows) == len(fit.plastic)
+    currents = list(csv.DictReader(open(table[1])))
+    assert len(currents) == 12 and "Exported" in widget.status.text()
