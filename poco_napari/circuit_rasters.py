@@ -31,7 +31,7 @@ class PvarHistogram(ThemedPlots):
         centres = np.r_[-0.05, (edges[:-1] + edges[1:]) / 2]
         self.plot.addItem(pg.BarGraphItem(x=centres, height=self.counts, width=0.045, brush=BAR))
         worse = int(self.counts[0])
-        self.plot.setTitle(f"free-run pVar per ROI (median {np.median(finite):.2f}"
+        self.plot.setTitle(f"free-run pVar per ROI (median {np.median(finite):.3f}"
                            + (f", {worse} below 0 at -0.05" if worse else "") + ")", color=self.text_color)
 
 
@@ -67,3 +67,4 @@ class RasterPair(ThemedPlots):
                 plot.addItem(pg.InfiniteLine(pos=start, angle=0, pen=pg.mkPen("#404040", width=1)))
         self.plots[0].getAxis("left").setTicks([[((a + b) / 2, n) for n, a, b in groups]])
         self.plots[1].getAxis("left").setTicks([[]])
+        self.plots[0].autoRange(padding=0)

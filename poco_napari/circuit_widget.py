@@ -36,7 +36,9 @@ from poco_core.analysis.circuit import (
     EXTERNAL,
     CircuitFit,
     DataPrep,
+    SeedEnsemble,
     circuit_job_events,
+    seed_ensemble,
 )
 from poco_core.base.errors import PocoError
 from poco_core.models.circuit_rnn import CircuitConfig, dt_factor, estimate_cost
@@ -136,6 +138,13 @@ class CircuitWidget(QWidget):
         self.status = QLabel("Choose a recording and Start.", wordWrap=True)
         self.banner = QLabel(wordWrap=True, styleSheet=BANNER_STYLE)
         self.banner.setText("<b>Caveats.</b> " + " ".join(CAVEATS[:3]))
+        self.n_seeds = QSpinBox(minimum=2, maximum=20, value=3, suffix=" seeds")
+        self.ensemble_button = QPushButton("Refit with other seeds")
+        self.ensemble_button.setToolTip("Refit with K seeds (other J0, input and plastic set) and show the mean \u00b1 sd "
+                                        "of the current matrix; pairs whose mean current keeps its sign in every fit are marked *")
+        self.ensemble_button.clicked.connect(self.start_ensemble)
+        self.ensemble: SeedEnsemble | None = None
+        self._ensemble_jobs: list[Job] = []
         self.curve = PvarCurve()
         self.roi_fit = RoiFitPlot()
         self.j_image = LabelledMatrix("J (rows: target unit, columns: source unit), sorted by region")
@@ -161,7 +170,9 @@ class CircuitWidget(QWidget):
         pick.addWidget(self.target, stretch=1)
         pick.addWidget(QLabel("Weights"))
         pick.addWidget(self.kind)
+        self.ensemble_label = QLabel(wordWrap=True)
         lay.addWidget(self.current_matrix, stretch=1)
+        lay.addWidget(self.ensemble_label)
         lay.addLayout(pick)
         lay.addWidget(self.region_currents, stretch=1)
         fit_tab = QWidget()
@@ -191,6 +202,10 @@ class CircuitWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.banner)
+        seeds = QHBoxLayout()
+        seeds.addWidget(self.ensemble_button, stretch=1)
+        seeds.addWidget(self.n_seeds)
+        layout.addLayout(seeds)
         layout.addWidget(self.tabs, stretch=1)
 
     # -- settings -----------------------------------------------------------------------------
@@ -227,27 +242,70 @@ class CircuitWidget(QWidget):
     # -- running ------------------------------------------------------------------------------
     def start(self) -> Job | None:
         """Queue a fit of the chosen recording; the result is written to a temporary HDF5 file."""
+        job = self._queue_fit(self.config())
+        if job is not None:
+            self.job = job
+            self.curve.clear()
+            job.events.connect(self.curve.add_events)
+            job.changed.connect(self._update)
+            job.finished.connect(lambda: self._finished(job))
+            self._update()
+        return job
+
+    def _queue_fit(self, config: CircuitConfig) -> Job | None:
         rec = self.recording_box.recording
         if rec is None:
             self.status.setText("Open a recording first.")
             return None
         rec = with_embedding_clusters(self.viewer, rec)
         try:
-            out = Path(tempfile.mkdtemp(prefix="poco-circuit-")) / f"{rec.session}_circuit.h5"
+            out = Path(tempfile.mkdtemp(prefix="poco-circuit-")) / f"{rec.session}_circuit_seed{config.seed}.h5"
             job = make_job("circuit", [rec], events_fn=circuit_job_events, checkpoint=str(out),
-                           model="circuit", model_config=self.config().to_dict(), preprocess=vars(self.prep()),
-                           steps=self.runs.value(), name=f"circuit fit {rec.session}")
+                           model="circuit", model_config=config.to_dict(), preprocess=vars(self.prep()),
+                           steps=config.n_train, name=f"circuit fit {rec.session} (seed {config.seed})")
         except (PocoError, OSError, ValueError) as exc:
             self.status.setText(f"Cannot start: {exc}")
             return None
-        self.job = job
-        self.curve.clear()
-        job.events.connect(self.curve.add_events)
-        job.changed.connect(self._update)
-        job.finished.connect(lambda: self._finished(job))
         job_queue().submit(job)
-        self._update()
         return job
+
+    def start_ensemble(self) -> list[Job]:
+        """Queue K fits with the form's settings and seeds seed, seed + 1, ...; when all are done the
+        Currents tab shows the ensemble's mean +- sd (``seed_ensemble``)."""
+        base = self.config().to_dict()
+        jobs = [self._queue_fit(CircuitConfig.from_dict({**base, "seed": base["seed"] + k})) for k in range(self.n_seeds.value())]
+        self._ensemble_jobs = [j for j in jobs if j is not None]
+        for job in self._ensemble_jobs:
+            job.finished.connect(self._ensemble_progress)
+        self._ensemble_progress()
+        return self._ensemble_jobs
+
+    def _ensemble_progress(self) -> None:
+        jobs = self._ensemble_jobs
+        done = [j for j in jobs if j.status.final]
+        self.ensemble_button.setEnabled(len(done) == len(jobs))
+        if len(done) < len(jobs):
+            self.ensemble_label.setText(f"Seed ensemble: {len(done)} of {len(jobs)} fits done.")
+            return
+        paths = [(j.result or {}).get("path") for j in jobs]
+        fits = [CircuitFit.load(p) for p in paths if p and Path(p).is_file()]
+        try:
+            self.show_ensemble(seed_ensemble(fits))
+        except PocoError as exc:
+            self.ensemble_label.setText(f"Seed ensemble: {exc} ({len(fits)} of {len(jobs)} fits finished).")
+
+    def show_ensemble(self, ens: SeedEnsemble) -> None:
+        """The current matrix as the ensemble's rms mean; stable pairs listed (and marked on hover)."""
+        self.ensemble = ens
+        notes = np.array([[f"sd {ens.rms_sd[i, j]:.2g}" + (", stable" if ens.stable[i, j] else "")
+                           for j in range(len(ens.sources))] for i in range(len(ens.targets))])
+        self.current_matrix.set_matrix(ens.rms_mean, [(t, i, i + 1) for i, t in enumerate(ens.targets)],
+                                       [(s, i, i + 1) for i, s in enumerate(ens.sources)], diverging=False, notes=notes)
+        pairs = [f"{s} \u2192 {t}" for i, t in enumerate(ens.targets) for j, s in enumerate(ens.sources) if ens.stable[i, j]]
+        self.ensemble_label.setText(
+            f"Seed ensemble of {len(ens.pvars)} fits (free-run pVar {min(ens.pvars):.3f}-{max(ens.pvars):.3f}): rms current "
+            f"mean shown; sd {ens.rms_sd.min():.2g}-{ens.rms_sd.max():.2g}. Pairs whose mean current keeps its sign "
+            f"in every fit (|mean| > 2 sd): {', '.join(pairs) if pairs else 'none'}.")
 
     def _update(self) -> None:
         job = self.job
@@ -365,6 +423,7 @@ class CircuitWidget(QWidget):
     def _draw_currents(self) -> None:
         if self.fit is None:
             return
+        self.ensemble_label.setText("")
         targets, sources, m = self.fit.current_matrix("rms", kind=self.kind.currentText())
         self.current_matrix.set_matrix(m, [(t, i, i + 1) for i, t in enumerate(targets)],
                                        [(s, i, i + 1) for i, s in enumerate(sources)], diverging=False)

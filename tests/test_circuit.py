@@ -347,6 +347,21 @@ def test_cli_groups_from_an_embedding_table(tmp_path, capsys):
     assert summary["region_source"] == "embedding clusters (emb.csv)"
 
 
+def test_seed_ensemble_flags_pairs_that_keep_their_sign(teacher):
+    from poco_core.analysis.circuit import seed_ensemble
+
+    fits = [fit_circuit(teacher.recording(), 1.0, prep=RAW, seed=s, **TINY) for s in range(3)]
+    ens = seed_ensemble(fits)
+    assert ens.targets == ["A", "B", "C"] and ens.sources == ["A", "B", "C", EXTERNAL]
+    assert ens.mean_current.shape == (3, 3, 4) and ens.rms_mean.shape == ens.rms_sd.shape == ens.stable.shape == (3, 4)
+    signs = np.sign(ens.mean_current)
+    mu, sd = ens.mean_current.mean(0), ens.mean_current.std(0)
+    assert np.array_equal(ens.stable, np.all(signs == np.sign(mu), axis=0) & (np.abs(mu) > 2 * sd))
+    assert np.allclose(ens.rms_mean, np.mean([f.current_matrix("rms")[2] for f in fits], axis=0))
+    with pytest.raises(PocoError, match="two"):
+        seed_ensemble(fits[:1])
+
+
 def test_cli_fit_json_and_show(tmp_path, capsys):
     from poco_core.cli.main import main
 

@@ -418,6 +418,35 @@ def fit_circuit(recording: Recording, p: float | None = None, *, config: Circuit
         return stop.value
 
 
+@dataclass
+class SeedEnsemble:
+    """Current matrices of fits that differ only in their seed (J0, plastic set, input): rms mean and sd
+    per target x source pair, and which pairs are stable (signed mean current keeps its sign in every
+    fit and is more than two sd from 0). J is one of many; a pair that flips with the seed means nothing."""
+
+    targets: list[str]
+    sources: list[str]
+    rms_mean: np.ndarray
+    rms_sd: np.ndarray
+    mean_current: np.ndarray  # (K, targets, sources) signed mean current per fit
+    stable: np.ndarray  # (targets, sources) bool
+    pvars: list[float]
+
+
+def seed_ensemble(fits: list[CircuitFit]) -> SeedEnsemble:
+    """Compare the current matrices of fits of one recording with different seeds (same groups)."""
+    if len(fits) < 2:
+        raise PocoError("a seed ensemble needs at least two fits")
+    if any(f.regions.tolist() != fits[0].regions.tolist() for f in fits):
+        raise PocoError("the fits do not group the same ROIs the same way")
+    targets, sources, _ = fits[0].current_matrix("rms")
+    rms = np.stack([f.current_matrix("rms")[2] for f in fits])
+    mean = np.stack([f.current_matrix("mean")[2] for f in fits])
+    mu, sd = mean.mean(0), mean.std(0)
+    stable = (np.all(np.sign(mean) == np.sign(mu), axis=0)) & (np.abs(mu) > 2 * sd)
+    return SeedEnsemble(targets, sources, rms.mean(0), rms.std(0), mean, stable, [f.pvar_free for f in fits])
+
+
 def load_circuit(path: str | Path) -> CircuitFit:
     return CircuitFit.load(path)
 

@@ -132,3 +132,19 @@ def test_j_views_roi_pvars_rasters_and_export(dock, tmp_path):
     assert sum(r["plastic"] == "True" for r in rows) == len(fit.plastic)
     currents = list(csv.DictReader(open(table[1])))
     assert len(currents) == 12 and "Exported" in widget.status.text()
+
+
+def test_seed_ensemble_refits_and_shows_mean_and_stable_pairs(dock, qtbot):
+    widget, _ = dock
+    widget.runs.setValue(2)
+    widget.substeps.setValue(2)
+    widget.zscore.setChecked(False)
+    widget.n_seeds.setValue(2)
+    jobs = widget.start_ensemble()
+    assert len(jobs) == 2 and [j.spec.model_config["seed"] for j in jobs] == [0, 1]
+    assert not widget.ensemble_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.ensemble is not None, timeout=TIMEOUT_MS)
+    ens = widget.ensemble
+    assert ens.rms_mean.shape == (3, 4) and len(ens.pvars) == 2 and widget.ensemble_button.isEnabled()
+    assert np.allclose(widget.current_matrix.matrix, ens.rms_mean)
+    assert "Seed ensemble of 2 fits" in widget.ensemble_label.text() and "sd" in widget.current_matrix.describe(0, 0)
