@@ -56,5 +56,11 @@ def test_aligned_default_differs_from_the_reference():
 
 
 def test_compat_refuses_what_the_reference_cannot_do():
+    from poco_core.analysis.circuit import fit_circuit
+    from poco_core.data.recording import Recording
+
     with pytest.raises(PocoError):
         fit("smooth", reset_every=10)
+    rec = Recording(GOLDEN["smooth/activity"].T, fs=100.0, roi_ids=[f"u{i}" for i in range(20)])
+    with pytest.raises(PocoError, match="parity"):
+        fit_circuit(rec, 1.0, compat="curbd2020", n_train=1)

@@ -322,6 +322,8 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
     from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
 
     config = config or CircuitConfig()
+    if config.compat != "none":
+        raise PocoError("compat='curbd2020' reproduces the reference for parity tests (fit_rnn); fit circuits in the default mode")
     prep = prep or DataPrep()
     _check_output(out, recording)
     t0 = time.monotonic()

@@ -297,7 +297,10 @@ def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[st
         from poco_core.models.curbd2020 import fit_curbd2020
 
         with one_blas_thread():
-            return (yield from fit_curbd2020(d, dt_data, config, f, cancel))
+            out = yield from fit_curbd2020(d, dt_data, config, f, cancel)
+        to = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+        return (RLSState(to(out.J), to(out.J0), to(out.P), torch.as_tensor(out.order), config.n_train, out.history),
+                RunResult(to(out.rates), out.chi2))
     device = resolve_device(config.device)
     dtype = resolve_dtype(config, device)
     dt_rnn = dt_data / f

@@ -17,10 +17,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from poco_core.base.errors import Cancelled, PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
+
+
+@dataclass
+class Curbd2020Fit:
+    """A finished compat fit: weights, RLS matrix, plastic-set order, per-run history, last free run's
+    rates at the frames (T, N) and chi2."""
+
+    J: np.ndarray
+    J0: np.ndarray
+    P: np.ndarray
+    order: np.ndarray
+    history: list[dict[str, float]]
+    rates: np.ndarray
+    chi2: float
 
 
 @dataclass
@@ -59,11 +72,9 @@ def frame_steps(n_frames: int, dt_data: float, f: int, steps: int) -> np.ndarray
 
 def fit_curbd2020(d: np.ndarray, dt_data: float, config, f: int,
                   cancel: CancelLike | None = None) -> Iterator[Event]:
-    """Fit targets d (T, N) the 2020 reference's way; yields ``step``/``validation`` events like
-    ``fit_rnn`` and returns ``(RLSState, RunResult)``. ``history`` holds each training run's pVar and
+    """Fit targets d (T, N) the 2020 reference's way (``config``: a CircuitConfig); yields ``step``/``validation`` events like
+    ``fit_rnn`` and returns a :class:`Curbd2020Fit`. ``history`` holds each training run's pVar and
     chi2 as the reference reports them; the last row adds the (last) free run's ``pvar_free``, ``chi2_free``."""
-    from poco_core.models.circuit_rnn import RLSState, RunResult
-
     if config.reset_every or config.phi != "tanh" or config.target != "rates" or config.plastic_fraction != 1:
         raise PocoError("compat='curbd2020' reproduces CURBD only: tanh rates, p = 1, no resets")
     d = np.asarray(d, dtype=np.float64)
@@ -110,6 +121,4 @@ def fit_curbd2020(d: np.ndarray, dt_data: float, config, f: int,
             if history:
                 history[-1].update(pvar_free=pv, chi2_free=chi2)
             yield {"type": "validation", "step": config.n_train, "pvar_free": pv}
-    to = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    state = RLSState(to(J), to(rnd.J0), to(P), torch.as_tensor(order), config.n_train, history)
-    return state, RunResult(to(rates[sample]), chi2)
+    return Curbd2020Fit(J, rnd.J0, P, order, history, rates[sample], chi2)
