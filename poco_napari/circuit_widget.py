@@ -42,7 +42,7 @@ from poco_core.analysis.circuit import (
 )
 from poco_core.base.errors import PocoError
 from poco_core.models.circuit_rnn import CircuitConfig, dt_factor, estimate_cost
-from poco_napari.circuit_currents import RegionCurrents
+from poco_napari.circuit_currents import CurrentGrid, RegionCurrents
 from poco_napari.circuit_curve import PvarCurve
 from poco_napari.circuit_fit_plot import RoiFitPlot
 from poco_napari.circuit_matrix import LabelledMatrix, groups_of
@@ -163,6 +163,7 @@ class CircuitWidget(QWidget):
         self.kind.addItems(["all", "excitatory", "inhibitory"])
         self.kind.currentTextChanged.connect(lambda _: self._draw_currents())
         self.region_currents = RegionCurrents()
+        self.current_grid = CurrentGrid()
         currents = QWidget()
         lay = QVBoxLayout(currents)
         pick = QHBoxLayout()
@@ -196,6 +197,7 @@ class CircuitWidget(QWidget):
         self.tabs.addTab(rois_tab, "ROIs")
         self.tabs.addTab(j_tab, "J")
         self.tabs.addTab(currents, "Currents")
+        self.tabs.addTab(self.current_grid, "Current grid")
         layout = QVBoxLayout(self)
         layout.addWidget(main)
         layout.addWidget(more)
@@ -427,6 +429,7 @@ class CircuitWidget(QWidget):
         targets, sources, m = self.fit.current_matrix("rms", kind=self.kind.currentText())
         self.current_matrix.set_matrix(m, [(t, i, i + 1) for i, t in enumerate(targets)],
                                        [(s, i, i + 1) for i, s in enumerate(sources)], diverging=False)
+        self.current_grid.set_currents(targets, sources, self.fit.currents(self.kind.currentText()), self.fit.params["dt_data"])
         self._draw_target()
 
     def _draw_target(self) -> None:

@@ -38,6 +38,7 @@ def test_fit_runs_as_a_job_and_is_shown(dock, qtbot):
     assert job.status is JobStatus.DONE
     fit = widget.fit
     assert len(fit.history) == 3 and widget.curve.free_runs == [1, 2, 3]
+    assert widget.curve.chi2 == [h["chi2"] for h in fit.history]
     assert widget.j_image.matrix.shape == (24, 24)
     assert widget.current_matrix.matrix.shape == (3, 4)  # targets x (sources + external)
     assert [widget.target.itemText(i) for i in range(widget.target.count())] == ["A", "B", "C"]
@@ -51,8 +52,10 @@ def test_selection_shows_each_roi_fit_and_currents_follow_the_target(dock):
     assert widget.roi_fit.shown[0].startswith("u0 (pVar") and widget.roi_fit.shown[1].startswith("u20")
     widget.target.setCurrentText("C")
     assert "of C" in widget.region_currents.plot.titleLabel.text
+    assert widget.current_grid.grid_shape == (3, 4)  # targets x (sources + external), one colour scale
     widget.kind.setCurrentText("excitatory")
     assert widget.current_matrix.matrix.shape == (3, 3) and np.all(widget.current_matrix.matrix >= 0)
+    assert widget.current_grid.grid_shape == (3, 3)
     assert widget.j_image.describe(0, 1).startswith("row u")
 
 
