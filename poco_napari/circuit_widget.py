@@ -141,7 +141,7 @@ class CircuitWidget(QWidget):
         self.n_seeds = QSpinBox(minimum=2, maximum=20, value=3, suffix=" seeds")
         self.ensemble_button = QPushButton("Refit with other seeds")
         self.ensemble_button.setToolTip("Refit with K seeds (other J0, input and plastic set) and show the mean \u00b1 sd "
-                                        "of the current matrix; pairs whose mean current keeps its sign in every fit are marked *")
+                                        "of the current matrix; pairs whose mean current keeps its sign in every fit are listed")
         self.ensemble_button.clicked.connect(self.start_ensemble)
         self.ensemble: SeedEnsemble | None = None
         self._ensemble_jobs: list[Job] = []
