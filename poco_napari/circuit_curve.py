@@ -1,4 +1,5 @@
-"""pVar per run of a circuit fit: online (dashed; flatters, J is corrected every frame) and free run (solid)."""
+"""pVar per run of a circuit fit: online (dashed; flatters, J is corrected every frame) and free run
+(solid); below, the training error chi2 per run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from qtpy.QtWidgets import QWidget
 
 from poco_napari.plot_base import ThemedPlots, Throttle
 
-ONLINE, FREE = "#7f7f7f", "#ff7f0e"
+ONLINE, FREE, CHI2 = "#7f7f7f", "#ff7f0e", "#1f77b4"
 
 
 class PvarCurve(ThemedPlots):
@@ -26,14 +27,21 @@ class PvarCurve(ThemedPlots):
         self.online = self.plot.plot(pen=pg.mkPen(ONLINE, width=1.5, style=Qt.DashLine), name="online (training, flatters)")
         self.free = self.plot.plot(pen=pg.mkPen(FREE, width=2), symbol="o", symbolSize=5, symbolBrush=FREE,
                                    name="free run (J frozen)")
+        self.chi2_plot = self.graphics.addPlot(row=1, col=0)
+        self.chi2_plot.setLabel("left", "chi2 (train)")
+        self.chi2_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.chi2_plot.setXLink(self.plot)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.chi2_curve = self.chi2_plot.plot(pen=pg.mkPen(CHI2, width=1.5))
         self.runs: list[int] = []
+        self.chi2: list[float] = []
         self.pvar_online: list[float] = []
         self.free_runs: list[int] = []
         self.pvar_free: list[float] = []
         self._throttle = Throttle(self.redraw, parent=self)
 
     def clear(self) -> None:
-        self.runs, self.pvar_online, self.free_runs, self.pvar_free = [], [], [], []
+        self.runs, self.chi2, self.pvar_online, self.free_runs, self.pvar_free = [], [], [], [], []
         self.redraw()
 
     def add_events(self, events: Sequence[dict[str, Any]]) -> None:
@@ -41,6 +49,7 @@ class PvarCurve(ThemedPlots):
             if ev.get("type") == "step" and "pvar_online" in ev:
                 self.runs.append(ev["step"])
                 self.pvar_online.append(ev["pvar_online"])
+                self.chi2.append(ev["loss"])
             elif ev.get("type") == "validation" and "pvar_free" in ev:
                 self.free_runs.append(ev["step"])
                 self.pvar_free.append(ev["pvar_free"])
@@ -49,10 +58,12 @@ class PvarCurve(ThemedPlots):
     def set_history(self, history: Sequence[dict[str, float]]) -> None:
         self.runs = [h["run"] for h in history]
         self.pvar_online = [h["pvar_online"] for h in history]
+        self.chi2 = [h["chi2"] for h in history]
         self.free_runs = [h["run"] for h in history if "pvar_free" in h]
         self.pvar_free = [h["pvar_free"] for h in history if "pvar_free" in h]
         self.redraw()
 
     def redraw(self) -> None:
         self.online.setData(self.runs, self.pvar_online)
+        self.chi2_curve.setData(self.runs, self.chi2)
         self.free.setData(self.free_runs, self.pvar_free)

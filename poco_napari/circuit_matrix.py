@@ -35,14 +35,18 @@ class LabelledMatrix(pg.PlotWidget):
         self.colorbar.setImageItem(self.image, insert_in=self.getPlotItem())
         self.lines: list[pg.InfiniteLine] = []
         self.matrix = np.zeros((1, 1))
+        self.notes: np.ndarray | None = None
         self.cell_names: tuple[list[str], list[str]] = ([], [])
         self.hover = pg.TextItem(anchor=(0, 1))
         self.addItem(self.hover, ignoreBounds=True)
         self.scene().sigMouseMoved.connect(self._on_move)
 
     def set_matrix(self, m: np.ndarray, rows: Groups, cols: Groups, diverging: bool = True,
-                   row_names: list[str] | None = None, col_names: list[str] | None = None) -> None:
+                   row_names: list[str] | None = None, col_names: list[str] | None = None,
+                   notes: np.ndarray | None = None) -> None:
+        """``notes``: optional text per cell, added to what hovering shows."""
         self.matrix = np.nan_to_num(np.asarray(m, dtype=float))
+        self.notes = notes
         if diverging:
             lim = float(np.percentile(np.abs(self.matrix), 99)) or 1.0
             levels, cmap = (-lim, lim), "CET-D1"
@@ -66,9 +70,20 @@ class LabelledMatrix(pg.PlotWidget):
                            col_names or [n for n, a, b in cols for _ in range(b - a)])
         self.autoRange(padding=0)
 
+    def mark_columns(self, columns: np.ndarray | None) -> None:
+        """Tick marks on the top edge at these columns (PINning's plastic units); None hides them."""
+        if columns is None or not len(columns):
+            self.hideAxis("top")
+            return
+        self.showAxis("top")
+        top = self.getAxis("top")
+        top.setTicks([[(c + 0.5, "") for c in np.asarray(columns).tolist()]])
+        top.setStyle(tickLength=-6)
+
     def describe(self, i: int, j: int) -> str:
         rows, cols = self.cell_names
-        return f"row {rows[i]}, column {cols[j]}: {self.matrix[i, j]:.3g}"
+        note = f" ({self.notes[i, j]})" if self.notes is not None else ""
+        return f"row {rows[i]}, column {cols[j]}: {self.matrix[i, j]:.3g}{note}"
 
     def _on_move(self, pos) -> None:
         p = self.image.mapFromScene(pos)

@@ -4,7 +4,7 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" python scripts/screenshot_circuit.py DATA fit.h5 OUT_PREFIX [ROI ...]
 
 Opens DATA in napari with the Traces and Circuit docks (tabbed, Circuit in front), shows the fit, selects the given ROI indices
-(as a click would) and saves OUT_PREFIX_currents.png and OUT_PREFIX_fit.png (the two tabs), plus the J tab.
+(as a click would) and saves OUT_PREFIX_currents.png, OUT_PREFIX_fit.png, OUT_PREFIX_j.png, OUT_PREFIX_rois.png and OUT_PREFIX_grid.png (the tabs).
 """
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def main(data: str, fit_path: str, prefix: str, rois: list[int]) -> None:
     widget.show_fit(CircuitFit.load(fit_path))
     rec = recordings_in(viewer)[0]
     selection_for(rec).set(rois or [0, rec.n_rois // 2, rec.n_rois - 1])
-    shots = [("currents", 2), ("fit", 0), ("j", 1)]
+    tabs = {widget.tabs.tabText(i): i for i in range(widget.tabs.count())}
+    shots = [("currents", tabs["Currents"]), ("fit", tabs["Fit"]), ("j", tabs["J"]), ("rois", tabs["ROIs"]),
+             ("grid", tabs["Current grid"])]
 
     def shoot(k: int = 0) -> None:
         if k == len(shots):

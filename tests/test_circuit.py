@@ -121,13 +121,45 @@ def test_same_seed_is_bitwise_equal_other_seed_differs(teacher):
 # 4./5. Teacher: free-run fit and total recurrent current; J itself is not recovered ----------------
 def test_teacher_fit_recovers_total_current_not_j(teacher):
     fit = fit_circuit(teacher.recording(), 1.0, n_train=15, free_every=100, dt_factor=5, prep=RAW)
-    assert fit.pvar_free >= 0.9  # measured 0.96
+    assert fit.pvar_free >= 0.9  # measured 0.970
     scale = fit.params["scaling"]["scale"]
     rec_current = fit.rates @ fit.J.T
-    assert np.corrcoef(rec_current.ravel(), teacher.recurrent.ravel())[0, 1] >= 0.9  # measured 0.97
+    assert np.corrcoef(rec_current.ravel(), teacher.recurrent.ravel())[0, 1] >= 0.9  # measured 0.940
     # documents the GUI caveat: the weights themselves are not identifiable
     assert abs(np.corrcoef(fit.J.ravel(), teacher.J.ravel())[0, 1]) < 0.3
     assert scale == pytest.approx(np.percentile(np.abs(teacher.rates), 99.9), rel=1e-6)
+
+
+def test_driven_sim_total_input_per_region():
+    """Hidden drivers (not recorded) into B and C: the fitted recurrent current matches each region's
+    total input (recurrent + drivers) in the generating network (the issue's measured claim, small)."""
+    sim = simulate_three_regions(n_per_region=30, n_frames=600, seed=1)
+    fit = fit_circuit(sim.recording(), 1.0, n_train=20, free_every=100, dt_factor=5, prep=RAW)
+    assert fit.pvar_free >= 0.97  # measured 0.990
+    total, fitted = sim.recurrent + sim.inputs, fit.rates @ fit.J.T
+    r = [np.corrcoef(fitted[:, fit.regions == g].ravel(), total[:, fit.regions == g].ravel())[0, 1] for g in "ABC"]
+    assert min(r) >= 0.93  # measured 0.961 / 0.978 / 0.982
+
+
+def test_three_region_sim_follows_curbds_design():
+    """A chaotic and undriven; half of B driven by the sequence (+), half of C by the fixed point (-);
+    one-to-one inter-region links; the sequence sweeps then holds, the fixed point switches once."""
+    m = 20
+    sim = simulate_three_regions(n_per_region=m, n_frames=300, amp_in=1.0, amp_inter=0.2, seed=0)
+    a, b, c = (sim.regions == g for g in "ABC")
+    assert not sim.inputs[:, a].any()
+    assert (sim.inputs[:, b] >= 0).all() and (sim.inputs[:, c] <= 0).all() and np.abs(sim.inputs).max() <= 1.0
+    assert (np.abs(sim.inputs[:, b]).max(0) > 0).sum() == m // 2 == (np.abs(sim.inputs[:, c]).max(0) > 0).sum()
+    for tgt in (a, b, c):
+        for src in (a, b, c):
+            block = sim.J[np.ix_(tgt, src)]
+            if tgt is not src:
+                assert np.count_nonzero(block) == 1 and np.count_nonzero(np.diag(block)) == 1  # 5 % of 20, same index
+    peak = sim.drivers["sequence"].argmax(1)
+    assert peak[50] == peak[0] and peak[150] > peak[60] and peak[-1] == peak[200]  # lead, sweep, hold
+    switches = np.flatnonzero(np.abs(np.diff(sim.drivers["fixed_point"], axis=0)).max(1) > 0)
+    assert len(switches) == 1
+    assert np.allclose(sim.recording().traces, sim.rates.astype(np.float32))
 
 
 # 6. CURBD algebra -----------------------------------------------------------------------------------
@@ -252,6 +284,82 @@ def test_groups_from_assemblies_or_clusters():
     bare = Recording(np.asarray(rec.traces), fs=1.0, roi_ids=rec.roi_ids)
     fit2 = fit_circuit(bare, 1.0, n_train=1, free_every=100, tau_s=1.0, dt_factor=2)
     assert all(name.startswith("cluster") for name in fit2.region_names)
+
+
+def _embedding_table(rec: Recording, clusters: np.ndarray, path: Path) -> Path:
+    """A cluster table written by the embedding analysis's own writer (what `poco embed --out` saves)."""
+    from poco_core.analysis.embedding import EmbeddingAnalysis, save_results
+
+    m = len(clusters)
+    result = EmbeddingAnalysis(session=np.full(m, rec.session), roi_id=rec.roi_ids[:m], region=None,
+                               embedding=np.zeros((m, 2)), umap=np.zeros((m, 2)), cluster=np.asarray(clusters),
+                               method="kmeans", metric="cosine", seed=0)
+    save_results(result, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_groups_from_an_embedding_table(tmp_path, suffix):
+    """No regions and no assemblies: the clusters of an embedding analysis are the groups; ROIs the
+    analysis left out or called noise are "unclustered"."""
+    rec = simulate_three_regions(n_per_region=4, n_frames=60, amp_in=0.0, seed=5).recording("s1")
+    bare = Recording(np.asarray(rec.traces), fs=rec.fs, roi_ids=rec.roi_ids, session="s1")
+    clusters = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, -1])  # 10 of 12 ROIs analysed, one noise
+    table = _embedding_table(bare, clusters, tmp_path / f"emb{suffix}")
+    fit = fit_circuit(bare, 1.0, groups=table, n_train=1, free_every=100, dt_factor=2, prep=RAW)
+    assert fit.regions.tolist() == [f"cluster {c}" for c in clusters[:9]] + ["unclustered"] * 3
+    assert fit.params["region_source"] == f"embedding clusters (emb{suffix})"
+    assert {("cluster 0", "cluster 1"), (EXTERNAL, "unclustered")} <= set(fit.currents())
+    with pytest.raises(PocoError, match="not both"):
+        fit_circuit(bare, 1.0, groups=table, regions=rec.regions, n_train=1, prep=RAW)
+    other = Recording(np.asarray(rec.traces), fs=rec.fs, roi_ids=[f"x{i}" for i in range(12)], session="s1")
+    with pytest.raises(PocoError, match="no ROI"):
+        fit_circuit(other, 1.0, groups=table, n_train=1, prep=RAW)
+
+
+def test_embedding_clusters_carried_by_the_recording_are_its_groups():
+    """The dock copies the Embeddings dock's clusters into roi_info; they come after regions and
+    assemblies and before k-means."""
+    from poco_core.analysis.circuit import EMBEDDING_CLUSTER, region_labels
+
+    rec = simulate_three_regions(n_per_region=4, n_frames=60, amp_in=0.0, seed=5).recording()
+    info = {EMBEDDING_CLUSTER: np.r_[np.zeros(6), np.ones(5), np.nan]}
+    bare = Recording(np.asarray(rec.traces), fs=rec.fs, roi_ids=rec.roi_ids, roi_info=info)
+    labels, source = region_labels(bare)
+    assert source == "embedding clusters" and labels.tolist() == ["cluster 0"] * 6 + ["cluster 1"] * 5 + ["unclustered"]
+    with_regions = Recording(np.asarray(rec.traces), fs=rec.fs, roi_ids=rec.roi_ids, regions=rec.regions, roi_info=info)
+    assert region_labels(with_regions)[1] == "recording regions"
+
+
+def test_cli_groups_from_an_embedding_table(tmp_path, capsys):
+    from poco_core.cli.main import main
+
+    rec = simulate_three_regions(n_per_region=4, n_frames=60, amp_in=0.0, seed=5).recording("s1")
+    bare = Recording(np.asarray(rec.traces), fs=rec.fs, roi_ids=rec.roi_ids, session="s1")
+    np.save(tmp_path / "traces.npy", np.asarray(bare.traces))
+    ids = [str(i) for i in range(12)]  # the npy reader's ROI ids
+    table = _embedding_table(Recording(np.asarray(bare.traces), fs=1.0, roi_ids=ids, session="traces"),
+                             np.repeat([0, 1, 2], 4), tmp_path / "emb.csv")
+    rc = main(["circuit", str(tmp_path / "traces.npy"), "--fs", "100", "--out", str(tmp_path / "c.h5"), "--runs", "1",
+               "--dt-factor", "2", "--groups", str(table), "--json"])
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert rc == 0 and summary["regions"] == ["cluster 0", "cluster 1", "cluster 2"]
+    assert summary["region_source"] == "embedding clusters (emb.csv)"
+
+
+def test_seed_ensemble_flags_pairs_that_keep_their_sign(teacher):
+    from poco_core.analysis.circuit import seed_ensemble
+
+    fits = [fit_circuit(teacher.recording(), 1.0, prep=RAW, seed=s, **TINY) for s in range(3)]
+    ens = seed_ensemble(fits)
+    assert ens.targets == ["A", "B", "C"] and ens.sources == ["A", "B", "C", EXTERNAL]
+    assert ens.mean_current.shape == (3, 3, 4) and ens.rms_mean.shape == ens.rms_sd.shape == ens.stable.shape == (3, 4)
+    signs = np.sign(ens.mean_current)
+    mu, sd = ens.mean_current.mean(0), ens.mean_current.std(0)
+    assert np.array_equal(ens.stable, np.all(signs == np.sign(mu), axis=0) & (np.abs(mu) > 2 * sd))
+    assert np.allclose(ens.rms_mean, np.mean([f.current_matrix("rms")[2] for f in fits], axis=0))
+    with pytest.raises(PocoError, match="two"):
+        seed_ensemble(fits[:1])
 
 
 def test_cli_fit_json_and_show(tmp_path, capsys):

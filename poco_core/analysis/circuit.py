@@ -86,9 +86,35 @@ def prepare_targets(traces: np.ndarray, fs: float, prep: DataPrep, phi: str) -> 
     return np.clip(x / s, -CLIP, CLIP), {"offset": 0.0, "scale": s}
 
 
+EMBEDDING_CLUSTER = "embedding_cluster"  # roi_info column: a POCO embedding analysis's cluster per ROI
+
+
+def cluster_names(clusters: np.ndarray) -> np.ndarray:
+    """Group names for embedding cluster numbers: "cluster k"; HDBSCAN's noise (-1) and ROIs the
+    analysis did not include (missing, NaN) are "unclustered"."""
+    c = np.asarray(clusters, dtype=float)
+    return np.array(["unclustered" if not np.isfinite(v) or v < 0 else f"cluster {int(v)}" for v in c])
+
+
+def embedding_groups(path: str | Path, rec: Recording) -> np.ndarray:
+    """Each ROI's embedding cluster (as ``cluster_names``) from the table ``poco embed --out`` writes,
+    matched by session and ROI id (a one-session table matches by ROI id alone)."""
+    from poco_core.analysis.embedding import load_clusters
+
+    table = load_clusters(path)
+    keep = table["session"] == rec.session
+    if not keep.any() and len(set(table["session"].tolist())) == 1:
+        keep[:] = True
+    by_id = dict(zip(table["roi_id"][keep].tolist(), table["cluster"][keep].tolist()))
+    if not set(by_id) & set(rec.roi_ids.tolist()):
+        raise PocoError(f"{path}: no ROI of session {rec.session!r} is in this embedding table")
+    return cluster_names(np.array([by_id.get(r, np.nan) for r in rec.roi_ids.tolist()], dtype=float))
+
+
 def region_labels(rec: Recording, regions: np.ndarray | None = None, n_clusters: int = 4, seed: int = 0) -> tuple[np.ndarray, str]:
     """Per-ROI group labels and where they came from: given, the recording's regions, its first
-    assembly (Triplett), else k-means clusters of the traces' correlation profiles."""
+    assembly (Triplett), its embedding clusters (``roi_info["embedding_cluster"]``, which the napari
+    dock copies from the Embeddings dock), else k-means clusters of the traces' correlation profiles."""
     if regions is not None:
         labels = np.asarray(regions).astype(str)
         if labels.shape != (rec.n_rois,):
@@ -99,6 +125,8 @@ def region_labels(rec: Recording, regions: np.ndarray | None = None, n_clusters:
     if "assemblies" in rec.roi_info:
         first = [str(a).split(";")[0] for a in rec.roi_info["assemblies"]]
         return np.array([f"assembly {a}" if a else "no assembly" for a in first]), "first assembly"
+    if EMBEDDING_CLUSTER in rec.roi_info:
+        return cluster_names(rec.roi_info[EMBEDDING_CLUSTER]), "embedding clusters"
     from sklearn.cluster import KMeans
 
     x = np.asarray(rec.traces, dtype=np.float64)
@@ -184,6 +212,34 @@ class CircuitFit:
         rows.sort(key=lambda r: -r["rms"])
         return rows[:top] if top else rows
 
+    def block_mean(self, which: Literal["J", "dJ"] = "J") -> tuple[list[str], np.ndarray]:
+        """(regions, M x M) mean weight of each target-region x source-region block of J (or J - J0)."""
+        w = self.J if which == "J" else self.J - self.J0
+        names = self.region_names
+        return names, np.array([[w[np.ix_(self.regions == t, self.regions == s)].mean() for s in names] for t in names])
+
+    def export_csv(self, path: str | Path) -> list[Path]:
+        """Two tables for a spreadsheet: ``path`` (one row per ROI: id, group, free-run pVar, plastic)
+        and ``<stem>_currents.csv`` (source, target, rms, mean), written atomically."""
+        import csv
+
+        from poco_core.base.outputs import atomic_path
+
+        path = Path(path)
+        currents = path.with_name(f"{path.stem}_currents.csv")
+        plastic = np.zeros(len(self.roi_ids), dtype=bool)
+        plastic[self.plastic] = True
+        tables = {path: (["roi_id", "group", "pvar_free", "plastic"],
+                         zip(self.roi_ids.tolist(), self.regions.tolist(), self.pvar_per_neuron.tolist(), plastic.tolist())),
+                  currents: (["source", "target", "rms", "mean"],
+                             ((r["source"], r["target"], r["rms"], r["mean"]) for r in self.current_summary()))}
+        for target, (header, rows) in tables.items():
+            with atomic_path(target) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(header)
+                writer.writerows(rows)
+        return list(tables)
+
     def learned_change(self) -> float:
         """sum |J - J0| / sum |J0| (PINning's measure of how much training changed J)."""
         return float(np.abs(self.J - self.J0).sum() / np.abs(self.J0).sum())
@@ -254,22 +310,31 @@ def _check_output(out: str | Path | None, rec: Recording) -> None:
 
 
 def circuit_events(recording: Recording, config: CircuitConfig | None = None, *, prep: DataPrep | None = None,
-                   regions: np.ndarray | None = None, out: str | Path | None = None,
-                   checkpoint: str | Path | None = None, resume: str | Path | None = None,
-                   max_bytes: float = DEFAULT_MAX_BYTES, cancel: CancelLike | None = None) -> Iterator[Event]:
+                   regions: np.ndarray | None = None, groups: str | Path | None = None,
+                   out: str | Path | None = None, checkpoint: str | Path | None = None,
+                   resume: str | Path | None = None, max_bytes: float = DEFAULT_MAX_BYTES,
+                   cancel: CancelLike | None = None) -> Iterator[Event]:
     """The fit as events: ``start`` (cost estimate), ``stage``, ``step`` per run, ``validation`` (free-run
     pVar), ``checkpoint``, ``done`` (summary, path). Returns the CircuitFit. A cancelled fit ends with
-    ``done`` and ``cancelled=True``; the last checkpoint (if any) is kept for ``resume``."""
+    ``done`` and ``cancelled=True``; the last checkpoint (if any) is kept for ``resume``. ``groups``: an
+    embedding table (``poco embed --out``) whose clusters are the groups, instead of ``regions``."""
     from poco_core.base.errors import Cancelled
     from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
 
     config = config or CircuitConfig()
+    if config.compat != "none":
+        raise PocoError("compat='curbd2020' reproduces the reference for parity tests (fit_rnn); fit circuits in the default mode")
     prep = prep or DataPrep()
     _check_output(out, recording)
     t0 = time.monotonic()
     yield {"type": "stage", "stage": "prepare", "session": recording.session}
     d, scaling = prepare_targets(recording.traces, recording.fs, prep, config.phi)
-    labels, region_source = region_labels(recording, regions, seed=config.seed)
+    if groups is not None:
+        if regions is not None:
+            raise PocoError("give region labels or an embedding table of groups, not both")
+        labels, region_source = embedding_groups(groups, recording), f"embedding clusters ({Path(groups).name})"
+    else:
+        labels, region_source = region_labels(recording, regions, seed=config.seed)
     t_frames, n = d.shape
     if t_frames < 3:
         raise PocoError(f"{recording.source or recording.session}: {t_frames} frames are too few for a circuit fit")
@@ -331,19 +396,20 @@ def circuit_events(recording: Recording, config: CircuitConfig | None = None, *,
 
 
 def fit_circuit(recording: Recording, p: float | None = None, *, config: CircuitConfig | None = None,
-                prep: DataPrep | None = None, regions: np.ndarray | None = None,
+                prep: DataPrep | None = None, regions: np.ndarray | None = None, groups: str | Path | None = None,
                 on_event: Callable[[Event], None] | None = None, cancel: CancelLike | None = None,
                 out: str | Path | None = None, checkpoint: str | Path | None = None,
                 resume: str | Path | None = None, **overrides: Any) -> CircuitFit | None:
     """Fit a circuit: ``p`` = plastic fraction (1 = CURBD, < 1 = PINning), other CircuitConfig fields
-    as keywords. Returns None when cancelled."""
+    as keywords; ``regions`` labels or ``groups`` (an embedding cluster table) override the recording's
+    own groups (regions, assemblies, embedding clusters, else k-means). Returns None when cancelled."""
     base = (config or CircuitConfig()).to_dict()
     if p is not None:
         overrides["plastic_fraction"] = p
     config = CircuitConfig.from_dict({**base, **overrides}) if set(overrides) <= set(base) else None
     if config is None:
         raise PocoError(f"unknown circuit setting(s) {sorted(set(overrides) - set(base))}")
-    gen = circuit_events(recording, config, prep=prep, regions=regions, out=out, checkpoint=checkpoint,
+    gen = circuit_events(recording, config, prep=prep, regions=regions, groups=groups, out=out, checkpoint=checkpoint,
                          resume=resume, cancel=cancel)
     try:
         while True:
@@ -352,6 +418,35 @@ def fit_circuit(recording: Recording, p: float | None = None, *, config: Circuit
                 on_event(ev)
     except StopIteration as stop:
         return stop.value
+
+
+@dataclass
+class SeedEnsemble:
+    """Current matrices of fits that differ only in their seed (J0, plastic set, input): rms mean and sd
+    per target x source pair, and which pairs are stable (signed mean current keeps its sign in every
+    fit and is more than two sd from 0). J is one of many; a pair that flips with the seed means nothing."""
+
+    targets: list[str]
+    sources: list[str]
+    rms_mean: np.ndarray
+    rms_sd: np.ndarray
+    mean_current: np.ndarray  # (K, targets, sources) signed mean current per fit
+    stable: np.ndarray  # (targets, sources) bool
+    pvars: list[float]
+
+
+def seed_ensemble(fits: list[CircuitFit]) -> SeedEnsemble:
+    """Compare the current matrices of fits of one recording with different seeds (same groups)."""
+    if len(fits) < 2:
+        raise PocoError("a seed ensemble needs at least two fits")
+    if any(f.regions.tolist() != fits[0].regions.tolist() for f in fits):
+        raise PocoError("the fits do not group the same ROIs the same way")
+    targets, sources, _ = fits[0].current_matrix("rms")
+    rms = np.stack([f.current_matrix("rms")[2] for f in fits])
+    mean = np.stack([f.current_matrix("mean")[2] for f in fits])
+    mu, sd = mean.mean(0), mean.std(0)
+    stable = (np.all(np.sign(mean) == np.sign(mu), axis=0)) & (np.abs(mu) > 2 * sd)
+    return SeedEnsemble(targets, sources, rms.mean(0), rms.std(0), mean, stable, [f.pvar_free for f in fits])
 
 
 def load_circuit(path: str | Path) -> CircuitFit:

@@ -404,3 +404,29 @@ def _save_h5(result: EmbeddingAnalysis, path: Path) -> Path:
             sim.create_dataset("raw", data=result.similarity_raw)
         f.attrs["summary"] = json.dumps(result.summary())
     return path
+
+
+def load_clusters(path: str | Path) -> dict[str, np.ndarray]:
+    """The ``session``, ``roi_id`` and ``cluster`` columns of a table ``save_results`` wrote (.csv or .h5),
+    so another analysis (a circuit fit's groups) can use the clusters."""
+    from poco_core.base.errors import CorruptFile
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                ds = {k: f["rois"][k] for k in ("session", "roi_id", "cluster")}
+                cols = {k: d.asstr()[()] if d.dtype.kind in "OS" else d[()] for k, d in ds.items()}
+        else:
+            import pandas as pd
+
+            table = pd.read_csv(path, dtype={"session": str, "roi_id": str})
+            cols = {k: table[k].to_numpy() for k in ("session", "roi_id", "cluster")}
+    except KeyError as exc:
+        raise CorruptFile(str(path), f"not an embedding cluster table (no column {exc})") from exc
+    except (OSError, ValueError) as exc:
+        raise CorruptFile(str(path), f"not a readable embedding table ({exc})") from exc
+    return {"session": cols["session"].astype(str), "roi_id": cols["roi_id"].astype(str),
+            "cluster": np.asarray(cols["cluster"], dtype=int)}

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-zscore", action="store_true", help="use the traces as they are (already rates/dF/F)")
     p.add_argument("--fs", type=float, default=None, help="sampling rate in Hz (overrides the file's)")
     p.add_argument("--max-frames", type=int, default=None, help="fit only the first N frames")
+    p.add_argument("--groups", type=Path, metavar="EMBED_TABLE",
+                   help="group ROIs by the clusters of an embedding analysis (the .csv/.h5 `poco embed --out` writes) "
+                        "instead of the recording's regions or assemblies")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument("--checkpoint", type=Path, help="save the fit state here every --free-every runs")
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     token = CancelToken()
     done = None
     with _GracefulInterrupt(token):
-        for ev in circuit_events(rec, config, prep=prep, out=args.out, checkpoint=args.checkpoint,
+        for ev in circuit_events(rec, config, prep=prep, groups=args.groups, out=args.out, checkpoint=args.checkpoint,
                                  resume=args.resume, cancel=token):
             if ev["type"] == "done":
                 done = ev

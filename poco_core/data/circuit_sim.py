@@ -1,15 +1,19 @@
-"""CURBD's three-region test network, written for poco_core from its description (shared/CIRCUIT_SPEC.md).
+"""CURBD's three-region test network, written for poco_core from its published design (shared/CIRCUIT_SPEC.md;
+the design of rajanlab/CURBD's ``threeRegionSim``, reimplemented, no code copied).
 
-Three randomly connected tanh rate regions A, B, C (g within regions, sparse inter-region links of
-``frac_inter`` with amplitude ``amp_inter``). Hidden drivers that are *not* recorded: a Gaussian bump
-sweeping across a sequence population feeds a fraction of A, a population stepping between fixed
-points feeds a fraction of B; C has no external input. The recording is the rates of A, B and C
-sampled every ``dt_data``; the generating weights, the drivers' input current and the recurrent
-current J r come back with it, so a fit's currents can be compared with the truth.
+Three randomly connected tanh rate regions: A is chaotic (g = 1.8) and gets no external input; B
+(g = 1.5) is driven by a sequence, a Gaussian bump sweeping its units; C (g = 1.5) is driven, with
+the opposite sign, by a fixed-point population that switches once between two bump patterns. Half
+the units of B and C each receive their own driver unit (one-to-one, weight 1); ``frac_inter`` of the
+units of each region receive the same-index unit of each other region with weight ``amp_inter``. The
+drivers are *not* recorded. The recording is the rates of A, B and C every ``dt_data``; the generating
+weights, the drivers' input current, the recurrent current J r and the drivers themselves come back
+with it, so a fit's currents can be compared with the truth.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,7 +25,7 @@ REGIONS = ("A", "B", "C")
 @dataclass
 class CircuitSim:
     """The generating network and what it did: rates (T, N), inputs (T, N) from the hidden drivers,
-    recurrent (T, N) = J r, regions (N,), J (N, N)."""
+    recurrent (T, N) = J r, regions (N,), J (N, N), drivers {"sequence", "fixed_point"}: (T, units)."""
 
     rates: np.ndarray
     inputs: np.ndarray
@@ -29,6 +33,7 @@ class CircuitSim:
     regions: np.ndarray
     J: np.ndarray
     dt_data: float
+    drivers: dict[str, np.ndarray] = field(default_factory=dict)
 
     def recording(self, session: str = "three_regions") -> Recording:
         """The rates as a Recording with region labels and point positions (three side-by-side discs)."""
@@ -44,30 +49,59 @@ class CircuitSim:
         )
 
 
+def _bump(m: int, centre: np.ndarray, width: float) -> np.ndarray:
+    """(len(centre), m) Gaussian bumps over unit index i: exp(-(i - width - 2 m c)^2 / (2 width^2))."""
+    i = np.arange(m)[None, :]
+    return np.exp(-((i - width - 2 * m * np.asarray(centre)[:, None]) ** 2) / (2 * width ** 2))
+
+
+def _as_drive(x: np.ndarray) -> np.ndarray:
+    """The regularised inverse logistic of a pattern in [0, 1], min-max scaled to [0, 1]."""
+    h = np.log((x + 0.01) / (1 - x + 0.01))
+    h = h - h.min()
+    return h / h.max()
+
+
+def hidden_drivers(m: int, n_frames: int, bump_std: float = 0.2, lead: float = 1 / 6, sweep_end: float = 0.4,
+                   switch: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """The sequence and fixed-point populations, (T, m) each, in [0, 1]. After a lead of ``lead`` of the
+    frames holding the first pattern, time u runs 0 -> 1: the bump (width bump_std m) sweeps until u =
+    sweep_end and then stays; the fixed point holds the bump of u = 0.01 until u = switch, then that of
+    u = 0.3 (CURBD's layout: 2 s lead, 10 s trial)."""
+    n_lead = round(lead * n_frames)
+    u = np.linspace(0, 1, n_frames - n_lead)
+    width = bump_std * m
+    seq = _as_drive(_bump(m, np.minimum(u, sweep_end), width))
+    fixed = _as_drive(np.where((u < switch)[:, None], _bump(m, [0.01], width), _bump(m, [0.3], width)))
+    hold = lambda x: np.vstack([np.repeat(x[:1], n_lead, axis=0), x])  # noqa: E731
+    return hold(seq), hold(fixed)
+
+
 def simulate_three_regions(n_per_region: int = 100, n_frames: int = 1200, dt_data: float = 0.01, tau: float = 0.1,
-                           g: float = 1.8, frac_inter: float = 0.05, amp_inter: float = 0.2, frac_external: float = 0.5,
-                           amp_in: float = 1.0, bump_std: float = 0.2, substeps: int = 5, state_noise: float = 0.0,
+                           g: tuple[float, float, float] = (1.8, 1.5, 1.5), frac_inter: float = 0.05,
+                           amp_inter: float = 0.2, frac_external: float = 0.5, amp_in: float = 1.0,
+                           bump_std: float = 0.2, substeps: int = 5, state_noise: float = 0.0,
                            seed: int = 0) -> CircuitSim:
-    """Euler at dt_data / substeps from x(0) ~ U[-1, 1]; ``amp_in = 0`` gives an autonomous teacher;
+    """Euler at dt_data / substeps from x(0) ~ U[-1, 1]; ``amp_in`` scales both drivers (+ into B, - into
+    C; 0 gives an autonomous teacher); ``amp_inter`` 0.2 is the MATLAB reference's (0.02 its Python's);
     ``state_noise`` adds state_noise * sqrt(dt / tau) * N(0, 1) to x at every Euler step."""
     rng = np.random.default_rng(seed)
     m, n = n_per_region, 3 * n_per_region
     region = np.repeat(np.arange(3), m)
-    same = region[:, None] == region[None, :]
-    j = np.where(same, g * rng.standard_normal((n, n)) / np.sqrt(m), 0.0)
-    links = (~same) & (rng.random((n, n)) < frac_inter)
-    j[links] = amp_inter * rng.standard_normal(links.sum())
-    t_s = np.arange(n_frames) * dt_data
-    # sequence driver: a bump sweeping the m sequence units once over the recording
-    centre = np.linspace(0, 1, n_frames)[:, None]
-    seq = np.exp(-((np.linspace(0, 1, m)[None, :] - centre) ** 2) / (2 * (bump_std / 4) ** 2))
-    # fixed-point driver: 4 random patterns, each held for a quarter of the recording
-    patterns = rng.standard_normal((4, m))
-    fixed = patterns[np.minimum((4 * t_s / (n_frames * dt_data)).astype(int), 3)]
+    j = np.zeros((n, n))
+    for k in range(3):
+        j[k * m:(k + 1) * m, k * m:(k + 1) * m] = g[k] * rng.standard_normal((m, m)) / math.sqrt(m)
+    for tgt in range(3):
+        for src in range(3):
+            if src != tgt:
+                units = rng.permutation(m)[: round(frac_inter * m)]
+                j[tgt * m + units, src * m + units] = amp_inter
+    seq, fixed = hidden_drivers(m, n_frames, bump_std)
     drive = np.zeros((n_frames, n))
-    for k, source in ((0, seq), (1, fixed)):
-        w = rng.standard_normal((m, m)) / np.sqrt(m) * (rng.random(m) < frac_external)[:, None]
-        drive[:, k * m:(k + 1) * m] = amp_in * source @ w.T
+    for k, source, sign in ((1, seq, 1.0), (2, fixed, -1.0)):
+        fed = np.zeros(m)
+        fed[rng.permutation(m)[: round(frac_external * m)]] = 1.0
+        drive[:, k * m:(k + 1) * m] = sign * amp_in * source * fed
     x = rng.uniform(-1, 1, n)
     rates, recurrent = np.empty((n_frames, n)), np.empty((n_frames, n))
     a = dt_data / substeps / tau
@@ -78,7 +112,8 @@ def simulate_three_regions(n_per_region: int = 100, n_frames: int = 1200, dt_dat
             x = x + a * (-x + j @ np.tanh(x) + drive[k])
             if state_noise:
                 x = x + state_noise * np.sqrt(a) * rng.standard_normal(n)
-    return CircuitSim(rates, drive, recurrent, np.array(REGIONS)[region], j, dt_data)
+    return CircuitSim(rates, drive, recurrent, np.array(REGIONS)[region], j, dt_data,
+                      {"sequence": seq, "fixed_point": fixed})
 
 
 def sequence_bump(n_units: int = 500, n_frames: int = 165, sigma: float = 0.0343, dt_data: float = 0.0641) -> Recording:

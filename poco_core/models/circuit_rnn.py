@@ -58,6 +58,7 @@ class CircuitConfig:
     seed: int = 0
     dtype: Literal["auto", "float64", "float32"] = "auto"
     device: str = "auto"
+    compat: Literal["none", "curbd2020"] = "none"  # "curbd2020": the reference's timing, parity tests only
 
     def __post_init__(self) -> None:
         if not 0 < self.plastic_fraction <= 1:
@@ -67,7 +68,8 @@ class CircuitConfig:
         if self.target == "currents" and self.phi != "logistic":
             raise PocoError("current targets use the logistic phi (targets in [0, 1])")
         for name, allowed in (("target", ("rates", "currents")), ("phi", ("tanh", "logistic")),
-                              ("x0", ("inverse", "data")), ("dtype", ("auto", "float64", "float32"))):
+                              ("x0", ("inverse", "data")), ("dtype", ("auto", "float64", "float32")),
+                              ("compat", ("none", "curbd2020"))):
             if getattr(self, name) not in allowed:
                 raise PocoError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
@@ -287,10 +289,20 @@ def fit_rnn(d: np.ndarray, dt_data: float, config: CircuitConfig, state: dict[st
     ``free_every`` runs. Events: ``step`` per training run (run, loss = chi2, pvar_online, eta_s) and
     ``validation`` after each free run (run, pvar_free). ``final_free=False`` skips the last free run
     (returns (state, None)) for callers that score the fit themselves."""
-    device = resolve_device(config.device)
-    dtype = resolve_dtype(config, device)
     t_frames, n = d.shape
     f = dt_factor(dt_data, config)
+    if config.compat == "curbd2020":
+        if state is not None:
+            raise PocoError("compat='curbd2020' fits cannot be resumed")
+        from poco_core.models.curbd2020 import fit_curbd2020
+
+        with one_blas_thread():
+            out = yield from fit_curbd2020(d, dt_data, config, f, cancel)
+        to = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+        return (RLSState(to(out.J), to(out.J0), to(out.P), torch.as_tensor(out.order), config.n_train, out.history),
+                RunResult(to(out.rates), out.chi2))
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config, device)
     dt_rnn = dt_data / f
     dd = torch.as_tensor(np.asarray(d), dtype=dtype, device=device)
     st = init_state(n, config, device, dtype) if state is None else RLSState.from_dict(state, device, dtype)
