@@ -13,6 +13,7 @@ units (every k-th when there are many) over the same window.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,13 @@ from poco_napari.selection import RoiSelection, selection_for
 from poco_napari.store import active_recording, recordings_in, roi_layers
 
 
+# While connected, three threads share the GIL: reading + extracting frames, forecasting, drawing.
+# Handing it over every 0.5 ms instead of Python's 5 ms keeps a forecast's many short torch calls
+# from queueing behind the others (benchmarks/bench_extract.py: frame written -> forecast drawn p99
+# 108 -> 93 ms at 1,000 ROIs, 30 Hz; docs/performance.md).
+LIVE_SWITCH_INTERVAL_S = 0.0005
+
+
 class _Relay(QObject):
     """Carries worker-thread results into the GUI thread (queued signal connections)."""
 
@@ -88,6 +96,7 @@ class LiveWidget(QWidget):
         self._thread: threading.Thread | None = None
         self._buffer: DisplayBuffer | None = None
         self._raster_label = ""
+        self._switch_interval: float | None = None  # the interpreter's, while connected (see LIVE_SWITCH_INTERVAL_S)
         self._drawn_at = 0.0  # time.monotonic() of the last redraw
         self._forecasts: dict[int, Forecast] = {}
         self._pending: list[LiveUpdate] = []
@@ -242,6 +251,9 @@ class LiveWidget(QWidget):
         self.session = LiveSession(source, model, self.config(), precision=self.precision_box.currentText())
         self._buffer, self._forecasts, self.last_update = None, {}, None
         self._stop.clear()
+        if self._switch_interval is None:  # restored on disconnect
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(LIVE_SWITCH_INTERVAL_S)
         self._thread = threading.Thread(target=self._work, name="poco-live", daemon=True)
         self._thread.start()
         self.connect_btn.setText("Disconnect")
@@ -264,6 +276,9 @@ class LiveWidget(QWidget):
         if self.session is not None:
             self.session.source.close()
         self._thread = None
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         self.connect_btn.setText("Connect")
         self.adapt_btn.setText("Adapt to this animal")
         self.adapt_btn.setEnabled(False)

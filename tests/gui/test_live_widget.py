@@ -127,3 +127,15 @@ def test_plotted_units_follow_the_viewers_roi_selection(make_napari_viewer, qtbo
     finally:
         panel.disconnect_source()
     assert panel.link_label.text() == ""
+
+
+def test_switch_interval_is_short_while_connected_and_restored(panel):
+    import sys
+
+    from poco_napari.live_widget import LIVE_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    panel.connect_source(LiveRecording(N, FS))
+    assert sys.getswitchinterval() == pytest.approx(LIVE_SWITCH_INTERVAL_S)
+    panel.disconnect_source()
+    assert sys.getswitchinterval() == pytest.approx(before)
