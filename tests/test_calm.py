@@ -105,6 +105,39 @@ def test_greedy_rollout_is_consistent_with_teacher_forcing() -> None:
     torch.testing.assert_close(model.rollout(x, "s0", 12), decoded)
 
 
+def test_kv_cache_extend_equals_the_full_pass() -> None:
+    """Prefill, then one step at a time and a two-step chunk: every logit as the full causal pass."""
+    model = calm(6)
+    z = torch.randint(0, 32, (2, 6, 9))
+    unit, session = model._rows("s0")
+    full = model.dat(z, unit, session)
+    got, cache = model.dat.extend(z[..., :4], unit, session, None)
+    for t in range(4, 7):
+        step, cache = model.dat.extend(z[..., t:t + 1], unit, session, cache)
+        got = torch.cat((got, step), dim=2)
+    chunk, cache = model.dat.extend(z[..., 7:], unit, session, cache)  # several new steps: the causal mask path
+    torch.testing.assert_close(torch.cat((got, chunk), dim=2), full, atol=1e-5, rtol=1e-5)
+    assert cache[0][0].shape == (2 * 6, model.config.heads, 9, model.config.d_model // model.config.heads)
+
+
+def test_cached_rollout_gives_the_uncached_forecasts_with_less_compute() -> None:
+    model = calm(7, 12)
+    seen: list[int] = []
+    model.dat.tok.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].shape[-1]))
+    for x, s in ((torch.randn(2, C, 7), "s0"), (torch.randn(3, C + 2, 12), "s1")):
+        seen.clear()
+        cached = model.rollout(x, s, 40)
+        steps_cached = list(seen)
+        seen.clear()
+        torch.testing.assert_close(cached, model.rollout(x, s, 40, cache=False), atol=1e-5, rtol=1e-5)
+        assert steps_cached == [C // 4] + [1] * 9  # the context once, then one new step per token
+        assert seen == [C // 4 + i for i in range(10)]  # without: the whole sequence every step
+        torch.manual_seed(1)
+        sampled = model.rollout(x, s, 10, n_samples=3, temperature=1.0, top_k=5)
+        torch.manual_seed(1)
+        torch.testing.assert_close(sampled, model.rollout(x, s, 10, n_samples=3, temperature=1.0, top_k=5, cache=False))
+
+
 def test_sampled_rollout_differs_and_averages() -> None:
     model = calm(5)
     x = torch.randn(2, C, 5)
