@@ -88,7 +88,7 @@ def run_model(data, name: str, args, overrides: dict) -> tuple[dict, object]:
                 step_s += now - last
             stats = {k: v for k, v in ev.items() if isinstance(v, (int, float))}
         elif ev["type"] == "validation":
-            history.append({"step": ev["step"], "score": ev.get("score"), "pearson": ev.get("pearson"),
+            history.append({"step": ev["step"], "score": ev.get("val_score"), "pearson": ev.get("pearson"),
                             "elapsed_s": round(now - t0, 1)})
             print(f"  {name} val", json.dumps(history[-1]), flush=True)
         elif ev["type"] == "stage":

@@ -333,6 +333,22 @@ def test_add_session_finetune_and_save_load() -> None:
     torch.testing.assert_close(rebuilt([xn], ["new"])[0], model([xn], ["new"])[0], rtol=0, atol=0)
 
 
+def test_only_rollout_settings_change_after_training() -> None:
+    from poco_core.base.errors import PocoError
+    from poco_core.training.finetune import set_runtime_config
+
+    model = calm(5)
+    x = torch.randn(2, C, 5)
+    greedy = model([x], ["s0"])[0]
+    set_runtime_config(model, {"temperature": 1, "n_samples": 3, "top_k": 4})
+    assert (model.config.temperature, model.config.n_samples, model.config.top_k) == (1.0, 3, 4)
+    assert not torch.allclose(model([x], ["s0"])[0], greedy)  # forward now decodes the mean of sampled rollouts
+    with pytest.raises(PocoError, match="cannot change after training"):
+        set_runtime_config(model, {"codebook_size": 64})
+    with pytest.raises(PocoError, match="settable here: none"):
+        set_runtime_config(build_model("mlp", [spec("a", 3)], context=C, horizon=P), {"temperature": 1.0})
+
+
 def test_paper_scale_parameter_count() -> None:
     model = build_model("calm", [spec("a", 2)])
     n_dat = sum(p.numel() for p in model.dat.blocks.parameters())
