@@ -34,11 +34,11 @@ def seconds(fn, repeats: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--units", type=int, default=150)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--units", type=int, default=100)
+    p.add_argument("--batch", type=int, default=2)
     p.add_argument("--context", type=int, default=48)
-    p.add_argument("--horizons", default="16,64,256")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--horizons", default="16,64")
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()

@@ -26,7 +26,7 @@ def calm(*sizes: int, **overrides) -> torch.nn.Module:
     torch.manual_seed(0)
     specs = [spec(f"s{i}", n) for i, n in enumerate(sizes)]
     model = build_model("calm", specs, **{**TINY, **overrides})
-    model.stage_step.fill_(model.config.nq_steps)  # past the quantizer stage: forecasts use the transformer
+    model.stage_step.fill_(model.config.nq_steps + 1)  # past the quantizer stage: forecasts use the transformer
     return model.eval()
 
 
@@ -228,8 +228,12 @@ def test_stage_isolation() -> None:
     _optimise(model, batch, ["s0"], 3)
     assert all(torch.equal(v, dat[k]) for k, v in model.dat.state_dict().items())
     assert model.stage == "dat" and int(model.stage_step) == 3
+    x = torch.randn(2, C, 5)
+    # validation after the last quantizer step: the transformer has had no step, so copy-last
+    torch.testing.assert_close(model([x], ["s0"])[0], x[:, -1:].expand(-1, P, -1))
     nq = _state(model.nq)
     _optimise(model, batch, ["s0"], 3)
+    assert not torch.allclose(model([x], ["s0"])[0], x[:, -1:].expand(-1, P, -1))
     assert all(torch.equal(v, nq[k]) for k, v in model.nq.state_dict().items())
     assert not all(torch.equal(v, dat[k]) for k, v in model.dat.state_dict().items())
 

@@ -108,7 +108,8 @@ class CalM(BaseForecaster):
     # -- forecasting -------------------------------------------------------------------
     def forward(self, xs: list[Tensor], sessions: list[str]) -> list[Tensor]:
         self._check(xs, sessions)
-        if self.stage == "nq":  # the transformer is untrained: forecast copy-last
+        if int(self.stage_step) <= self.config.nq_steps:  # no transformer step yet (also the validation
+            # right after the last quantizer step): forecast copy-last
             return [x[:, -1:].expand(-1, self.config.horizon, -1) for x in xs]
         c = self.config
         return [self.rollout(x, s, c.horizon, c.n_samples, c.temperature, c.top_k) for x, s in zip(xs, sessions)]
