@@ -31,16 +31,20 @@ MODELS = {  # model -> config overrides (budget-sized for a shared 2-core CPU)
 
 
 def quantizer_report(model, data) -> dict[str, float]:
-    """CalM's tokenizer on the test windows: reconstruction MSE and r, codebook use."""
+    """CalM's tokenizer on the test windows (context + horizon long, not overlapping):
+    reconstruction MSE and r, codebook use, and the tokenizer's ceiling on forecasting: the
+    score (1 - MSE/MSE_copy over the horizon, per session, then the mean) of decoding the true
+    tokens of the whole window, which a transformer predicting every future token right would
+    reach (the frozen quantizer bounds CalM's forecasts, CALM_SPEC.md §12)."""
     import torch
 
     from poco_core.models.calm.quantizer import pearson_rows
     from poco_core.training.sampling import gather_windows
 
-    length = model.config.context + model.config.horizon
+    ctx, length = model.config.context, model.config.context + model.config.horizon
     k = model.config.codebook_size
     counts = torch.zeros(k)
-    mses, rs = [], []
+    mses, rs, ceilings = [], [], []
     model.eval()
     with torch.no_grad():
         for sd in data.sessions:
@@ -51,10 +55,13 @@ def quantizer_report(model, data) -> dict[str, float]:
             y_hat = model.nq.decode_tokens(z)
             mses.append(float((y_hat - y).square().mean()))
             rs.append(float(pearson_rows(y_hat, y).mean()))
+            copy_mse = (y[:, ctx:] - y[:, ctx - 1 : ctx]).square().mean()
+            ceilings.append(float(1 - (y_hat[:, ctx:] - y[:, ctx:]).square().mean() / copy_mse))
             counts += torch.bincount(z.flatten(), minlength=k).float()
     share = counts[counts > 0] / counts.sum()
     return {"rec_mse": sum(mses) / len(mses), "rec_r": sum(rs) / len(rs),
-            "codes_used": float((counts > 0).float().mean()), "perplexity": float(torch.exp(-(share * share.log()).sum()))}
+            "codes_used": float((counts > 0).float().mean()), "perplexity": float(torch.exp(-(share * share.log()).sum())),
+            "tokenizer_ceiling_score": sum(ceilings) / len(ceilings)}
 
 
 def sampled_mean_test(model, data, samples: int, temperature: float, stride: int) -> dict[str, float]:
@@ -101,7 +108,7 @@ def run_model(data, name: str, args, overrides: dict) -> tuple[dict, object]:
            "last_step": done["last_step"], "stop_reason": done["stop_reason"], "wall_s": round(wall, 1),
            "s_per_1000_steps": round(1000 * step_s / steps, 1) if name != "copy" else math.nan,
            "wall_s_per_1000_steps": round(1000 * wall / args.steps, 1) if name != "copy" else math.nan,
-           "last_step_stats": stats, "validation": history}
+           "last_step_stats": stats, "validation": history, "checkpoint": str(run.best_checkpoint)}
     return row, run
 
 
@@ -117,6 +124,8 @@ def main() -> None:
     p.add_argument("--calm-nq-steps", type=int, default=None, help="CalM quantizer steps (default: the preset's)")
     p.add_argument("--calm-samples", type=int, default=8, help="sampled rollouts for the sampled-mean test (0: skip)")
     p.add_argument("--calm-temperature", type=float, default=1.0)
+    p.add_argument("--report", type=Path, default=None,
+                   help="no training: print the quantizer report of this trained CalM checkpoint on DATA")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     set_threads(1)
@@ -125,6 +134,11 @@ def main() -> None:
 
     data = prepare(load_inputs(args.data), PreprocessConfig())
     print("sessions:", ", ".join(f"{sd.session} ({len(sd.unit_ids)} units)" for sd in data.sessions))
+    if args.report:
+        from poco_core.training.restore import load_model
+
+        print(json.dumps(quantizer_report(load_model(args.report), data)))
+        return
     info = machine_info()
     print(json.dumps(info), flush=True)
     results = {}
