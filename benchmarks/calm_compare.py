@@ -126,6 +126,8 @@ def main() -> None:
     p.add_argument("--calm-temperature", type=float, default=1.0)
     p.add_argument("--report", type=Path, default=None,
                    help="no training: print the quantizer report of this trained CalM checkpoint on DATA")
+    p.add_argument("--report-samples", default="", help="with --report: also the sampled-mean test at these "
+                   "numbers of rollouts, e.g. 1,32 (--calm-temperature, --test-stride)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     set_threads(1)
@@ -137,7 +139,13 @@ def main() -> None:
     if args.report:
         from poco_core.training.restore import load_model
 
-        print(json.dumps(quantizer_report(load_model(args.report), data)))
+        model = load_model(args.report)
+        report = quantizer_report(model, data)
+        for n in filter(None, args.report_samples.split(",")):
+            t0 = time.perf_counter()
+            report[f"sampled_mean_{n}"] = sampled_mean_test(model, data, int(n), args.calm_temperature, args.test_stride)
+            report[f"sampled_mean_{n}"]["wall_s"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(report))
         return
     info = machine_info()
     print(json.dumps(info), flush=True)
