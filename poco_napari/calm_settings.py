@@ -1,6 +1,8 @@
-"""CalM's settings in the Training dock, grouped as the model is built: quantizer (tokenizer),
-dual-axis transformer and rollout. Only fields that differ from the chosen preset are sent,
-so the paper's or the tiny preset's values stay the defaults (poco_core.models.calm.config)."""
+"""CalM's settings, grouped as the model is built: quantizer (tokenizer), dual-axis transformer
+and rollout. The Training dock shows all three and sends only fields that differ from the
+chosen preset, so the paper's or the tiny preset's values stay the defaults
+(poco_core.models.calm.config). The Finetuning dock shows the rollout group alone (the
+settings a trained model may change, CalMConfig.RUNTIME), filled from the checkpoint."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -10,8 +12,10 @@ from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QSpinBox, QVBoxLayout, QWi
 from superqt import QCollapsible
 
 from poco_core.models.calm.config import CalMConfig
-from poco_napari.forms import collapsible
+from poco_napari.forms import Rows, collapsible
 
+ROLLOUT = "CalM rollout"  # the group of CalMConfig.RUNTIME, settable on a trained model too
+Input = QSpinBox | QDoubleSpinBox
 GROUPS = {  # group title -> (field, label, tooltip)
     "CalM quantizer": [
         ("codebook_size", "codebook size K", "tokens in the shared vocabulary"),
@@ -26,12 +30,31 @@ GROUPS = {  # group title -> (field, label, tooltip)
         ("ss_prob", "scheduled sampling p", "share of windows whose block of inputs is the model's own predictions"),
         ("nr_prob", "neighbour replacement p", "share of input tokens swapped for a similar code"),
     ],
-    "CalM rollout": [
+    ROLLOUT: [
         ("temperature", "temperature", "0 = greedy; above 0 samples tokens"),
         ("n_samples", "sampled rollouts", "rollouts averaged after decoding (with temperature > 0)"),
         ("top_k", "top-k", "sample among the k likeliest tokens (0 = all)"),
     ],
 }
+
+
+
+def field_input(name: str) -> Input:
+    """A spin box for a CalMConfig field (float fields get decimals)."""
+    if isinstance(CalMConfig.__dataclass_fields__[name].default, float):
+        return QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.05)
+    return QSpinBox(minimum=0, maximum=10_000_000)
+
+
+def settings_group(title: str, expanded: bool, first_rows: Rows | None = None) -> tuple[QCollapsible, dict[str, Input]]:
+    """One of GROUPS as a collapsible form (after `first_rows`) and its inputs by field name."""
+    inputs: dict[str, Input] = {}
+    rows = list(first_rows or [])
+    for name, label, tip in GROUPS[title]:
+        inputs[name] = box = field_input(name)
+        box.setToolTip(tip)
+        rows.append((label, box))
+    return collapsible(title, rows, expanded=expanded), inputs
 
 
 def _preset_values(preset: str) -> dict[str, Any]:
@@ -50,26 +73,17 @@ class CalMSettings(QWidget):
         self.preset.setCurrentIndex(1)
         self.preset.setToolTip("paper scale needs a GPU; tiny trains in minutes on a laptop CPU")
         self.preset.currentIndexChanged.connect(self._load_preset)
-        self.inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        self.inputs: dict[str, Input] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.groups: list[QCollapsible] = []
-        for title, rows in GROUPS.items():
-            form = [("preset", self.preset)] if not self.groups else []
-            for name, label, tip in rows:
-                box = self._input(name)
-                box.setToolTip(tip)
-                self.inputs[name] = box
-                form.append((label, box))
-            self.groups.append(collapsible(title, form, expanded=not self.groups))
-            layout.addWidget(self.groups[-1])
+        for title in GROUPS:
+            first = not self.groups
+            group, inputs = settings_group(title, expanded=first, first_rows=[("preset", self.preset)] if first else [])
+            self.inputs.update(inputs)
+            self.groups.append(group)
+            layout.addWidget(group)
         self._load_preset()
-
-    @staticmethod
-    def _input(name: str) -> QSpinBox | QDoubleSpinBox:
-        if isinstance(CalMConfig.__dataclass_fields__[name].default, float):
-            return QDoubleSpinBox(decimals=3, minimum=0.0, maximum=100.0, singleStep=0.05)
-        return QSpinBox(minimum=0, maximum=10_000_000)
 
     def _load_preset(self, *_: Any) -> None:
         values = _preset_values(self.preset.currentData())
@@ -85,3 +99,22 @@ class CalMSettings(QWidget):
             if box.value() != values[name]:
                 out[name] = box.value()
         return out
+
+
+class RolloutSettings(QWidget):
+    """The rollout group alone, for a trained CalM model (the Finetuning dock): `load` shows a
+    checkpoint's values, `values()` gives all of them for the job."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.group, self.inputs = settings_group(ROLLOUT, expanded=True)
+        layout.addWidget(self.group)
+
+    def load(self, config: dict[str, Any]) -> None:
+        for name, box in self.inputs.items():
+            box.setValue(config.get(name, CalMConfig.__dataclass_fields__[name].default))
+
+    def values(self) -> dict[str, Any]:
+        return {name: box.value() for name, box in self.inputs.items()}

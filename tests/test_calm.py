@@ -26,7 +26,7 @@ def calm(*sizes: int, **overrides) -> torch.nn.Module:
     torch.manual_seed(0)
     specs = [spec(f"s{i}", n) for i, n in enumerate(sizes)]
     model = build_model("calm", specs, **{**TINY, **overrides})
-    model.stage_step.fill_(model.config.nq_steps)  # past the quantizer stage: forecasts use the transformer
+    model.stage_step.fill_(model.config.nq_steps + 1)  # past the quantizer stage: forecasts use the transformer
     return model.eval()
 
 
@@ -103,6 +103,39 @@ def test_greedy_rollout_is_consistent_with_teacher_forcing() -> None:
     assert torch.equal(forced[..., z0.shape[-1] - 1:], z[..., z0.shape[-1]:])
     decoded = model.nq.decode_tokens(z.reshape(10, -1)).view(2, 5, -1)[:, :, C:C + 12].transpose(1, 2)
     torch.testing.assert_close(model.rollout(x, "s0", 12), decoded)
+
+
+def test_kv_cache_extend_equals_the_full_pass() -> None:
+    """Prefill, then one step at a time and a two-step chunk: every logit as the full causal pass."""
+    model = calm(6)
+    z = torch.randint(0, 32, (2, 6, 9))
+    unit, session = model._rows("s0")
+    full = model.dat(z, unit, session)
+    got, cache = model.dat.extend(z[..., :4], unit, session, None)
+    for t in range(4, 7):
+        step, cache = model.dat.extend(z[..., t:t + 1], unit, session, cache)
+        got = torch.cat((got, step), dim=2)
+    chunk, cache = model.dat.extend(z[..., 7:], unit, session, cache)  # several new steps: the causal mask path
+    torch.testing.assert_close(torch.cat((got, chunk), dim=2), full, atol=1e-5, rtol=1e-5)
+    assert cache[0][0].shape == (2 * 6, model.config.heads, 9, model.config.d_model // model.config.heads)
+
+
+def test_cached_rollout_gives_the_uncached_forecasts_with_less_compute() -> None:
+    model = calm(7, 12)
+    seen: list[int] = []
+    model.dat.tok.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].shape[-1]))
+    for x, s in ((torch.randn(2, C, 7), "s0"), (torch.randn(3, C + 2, 12), "s1")):
+        seen.clear()
+        cached = model.rollout(x, s, 40)
+        steps_cached = list(seen)
+        seen.clear()
+        torch.testing.assert_close(cached, model.rollout(x, s, 40, cache=False), atol=1e-5, rtol=1e-5)
+        assert steps_cached == [C // 4] + [1] * 9  # the context once, then one new step per token
+        assert seen == [C // 4 + i for i in range(10)]  # without: the whole sequence every step
+        torch.manual_seed(1)
+        sampled = model.rollout(x, s, 10, n_samples=3, temperature=1.0, top_k=5)
+        torch.manual_seed(1)
+        torch.testing.assert_close(sampled, model.rollout(x, s, 10, n_samples=3, temperature=1.0, top_k=5, cache=False))
 
 
 def test_sampled_rollout_differs_and_averages() -> None:
@@ -195,8 +228,12 @@ def test_stage_isolation() -> None:
     _optimise(model, batch, ["s0"], 3)
     assert all(torch.equal(v, dat[k]) for k, v in model.dat.state_dict().items())
     assert model.stage == "dat" and int(model.stage_step) == 3
+    x = torch.randn(2, C, 5)
+    # validation after the last quantizer step: the transformer has had no step, so copy-last
+    torch.testing.assert_close(model([x], ["s0"])[0], x[:, -1:].expand(-1, P, -1))
     nq = _state(model.nq)
     _optimise(model, batch, ["s0"], 3)
+    assert not torch.allclose(model([x], ["s0"])[0], x[:, -1:].expand(-1, P, -1))
     assert all(torch.equal(v, nq[k]) for k, v in model.nq.state_dict().items())
     assert not all(torch.equal(v, dat[k]) for k, v in model.dat.state_dict().items())
 
@@ -298,6 +335,22 @@ def test_add_session_finetune_and_save_load() -> None:
     rebuilt = model_from_dict(_roundtrip(model_to_dict(model))).eval()
     xn = torch.randn(2, C, 7)
     torch.testing.assert_close(rebuilt([xn], ["new"])[0], model([xn], ["new"])[0], rtol=0, atol=0)
+
+
+def test_only_rollout_settings_change_after_training() -> None:
+    from poco_core.base.errors import PocoError
+    from poco_core.training.finetune import set_runtime_config
+
+    model = calm(5)
+    x = torch.randn(2, C, 5)
+    greedy = model([x], ["s0"])[0]
+    set_runtime_config(model, {"temperature": 1, "n_samples": 3, "top_k": 4})
+    assert (model.config.temperature, model.config.n_samples, model.config.top_k) == (1.0, 3, 4)
+    assert not torch.allclose(model([x], ["s0"])[0], greedy)  # forward now decodes the mean of sampled rollouts
+    with pytest.raises(PocoError, match="cannot change after training"):
+        set_runtime_config(model, {"codebook_size": 64})
+    with pytest.raises(PocoError, match="settable here: none"):
+        set_runtime_config(build_model("mlp", [spec("a", 3)], context=C, horizon=P), {"temperature": 1.0})
 
 
 def test_paper_scale_parameter_count() -> None:

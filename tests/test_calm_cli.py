@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from test_cli_engine import FAST_ARGS, files, poco  # noqa: F401  (fixtures)
 
+from poco_core.training.restore import load_model
+
 STAGES = ["--set", "preset=tiny", "--set", "nq_steps=6", "--context", 12, "--horizon", 4, "--block-len", 200]
 
 
@@ -41,6 +43,11 @@ def test_calm_train_evaluate_forecast_finetune(poco, files, tmp_path):  # noqa: 
     assert code == 0 and np.array(json.loads(out)["z"]).shape == (4, 4, 12)
 
     ft = tmp_path / "ft.pt"
-    code, out, _ = poco("finetune", ckpt, files[2], "--steps", 2, "--val-every", 1, "--out", ft, *FAST_ARGS, "--json")
+    code, out, _ = poco("finetune", ckpt, files[2], "--steps", 2, "--val-every", 1, "--out", ft, *FAST_ARGS, "--json",
+                        "--set", "temperature=0.5", "--set", "n_samples=2")
     events = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [e["stage"] for e in events if e["type"] == "stage"] == ["adapt"]
+    config = load_model(ft).config
+    assert (config.temperature, config.n_samples) == (0.5, 2)  # the rollout settings travel with the checkpoint
+    code, _, err = poco("finetune", ckpt, files[2], "--steps", 2, "--out", tmp_path / "x.pt", "--set", "d_model=64")
+    assert code != 0 and "cannot change after training" in err

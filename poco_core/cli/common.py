@@ -244,3 +244,14 @@ def _bar(start: Event):
 
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def model_value(text: str) -> tuple[str, Any]:
+    """A --set KEY=VALUE argument: VALUE read as JSON where it parses, else kept as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.replace("-", "_"), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), raw

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from poco_core.base.events import CancelToken
-from poco_core.cli.common import add_loop_args, drive, load_inputs, loop_kwargs
+from poco_core.cli.common import add_loop_args, drive, load_inputs, loop_kwargs, model_value
 from poco_core.cli.safety import add_force_arg, check_inputs, claim, release
 from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES
 
@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", type=Path, help="the new recordings, folders or manifests")
     p.add_argument("--mode", choices=FINETUNE_MODES, default="embeddings")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--set", dest="model_config", type=model_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting that may change after training, e.g. CalM's --set temperature=0.8 (repeatable)")
     add_force_arg(p)
     add_loop_args(p, FINETUNE_DEFAULTS)
     p.set_defaults(func=run)
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         token = CancelToken()
         events = finetune_events(args.checkpoint, load_inputs(args.data), mode=args.mode, checkpoint=args.out,
-                                 cancel=token, **loop_kwargs(args))
+                                 model_config=dict(args.model_config), cancel=token, **loop_kwargs(args))
         return drive(events, token, args.json)
     finally:
         release(lock)

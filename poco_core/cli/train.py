@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from poco_core.cli.common import (
     drive,
     load_inputs,
     loop_kwargs,
+    model_value,
     preprocess_config,
 )
 from poco_core.cli.safety import (
@@ -31,23 +31,13 @@ DESCRIPTION = ("Train a forecaster on recordings (files, recording folders, data
                "MSE is kept at --out.")
 
 
-def _model_value(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.replace("-", "_"), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), raw
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="+", type=Path, help="recordings, folders or manifests")
     p.add_argument("--model", default="poco", help="model name from the registry (default poco)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--context", type=int, default=None, help="context steps C (default: the model's, 48)")
     p.add_argument("--horizon", type=int, default=None, help="forecast steps P (default: the model's, 16)")
-    p.add_argument("--set", dest="model_config", type=_model_value, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="model_config", type=model_value, action="append", default=[], metavar="KEY=VALUE",
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
     add_force_arg(p)

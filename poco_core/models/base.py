@@ -46,6 +46,9 @@ class BaseConfig:
     # values for fields a stored config lacks (it was written before they existed): what the
     # model computed then, so old checkpoints keep computing it (new models get the defaults)
     LEGACY: ClassVar[dict[str, Any]] = {}
+    # fields that only change how forecasts are made, not the parameters' shapes or meaning,
+    # so they may be set on a trained model (finetuning does: `set_runtime_config`)
+    RUNTIME: ClassVar[tuple[str, ...]] = ()
 
 
 def mse_loss(preds: list[Tensor], targets: list[Tensor]) -> Tensor:

@@ -74,6 +74,17 @@ def select_trainable(model: BaseForecaster, session_params: list[nn.Parameter], 
     return [p for p in model.parameters() if id(p) in ids]
 
 
+def set_runtime_config(model: BaseForecaster, values: dict[str, Any]) -> None:
+    """Set config fields that only change how forecasts are made (the config's ``RUNTIME``, e.g.
+    CalM's rollout settings) on a trained model; they are saved with its checkpoints."""
+    allowed = type(model.config).RUNTIME
+    for key, value in values.items():
+        if key not in allowed:
+            can = ", ".join(allowed) if allowed else "none"
+            raise PocoError(f"{model.name}: {key!r} cannot change after training (settable here: {can})")
+        setattr(model.config, key, type(getattr(model.config, key))(value))
+
+
 def finetune_events(
     model: BaseForecaster | str | Path,
     data: DataLike,
@@ -83,15 +94,18 @@ def finetune_events(
     preprocess: PreprocessConfig | None = None,
     cancel: CancelLike | None = None,
     dist: Any = None,
+    model_config: dict[str, Any] | None = None,
     **options: Any,
 ) -> Iterator[Event]:
     """Finetune `model` (or the checkpoint at that path) on new sessions; yields event dicts.
 
     New recordings are preprocessed with the model's own preprocessing config unless
-    `preprocess` is given; `options` are `LoopOptions` fields (defaults: FINETUNE_DEFAULTS).
+    `preprocess` is given; `model_config` sets runtime fields (`set_runtime_config`) before
+    validation uses them; `options` are `LoopOptions` fields (defaults: FINETUNE_DEFAULTS).
     """
     base_path = None if isinstance(model, BaseForecaster) else str(model)
     net = load_model(model) if base_path else model
+    set_runtime_config(net, model_config or {})
     info = model_info(net)
     opts = loop_options({**FINETUNE_DEFAULTS, **options})
     for rec in [data] if isinstance(data, Recording) else ([] if isinstance(data, PreparedData) else list(data)):

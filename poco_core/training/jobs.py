@@ -100,7 +100,7 @@ def job_events(spec: JobSpec, cancel: CancelLike | None = None) -> Iterator[Even
     from poco_core.training.finetune import finetune_events
 
     return finetune_events(
-        spec.init_checkpoint, recs, mode=spec.mode, preprocess=config, steps=spec.steps,
+        spec.init_checkpoint, recs, mode=spec.mode, preprocess=config, model_config=spec.model_config, steps=spec.steps,
         batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=spec.device,
         val_every=spec.val_every, checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
     )

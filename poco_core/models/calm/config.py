@@ -7,6 +7,7 @@ is indistinguishable from the default and is replaced too).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from poco_core.models.base import BaseConfig
 
@@ -63,6 +64,8 @@ class CalMConfig(BaseConfig):
     temperature: float = 0.0  # 0 = greedy
     top_k: int = 0
     n_samples: int = 1
+
+    RUNTIME: ClassVar[tuple[str, ...]] = ("temperature", "top_k", "n_samples")  # the rollout settings
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -96,38 +96,52 @@ class CalM(BaseForecaster):
         self.nq.train(was)
         return z.view(b, n, t_d)
 
+    def _rows(self, session: str, units: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The session's unit rows (all, or those `units` selects) and its session row."""
+        tables: SessionTables = self.per_session[self.session_key(session)]  # type: ignore[assignment]
+        return (tables.unit if units is None else tables.unit[units]), tables.session
+
     def logits(self, z: Tensor, session: str, units: Tensor | None = None) -> Tensor:
         """(B, N, T) ids -> (B, N, T, K) next-token logits; `units` selects rows of the unit table."""
-        tables: SessionTables = self.per_session[self.session_key(session)]  # type: ignore[assignment]
-        unit = tables.unit if units is None else tables.unit[units]
-        return self.dat(z, unit, tables.session)
+        return self.dat(z, *self._rows(session, units))
 
     # -- forecasting -------------------------------------------------------------------
     def forward(self, xs: list[Tensor], sessions: list[str]) -> list[Tensor]:
         self._check(xs, sessions)
-        if self.stage == "nq":  # the transformer is untrained: forecast copy-last
+        if int(self.stage_step) <= self.config.nq_steps:  # no transformer step yet (also the validation
+            # right after the last quantizer step): forecast copy-last
             return [x[:, -1:].expand(-1, self.config.horizon, -1) for x in xs]
         c = self.config
         return [self.rollout(x, s, c.horizon, c.n_samples, c.temperature, c.top_k) for x, s in zip(xs, sessions)]
 
     @torch.no_grad()
     def rollout(self, context: Tensor, session: str, n_frames: int, n_samples: int = 1,
-                temperature: float = 0.0, top_k: int = 0) -> Tensor:
+                temperature: float = 0.0, top_k: int = 0, cache: bool = True) -> Tensor:
         """(B, C, N) -> (B, n_frames, N): greedy (temperature 0) or sampled token rollout,
-        detokenised; sampled rollouts are averaged after decoding."""
+        detokenised; sampled rollouts are averaged after decoding. With `cache` each generated
+        step attends to cached keys/values of the earlier ones (same forecasts, less compute);
+        without, every step reruns the transformer over the whole sequence."""
         b, _, n = context.shape
         z0 = self.tokens(context)
-        t_ctx = z0.shape[-1]
+        start = z0.shape[-1] * self.config.window
         steps = math.ceil(n_frames / self.config.window)
+        rows = self._rows(session)
+        was = self.training
+        self.eval()  # dropout off in the transformer and the decoder, as the cache assumes
+        prefill = self.dat.extend(z0, *rows, None) if cache else None
         out = 0.0
         runs = 1 if temperature <= 0 else max(n_samples, 1)
         for _ in range(runs):
             z = z0
-            for _ in range(steps):
-                nxt = self.choose(self.logits(z, session)[:, :, -1], temperature, top_k)
-                z = torch.cat((z, nxt[..., None]), dim=-1)
+            logits, kv = prefill if prefill is not None else (self.dat(z0, *rows), None)
+            for i in range(steps):
+                nxt = self.choose(logits[:, :, -1], temperature, top_k)[..., None]
+                z = torch.cat((z, nxt), dim=-1)
+                if i + 1 < steps:
+                    logits, kv = self.dat.extend(nxt, *rows, kv) if cache else (self.dat(z, *rows), None)
             y = self.nq.decode_tokens(z.reshape(b * n, -1)).view(b, n, -1)
-            out = out + y[:, :, t_ctx * self.config.window : t_ctx * self.config.window + n_frames]
+            out = out + y[:, :, start : start + n_frames]
+        self.train(was)
         return (out / runs).transpose(1, 2).to(context.dtype)
 
     @staticmethod

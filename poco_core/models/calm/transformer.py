@@ -3,7 +3,9 @@
 Input (B, N, T) token ids plus one embedding per neuron and one per session (summed). Each
 block attends across the neurons of a time step (bidirectional, no positional code, so the
 model is permutation-equivariant over neurons) and then causally across time per neuron (RoPE).
-Logits (B, N, T, K) at t predict the tokens at t + 1.
+Logits (B, N, T, K) at t predict the tokens at t + 1. Since only the temporal axis mixes time
+steps, and causally, `extend` runs new steps alone against a key/value cache of earlier ones
+(exact: the same outputs as the full pass), which a rollout uses instead of recomputing its context.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from poco_core.models.calm.config import CalMConfig
-from poco_core.models.calm.layers import SelfAttention, feed_forward
+from poco_core.models.calm.layers import KV, SelfAttention, feed_forward
 
 
 class DualAxisBlock(nn.Module):
@@ -25,12 +27,24 @@ class DualAxisBlock(nn.Module):
         self.ff = feed_forward(d, ff, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _across_neurons(self, x: Tensor) -> Tensor:
         b, n, t, d = x.shape
         across = self.ln_n(x).transpose(1, 2).reshape(b * t, n, d)
-        x = x + self.drop(self.neural(across)).view(b, t, n, d).transpose(1, 2)
+        return x + self.drop(self.neural(across)).view(b, t, n, d).transpose(1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self._across_neurons(x)
+        b, n, t, d = x.shape
         x = x + self.drop(self.temporal(self.ln_t(x).reshape(b * n, t, d))).view(b, n, t, d)
         return x + self.drop(self.ff(self.ln_f(x)))
+
+    def extend(self, x: Tensor, past: KV | None) -> tuple[Tensor, KV]:
+        """New steps x (B, N, T_new, d) after the cached ones (eval mode); returns them and the cache."""
+        x = self._across_neurons(x)
+        b, n, t, d = x.shape
+        y, cache = self.temporal.extend(self.ln_t(x).reshape(b * n, t, d), past)
+        x = x + y.view(b, n, t, d)
+        return x + self.ff(self.ln_f(x)), cache
 
 
 class DualAxisTransformer(nn.Module):
@@ -51,6 +65,17 @@ class DualAxisTransformer(nn.Module):
 
     def forward(self, z: Tensor, unit: Tensor, session: Tensor) -> Tensor:
         return self.head(self.hidden(z, unit, session))
+
+    def extend(self, z: Tensor, unit: Tensor, session: Tensor, cache: list[KV] | None) -> tuple[Tensor, list[KV]]:
+        """Logits (B, N, T_new, K) of new token steps z (B, N, T_new) after the `cache` of earlier
+        steps (None: none yet), and the cache extended by them; eval mode. Caches are not
+        modified in place, so one prefilled cache can seed several sampled rollouts."""
+        x = self.tok(z) + unit[None, :, None, :] + session
+        new: list[KV] = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.extend(x, None if cache is None else cache[i])
+            new.append(kv)
+        return self.head(self.ln(x)), new
 
 
 def scheduled_sampling(inp: Tensor, pred_next: Tensor, prob: float, block: int, gen: torch.Generator | None = None) -> Tensor:
