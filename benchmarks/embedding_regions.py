@@ -1,6 +1,8 @@
 """Do POCO's unit embeddings recover regions? Diagnosis for issue 16, section 3; prints JSON lines.
 
-    python benchmarks/embedding_regions.py --data cohort --steps 1000 --variants after,residual --out /tmp/emb.jsonl
+    python benchmarks/embedding_regions.py --data cohort --variants after,residual --out /tmp/emb.jsonl
+
+Without ``--steps`` a run uses the training defaults (step budget, validation cadence, early stopping).
 
 For each trained model: region-classifier accuracy of the unit embeddings (``poco embed``'s
 analysis) against shuffled labels, the majority-region fraction (chance) and the same classifier
@@ -67,7 +69,7 @@ def used(model, data) -> dict:
     return out
 
 
-def run(data_name: str, variant: str, steps: int, seed: int) -> dict:
+def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
     recs = recordings(data_name)
     data = prepare(recs)
     model_cfg, loop = VARIANTS[variant]
@@ -93,7 +95,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="cohort")
     p.add_argument("--variants", default="after")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=None, help="step budget (default: the training defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("embedding_regions.jsonl"))
     args = p.parse_args()
