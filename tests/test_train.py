@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_train_support import FAST, HORIZON, TINY_POCO, cohort, prepared
+from test_train_support import CONTEXT, FAST, HORIZON, TINY_POCO, cohort, prepared
 
 from poco_core.base.errors import RecordingError
 from poco_core.base.events import CancelToken
@@ -99,3 +99,27 @@ def test_one_batch_per_dataset_each_step(tmp_path):
         assert by_ds == {"d1": 5, "d2": 5}
     assert np.isfinite(loop.train_step())  # the datasets' losses summed, one backward
     assert all(net.embeddings.dataset[k].grad is not None for k in ("d0", "d1"))
+
+
+def test_conditioning_learns_slower_than_the_mlp_by_default(tmp_path):
+    """Training default (issue 16): POCO's MLP at lr, its encoder, embeddings and FiLM maps at
+    lr * COND_LR_SCALE; a model without a separate MLP (NLinear) and finetuning keep one rate."""
+    from poco_core.training.defaults import COND_LR_SCALE
+    from poco_core.training.finetune import finetune_events
+
+    assert 0 < COND_LR_SCALE < 1 and LoopOptions().cond_lr_scale == COND_LR_SCALE
+    data = prepared(cohort()[:1])
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    loop = Loop(net, data, list(net.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "x.pt", dict)
+    fast, slow = loop.optimizer.param_groups
+    assert slow["lr"] == pytest.approx(fast["lr"] * COND_LR_SCALE)
+    assert {id(p) for p in fast["params"]} == {id(p) for p in net.head.mlp.parameters()}
+    slow_ids = {id(p) for p in slow["params"]}
+    assert {id(net.head.alpha.weight), id(net.head.beta.bias), id(net.embeddings.unit[net.session_key("fish01")])} <= slow_ids
+    lin = build_model("nlinear", session_specs(data), context=CONTEXT, horizon=HORIZON)
+    one = Loop(lin, data, list(lin.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "y.pt", dict)
+    assert len(one.optimizer.param_groups) == 1
+    train(data, net, steps=1, checkpoint=tmp_path / "m.pt", **FAST).wait()
+    start = next(finetune_events(tmp_path / "m.pt", cohort()[1:2], mode="all", steps=1, checkpoint=tmp_path / "f.pt",
+                                 **FAST))
+    assert start["type"] == "start" and start["cond_lr_scale"] == 1.0
