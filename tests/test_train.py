@@ -101,25 +101,27 @@ def test_one_batch_per_dataset_each_step(tmp_path):
     assert all(net.embeddings.dataset[k].grad is not None for k in ("d0", "d1"))
 
 
-def test_conditioning_learns_slower_than_the_mlp_by_default(tmp_path):
-    """Training default (issue 16): POCO's MLP at lr, its encoder, embeddings and FiLM maps at
-    lr * COND_LR_SCALE; a model without a separate MLP (NLinear) and finetuning keep one rate."""
+def test_cond_lr_scale_slows_the_conditioning_only(tmp_path):
+    """``cond_lr_scale`` (issue 16): POCO's MLP at lr, its encoder, embeddings and FiLM maps at
+    lr * scale; the default is one rate, and a model without a separate MLP (NLinear) keeps one."""
+    from poco_core.cli.main import build_parser
     from poco_core.training.defaults import COND_LR_SCALE
-    from poco_core.training.finetune import finetune_events
 
-    assert 0 < COND_LR_SCALE < 1 and LoopOptions().cond_lr_scale == COND_LR_SCALE
+    assert LoopOptions().cond_lr_scale == COND_LR_SCALE == 1.0
+    args = build_parser().parse_args(["train", "data.h5", "--out", "o.pt", "--cond-lr-scale", "0.3"])
+    assert args.cond_lr_scale == 0.3
     data = prepared(cohort()[:1])
     net = build_model("poco", session_specs(data), **TINY_POCO)
-    loop = Loop(net, data, list(net.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "x.pt", dict)
+    opts = LoopOptions(steps=1, device="cpu", cond_lr_scale=0.3)
+    assert len(Loop(net, data, list(net.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "a.pt",
+                    dict).optimizer.param_groups) == 1
+    loop = Loop(net, data, list(net.parameters()), opts, tmp_path / "x.pt", dict)
     fast, slow = loop.optimizer.param_groups
-    assert slow["lr"] == pytest.approx(fast["lr"] * COND_LR_SCALE)
+    assert slow["lr"] == pytest.approx(fast["lr"] * 0.3)
     assert {id(p) for p in fast["params"]} == {id(p) for p in net.head.mlp.parameters()}
     slow_ids = {id(p) for p in slow["params"]}
     assert {id(net.head.alpha.weight), id(net.head.beta.bias), id(net.embeddings.unit[net.session_key("fish01")])} <= slow_ids
     lin = build_model("nlinear", session_specs(data), context=CONTEXT, horizon=HORIZON)
-    one = Loop(lin, data, list(lin.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "y.pt", dict)
-    assert len(one.optimizer.param_groups) == 1
-    train(data, net, steps=1, checkpoint=tmp_path / "m.pt", **FAST).wait()
-    start = next(finetune_events(tmp_path / "m.pt", cohort()[1:2], mode="all", steps=1, checkpoint=tmp_path / "f.pt",
-                                 **FAST))
-    assert start["type"] == "start" and start["cond_lr_scale"] == 1.0
+    assert len(Loop(lin, data, list(lin.parameters()), opts, tmp_path / "y.pt", dict).optimizer.param_groups) == 1
+    start = next(loop.run())
+    assert start["type"] == "start" and start["cond_lr_scale"] == 0.3

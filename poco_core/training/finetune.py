@@ -21,7 +21,7 @@ from poco_core.data.identity import check_identity
 from poco_core.data.preprocess import PreparedData, PreprocessConfig
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec
-from poco_core.training.defaults import FINETUNE_COND_LR_SCALE, FINETUNE_DEFAULTS
+from poco_core.training.defaults import FINETUNE_DEFAULTS
 from poco_core.training.defaults import FINETUNE_MODES as MODES
 from poco_core.training.loop import Loop
 from poco_core.training.restore import load_model, model_info, model_payload
@@ -93,7 +93,7 @@ def finetune_events(
     base_path = None if isinstance(model, BaseForecaster) else str(model)
     net = load_model(model) if base_path else model
     info = model_info(net)
-    opts = loop_options({**FINETUNE_DEFAULTS, "cond_lr_scale": FINETUNE_COND_LR_SCALE, **options})
+    opts = loop_options({**FINETUNE_DEFAULTS, **options})
     for rec in [data] if isinstance(data, Recording) else ([] if isinstance(data, PreparedData) else list(data)):
         check_identity(rec, info.fingerprints.get(rec.session), rec.session,
                        hint="give the new recording a distinct session name")
