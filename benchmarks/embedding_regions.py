@@ -93,9 +93,10 @@ def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
         r = train(data, init, steps=steps, seed=seed, device="cpu", checkpoint=Path(tmp) / "m.pt", **loop)
         done = r.wait()
         wall = time.perf_counter() - t0
+        measured = measure(r.model, e0, recs, data)  # r.model reads the checkpoint in tmp
     return {"data": data_name, "variant": variant, "steps": steps, "seed": seed, "best_step": done["best_step"],
             "last_step": done.get("last_step"), "test_score": done["test"].get("score"), "wall_s": round(wall, 1),
-            **measure(r.model, e0, recs, data)}
+            **measured}
 
 
 def run_checkpoint(data_name: str, path: Path, seed: int) -> dict:
