@@ -1,6 +1,8 @@
 """Do POCO's unit embeddings recover regions? Diagnosis for issue 16, section 3; prints JSON lines.
 
-    python benchmarks/embedding_regions.py --data cohort --steps 1000 --variants after,residual --out /tmp/emb.jsonl
+    python benchmarks/embedding_regions.py --data cohort --variants after,residual --out /tmp/emb.jsonl
+
+Without ``--steps`` a run uses the training defaults (step budget, validation cadence, early stopping).
 
 For each trained model: region-classifier accuracy of the unit embeddings (``poco embed``'s
 analysis) against shuffled labels, the majority-region fraction (chance) and the same classifier
@@ -20,10 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import set_threads  # noqa: E402
-from small_data import SIZES, TRIPLETT  # noqa: E402
+from small_data import ENCODER, SIZES, TRIPLETT  # noqa: E402
 
 from poco_core.analysis.embedding import analyze_model  # noqa: E402
 from poco_core.data.io import load_recording  # noqa: E402
@@ -31,6 +34,7 @@ from poco_core.data.preprocess import prepare  # noqa: E402
 from poco_core.data.simulate import simulate_cohort  # noqa: E402
 from poco_core.models import build_model  # noqa: E402
 from poco_core.training.loop import seed_everything  # noqa: E402
+from poco_core.training.restore import load_model  # noqa: E402
 from poco_core.training.train import session_specs, train  # noqa: E402
 from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: E402
 
@@ -46,8 +50,6 @@ def recordings(name: str):
 
 def used(model, data) -> dict:
     """Validation MSE intact, with each session's unit rows permuted, and with them zeroed."""
-    import torch
-
     def val() -> float:
         return pooled_mse(evaluate_windows(model, data, "val", batch_size=256, max_windows=128, device="cpu"))
 
@@ -67,37 +69,65 @@ def used(model, data) -> dict:
     return out
 
 
-def run(data_name: str, variant: str, steps: int, seed: int) -> dict:
+def initial_embeddings(data, cfg: dict, seed: int):
+    """The model as training starts from ``seed`` and a copy of its unit embeddings."""
+    seed_everything(seed)
+    init = build_model("poco", session_specs(data), **cfg)
+    return init, {k: p.detach().clone() for k, p in init.embeddings.unit.items()}
+
+
+def measure(model, e0: dict, recs, data) -> dict:
+    """Embedding movement from ``e0``, the forecasts' use of the unit rows, region recovery."""
+    moved = float(np.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
+                          / sum((e0[k] ** 2).sum() for k in e0)))
+    return {"embedding_moved_rel": moved, **used(model, data), **(analyze_model(model, recs).recovery or {})}
+
+
+def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
     recs = recordings(data_name)
     data = prepare(recs)
     model_cfg, loop = VARIANTS[variant]
-    cfg = {**SIZES["poco"], **model_cfg}
-    seed_everything(seed)
-    init = build_model("poco", session_specs(data), **cfg)
-    e0 = {k: p.detach().clone() for k, p in init.embeddings.unit.items()}
+    init, e0 = initial_embeddings(data, {**SIZES["poco"], **model_cfg}, seed)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         r = train(data, init, steps=steps, seed=seed, device="cpu", checkpoint=Path(tmp) / "m.pt", **loop)
         done = r.wait()
-        model = r.model
         wall = time.perf_counter() - t0
-        moved = float(np.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
-                              / sum((e0[k] ** 2).sum() for k in e0)))
-        rec = analyze_model(model, recs).recovery or {}
+        measured = measure(r.model, e0, recs, data)  # r.model reads the checkpoint in tmp
     return {"data": data_name, "variant": variant, "steps": steps, "seed": seed, "best_step": done["best_step"],
             "last_step": done.get("last_step"), "test_score": done["test"].get("score"), "wall_s": round(wall, 1),
-            "embedding_moved_rel": moved, **used(model, data), **rec}
+            **measured}
+
+
+def run_checkpoint(data_name: str, path: Path, seed: int) -> dict:
+    """The same measurements on a checkpoint written by a run of this script (e.g. one still
+    training: the best so far), its initial embeddings rebuilt from ``seed``."""
+    recs = recordings(data_name)
+    data = prepare(recs)
+    model = load_model(path)
+    cfg = {k: getattr(model.config, k) for k in ("hidden", "film", *ENCODER)}
+    _, e0 = initial_embeddings(data, cfg, seed)
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    return {"data": data_name, "checkpoint": str(path), "seed": seed, "best_step": payload["step"],
+            "cond_lr_scale": payload["loop"].get("cond_lr_scale"), **measure(model, e0, recs, data)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="cohort")
     p.add_argument("--variants", default="after")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=None, help="step budget (default: the training defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("embedding_regions.jsonl"))
+    p.add_argument("--checkpoint", type=Path, default=None, help="measure this checkpoint of --data instead of training")
     args = p.parse_args()
     set_threads(1)
+    if args.checkpoint:
+        r = run_checkpoint(args.data, args.checkpoint, args.seed)
+        print(json.dumps(r), flush=True)
+        with args.out.open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        return
     for data_name in args.data.split(","):
         for variant in args.variants.split(","):
             r = run(data_name, variant, args.steps, args.seed)

@@ -14,8 +14,9 @@ every 100 steps, no early stopping) missed its best checkpoint. Datasets:
 - drift: a simulated cohort (4 x 64 units, 1,000 frames) whose dynamics drift from one network
   to another over the recording, so the test period's dynamics differ from the training period's.
 Variants: ``before`` = the old behaviour that options can restore (legacy rotary, no dataset row
-in the queries, validation every 100 steps, no early stopping); ``after`` = the current defaults;
-further variants add model-config fields (see VARIANTS).
+in the queries, validation every 100 steps, no early stopping); ``after`` = the defaults after the
+fidelity changes, with one learning rate (``cond_lr_scale=1``); ``cond_lr03`` = the current
+defaults (the population conditioning at 0.3 x lr); further variants (see VARIANTS) are candidates.
 """
 from __future__ import annotations
 
@@ -46,10 +47,12 @@ ENCODER = {"d_model": 64, "self_attn_heads": 4, "self_attn_head_dim": 16, "cross
 SIZES = {"poco": {"hidden": 256, **ENCODER}, "mlp": {"hidden": 256}}
 LEGACY_MODEL = {"poco": {"rotary": "legacy", "query_dataset_embedding": False}}
 VARIANTS: dict[str, dict] = {
-    "before": {"loop": {"val_every": 100, "patience": 0}, "model": LEGACY_MODEL},
-    "after": {"loop": {}, "model": {}},
+    "before": {"loop": {"val_every": 100, "patience": 0, "cond_lr_scale": 1.0}, "model": LEGACY_MODEL},
+    "after": {"loop": {"cond_lr_scale": 1.0}, "model": {}},  # the section-1 defaults: one learning rate
     # candidate fixes for POCO's overfitting (other models run as "after")
-    "cond_lr": {"loop": {"cond_lr_scale": 0.1}, "model": {}},  # encoder/FiLM/embeddings at lr / 10
+    # encoder, embeddings and FiLM maps (weights and biases) at lr x 0.1 / 0.3, the MLP at lr
+    "cond_lr": {"loop": {"cond_lr_scale": 0.1}, "model": {}},
+    "cond_lr03": {"loop": {"cond_lr_scale": 0.3}, "model": {}},
     "unit_dropout": {"loop": {}, "model": {"poco": {"unit_dropout": 0.3}}},
     "residual": {"loop": {}, "model": {"poco": {"film": "residual"}}},
 }
@@ -105,6 +108,7 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
 
 def render(path: Path) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = list({(r["dataset"], r["model"], r["variant"], r["seed"], r["max_steps"]): r for r in rows}.values())  # last run wins
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["variant"], r["model"]), []).append(r)

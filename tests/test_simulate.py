@@ -4,8 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from poco_core.analysis.embedding import region_recovery, trace_features
 from poco_core.base.errors import PocoError
 from poco_core.data.simulate import (
+    DEFAULT_REGIONS,
+    DT,
+    SUBSTEPS,
     calcium_kernel,
     cohort_networks,
     make_layout,
@@ -62,6 +66,34 @@ def test_regions_differ_in_timescale():
     rec = simulate_recording(200, 1500, seed=0)
     ac = {name: _autocorr(rec.traces[:, rec.regions == name], 5) for name in np.unique(rec.regions)}
     assert ac["habenula"] - ac["cerebellum"] > 0.1  # tau 0.5 vs 0.05
+
+
+def test_regional_rhythms_peak_at_their_period():
+    """Each region with a rhythm puts more of its power near its period than any other region."""
+    rec = simulate_recording(200, 2000, seed=0)
+    x = rec.traces - rec.traces.mean(0)
+    power = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    power /= power.sum(0)
+    freqs = np.fft.rfftfreq(len(x))  # cycles per frame
+    names = np.unique(rec.regions)
+    assert sum(bool(r.drive) for r in DEFAULT_REGIONS) >= 2
+    for reg in DEFAULT_REGIONS:
+        if not reg.drive:
+            continue
+        f = DT * SUBSTEPS / reg.period
+        band = power[(freqs > f / 1.5) & (freqs < f * 1.5)].sum(0)
+        share = {n: band[rec.regions == n].mean() for n in names}
+        assert max(share, key=share.get) == reg.name, (reg.name, share)
+
+
+def test_trace_statistics_tell_regions_apart():
+    """The regions' own dynamics dominate (issue 16): a classifier on each trace's statistics
+    recovers them far above chance (it managed 0.58 against 0.48 with coupling 0.3 and no rhythm)."""
+    recs = simulate_cohort(2, 120, 1000, sigma_j=0.2, seed=1)
+    x = np.concatenate([trace_features(r.traces.astype(np.float64)) for r in recs])
+    y = np.concatenate([r.regions for r in recs])
+    rec = region_recovery(x, y, np.zeros(len(y), int))
+    assert rec["accuracy"] > rec["chance"] + 0.3 and rec["accuracy"] > rec["accuracy_shuffled"] + 0.3, rec
 
 
 def test_calcium_traces_are_positive_and_slow():

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_train_support import FAST, HORIZON, TINY_POCO, cohort, prepared
+from test_train_support import CONTEXT, FAST, HORIZON, TINY_POCO, cohort, prepared
 
 from poco_core.base.errors import RecordingError
 from poco_core.base.events import CancelToken
@@ -99,3 +99,29 @@ def test_one_batch_per_dataset_each_step(tmp_path):
         assert by_ds == {"d1": 5, "d2": 5}
     assert np.isfinite(loop.train_step())  # the datasets' losses summed, one backward
     assert all(net.embeddings.dataset[k].grad is not None for k in ("d0", "d1"))
+
+
+def test_cond_lr_scale_slows_the_conditioning_only(tmp_path):
+    """``cond_lr_scale`` (issue 16): POCO's MLP at lr, its encoder, embeddings and FiLM maps at
+    lr * scale; the default is one rate, and a model without a separate MLP (NLinear) keeps one."""
+    from poco_core.cli.main import build_parser
+    from poco_core.training.defaults import COND_LR_SCALE
+
+    assert LoopOptions().cond_lr_scale == COND_LR_SCALE == 1.0
+    args = build_parser().parse_args(["train", "data.h5", "--out", "o.pt", "--cond-lr-scale", "0.3"])
+    assert args.cond_lr_scale == 0.3
+    data = prepared(cohort()[:1])
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    opts = LoopOptions(steps=1, device="cpu", cond_lr_scale=0.3)
+    assert len(Loop(net, data, list(net.parameters()), LoopOptions(steps=1, device="cpu"), tmp_path / "a.pt",
+                    dict).optimizer.param_groups) == 1
+    loop = Loop(net, data, list(net.parameters()), opts, tmp_path / "x.pt", dict)
+    fast, slow = loop.optimizer.param_groups
+    assert slow["lr"] == pytest.approx(fast["lr"] * 0.3)
+    assert {id(p) for p in fast["params"]} == {id(p) for p in net.head.mlp.parameters()}
+    slow_ids = {id(p) for p in slow["params"]}
+    assert {id(net.head.alpha.weight), id(net.head.beta.bias), id(net.embeddings.unit[net.session_key("fish01")])} <= slow_ids
+    lin = build_model("nlinear", session_specs(data), context=CONTEXT, horizon=HORIZON)
+    assert len(Loop(lin, data, list(lin.parameters()), opts, tmp_path / "y.pt", dict).optimizer.param_groups) == 1
+    start = next(loop.run())
+    assert start["type"] == "start" and start["cond_lr_scale"] == 0.3

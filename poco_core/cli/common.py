@@ -45,7 +45,7 @@ def load_inputs(paths: list[Path]) -> list:
 def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py).
     ``None`` for steps/val_every: the loop's automatic choice (see training.defaults)."""
-    from poco_core.training.defaults import (PATIENCE, PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX,
+    from poco_core.training.defaults import (COND_LR_SCALE, PATIENCE, PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX,
                                              VALIDATIONS_PER_EPOCH)
 
     steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
@@ -64,6 +64,9 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     g.add_argument("--patience", type=non_negative_int, default=PATIENCE,
                    help=f"stop after N validations (and at least {PATIENCE_MIN_STEPS} steps) without a lower validation "
                         f"MSE; 0 never stops early (default {PATIENCE})")
+    g.add_argument("--cond-lr-scale", type=positive_float, default=COND_LR_SCALE,
+                   help=f"learning-rate factor for the population conditioning (encoder, embeddings, FiLM maps) "
+                        f"against the MLP (default {COND_LR_SCALE:g}: one rate)")
     g.add_argument("--val-stride", type=positive_int, default=1, help="stride between validation windows (default 1)")
     g.add_argument("--max-val-windows", type=positive_int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
@@ -73,7 +76,8 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
 def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
-            "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience}
+            "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience,
+            "cond_lr_scale": args.cond_lr_scale}
 
 
 def add_precision_arg(p: argparse.ArgumentParser, default: str) -> None:

@@ -6,8 +6,13 @@ labelled at ``fs`` = 5 Hz (0.2 s, the calcium kernel's step in CalM), i.e. one R
 
 Regions: W_ij = gain_r(i) * M[r(i), r(j)] * J_ij with J_ij ~ N(0, 1/N); M is 1 within a region and
 ``CROSS_COUPLING`` between regions, rows rescaled so a neuron's summed input variance stays
-gain^2 (g = 2 is chaotic as in the paper). Regions have their own tau and gain, so their
-timescales differ. ``regions=1`` is exactly the paper's homogeneous RNN (g = 2, tau = 0.1).
+gain^2 (g = 2 is chaotic as in the paper). Regions have their own tau and gain, and some a shared
+rhythmic input: d_r(t) = drive_r sin(phi_r(t)), phi_r advancing 2 pi / period_r per time unit with
+phase diffusion (``PHASE_NOISE``), each neuron receiving it with a weight in [0.5, 1.5]. The
+coupling between regions is weak, so each region's own timescale and rhythm dominate its neurons'
+dynamics and a classifier on each trace's statistics tells the regions apart (issue 16: with
+coupling 0.3 and no rhythm the regions were barely distinguishable, 0.58 against 0.48 for chance).
+``regions=1`` is exactly the paper's homogeneous RNN (g = 2, tau = 0.1, no rhythm).
 
 Cohorts: a template population of max(n_rois) neurons with fixed positions and regions; each
 individual records a random subset of it and J_i = sqrt(1 - sigma_J^2) J_template + sigma_J J_dev,i.
@@ -34,7 +39,8 @@ from poco_core.data.recording import Recording
 DT = 0.01
 SUBSTEPS = 5
 FS = 5.0
-CROSS_COUPLING = 0.3
+CROSS_COUPLING = 0.1
+PHASE_NOISE = 1.0  # sd of the rhythm's phase diffusion per sqrt(time unit), radians
 IMAGE_SHAPE = (160, 128)
 ROI_RADIUS = 3
 ROI_SIGMA = 1.5
@@ -42,20 +48,23 @@ ROI_SIGMA = 1.5
 
 @dataclass(frozen=True)
 class Region:
-    """An ellipse of the field of view (centre and radii as fractions of Ly, Lx) and its dynamics."""
+    """An ellipse of the field of view (centre and radii as fractions of Ly, Lx) and its dynamics:
+    time constant, recurrent gain, and the amplitude and period (RNN time units) of its rhythm."""
 
     name: str
     center: tuple[float, float]
     radii: tuple[float, float]
     tau: float
     gain: float
+    drive: float = 0.0
+    period: float = 1.0
 
 
 DEFAULT_REGIONS = (
     Region("tectum", (0.38, 0.5), (0.15, 0.40), tau=0.1, gain=2.0),
-    Region("cerebellum", (0.60, 0.5), (0.07, 0.32), tau=0.05, gain=2.5),
-    Region("hindbrain", (0.82, 0.5), (0.14, 0.22), tau=0.25, gain=2.0),
-    Region("habenula", (0.14, 0.5), (0.07, 0.18), tau=0.5, gain=1.6),
+    Region("cerebellum", (0.60, 0.5), (0.07, 0.32), tau=0.03, gain=3.0, drive=1.0, period=0.25),
+    Region("hindbrain", (0.82, 0.5), (0.14, 0.22), tau=0.25, gain=2.0, drive=1.5, period=1.0),
+    Region("habenula", (0.14, 0.5), (0.07, 0.18), tau=1.0, gain=1.5, drive=1.0, period=4.0),
 )
 
 
@@ -71,11 +80,14 @@ class Layout:
 
 @dataclass
 class Network:
-    """One individual: which template neurons it records, its weights W (N, N) and tau (N,)."""
+    """One individual: which template neurons it records, its weights W (N, N), tau (N,), and
+    each neuron's region (N,) and weight on that region's rhythm (N,; 0 without one)."""
 
     index: np.ndarray
     weights: np.ndarray
     tau: np.ndarray
+    region: np.ndarray
+    drive: np.ndarray
 
 
 def _regions(regions: int | Sequence[Region]) -> tuple[Region, ...]:
@@ -124,20 +136,39 @@ def cohort_networks(layout: Layout, n_rois: Sequence[int], sigma_j: float,
         raise PocoError(f"sigma_J must be in [0, 1], got {sigma_j}")
     n_t = len(layout.region_index)
     template = template_rng.standard_normal((n_t, n_t))
+    regs = layout.regions
+    drive = np.array([regs[k].drive for k in layout.region_index])
+    if drive.any():  # drawn only with a rhythm, so rhythm-free layouts keep their random streams
+        drive = drive * template_rng.uniform(0.5, 1.5, n_t)
     nets = []
     for n, rng in zip(n_rois, rngs):
         index = np.sort(rng.choice(n_t, n, replace=False)) if n < n_t else np.arange(n_t)
         j = np.sqrt(1 - sigma_j**2) * template[np.ix_(index, index)] + sigma_j * rng.standard_normal((n, n))
         ri = layout.region_index[index]
-        nets.append(Network(index, _coupling(ri, layout.regions) * j / np.sqrt(n),
-                            np.array([layout.regions[k].tau for k in ri])))
+        nets.append(Network(index, _coupling(ri, regs) * j / np.sqrt(n), np.array([regs[k].tau for k in ri]),
+                            ri, drive[index]))
     return nets
 
 
-def run_rnn(net: Network, n_frames: int, rng: np.random.Generator, sigma: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate the network; returns (z-scored frames, raw frame-averaged tanh(h)), both (T, N)."""
+def _rhythm(regions: Sequence[Region], n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_steps, R) sin(phi_r) per Euler step, phases from a random start with diffusion; zero
+    columns for regions without a rhythm (no draws at all when none has one)."""
+    out = np.zeros((n_steps, len(regions)))
+    on = [k for k, r in enumerate(regions) if r.drive]
+    if on:
+        freq = np.array([2 * np.pi / regions[k].period for k in on])
+        steps = freq * DT + PHASE_NOISE * np.sqrt(DT) * rng.standard_normal((n_steps, len(on)))
+        out[:, on] = np.sin(rng.uniform(0, 2 * np.pi, len(on)) + np.cumsum(steps, 0))
+    return out
+
+
+def run_rnn(net: Network, n_frames: int, rng: np.random.Generator, sigma: float = 0.1,
+            regions: Sequence[Region] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate the network (``regions``: their rhythms); returns (z-scored frames, raw
+    frame-averaged tanh(h)), both (T, N)."""
     n = len(net.tau)
     h = rng.uniform(-1, 1, n)
+    rhythm = _rhythm(regions, n_frames * SUBSTEPS, rng) if net.drive.any() else None
     a = DT / net.tau
     noise_sd = np.sqrt(2 * sigma**2 * DT / net.tau)
     frames = np.empty((n_frames, n))
@@ -146,7 +177,10 @@ def run_rnn(net: Network, n_frames: int, rng: np.random.Generator, sigma: float 
         xi = rng.standard_normal((SUBSTEPS, n)) * noise_sd
         acc = np.zeros(n)
         for k in range(SUBSTEPS):
-            h += a * (-h + net.weights @ np.tanh(h)) + xi[k]
+            inp = net.weights @ np.tanh(h)
+            if rhythm is not None:
+                inp += net.drive * rhythm[t * SUBSTEPS + k, net.region]
+            h += a * (-h + inp) + xi[k]
             r = np.tanh(h)
             acc += r
             total_sq += r * r
@@ -230,7 +264,7 @@ def simulate_cohort(n_sessions: int = 5, n_rois: int | Sequence[int] = 300, n_fr
 
 def _recording(layout: Layout, net: Network, rng: np.random.Generator, n_frames: int, fs: float,
                sigma: float, calcium: bool, session: str, dataset: str, provenance: dict) -> Recording:
-    z, rates = run_rnn(net, n_frames, rng, sigma)
+    z, rates = run_rnn(net, n_frames, rng, sigma, layout.regions)
     traces = calcium_traces(rates, fs, rng) if calcium else z
     pos = layout.positions[net.index] + rng.normal(0, 0.5, (len(net.index), 2))
     pos = np.clip(pos, 0, np.array(layout.image_shape) - 1)

@@ -27,6 +27,10 @@ VAL_EVERY_MAX = 100
 # would be ~1 epoch, and the MLP still improves after that on the FISSA example)
 PATIENCE = 10
 PATIENCE_MIN_STEPS = 200
+# learning-rate factor for the population conditioning (encoder, embeddings, FiLM maps) against the
+# per-unit MLP (``--cond-lr-scale``). 1: one rate, as the reference. 0.3 delays POCO's overfitting on
+# small data but did not win everywhere (docs/results.md section 7.2), so it is an option only.
+COND_LR_SCALE = 1.0
 
 
 def default_train_steps(n_sessions: int) -> int:

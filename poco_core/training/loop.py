@@ -29,7 +29,14 @@ from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.training.checkpoint import save_checkpoint
-from poco_core.training.defaults import PATIENCE, PATIENCE_MIN_STEPS, TRAIN_DEFAULTS, auto_val_every, default_train_steps
+from poco_core.training.defaults import (
+    COND_LR_SCALE,
+    PATIENCE,
+    PATIENCE_MIN_STEPS,
+    TRAIN_DEFAULTS,
+    auto_val_every,
+    default_train_steps,
+)
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import autocast, evaluate_windows, pooled_mse, summarise
 
@@ -45,7 +52,7 @@ class LoopOptions:
     steps: int | None = TRAIN_DEFAULTS["steps"]  # None -> defaults.default_train_steps(number of sessions)
     batch_size: int = TRAIN_DEFAULTS["batch_size"]
     lr: float = TRAIN_DEFAULTS["lr"]
-    cond_lr_scale: float = 1.0  # lr multiplier for everything outside the model's MLP group (encoder, FiLM, embeddings)
+    cond_lr_scale: float = COND_LR_SCALE  # lr multiplier for all but the model's MLP group (encoder, embeddings, FiLM maps)
     weight_decay: float = 1e-4
     clip: float = 5.0
     val_every: int | None = TRAIN_DEFAULTS["val_every"]  # None -> defaults.auto_val_every(steps per pass over the train windows)
@@ -289,7 +296,7 @@ class Loop:
         yield {"type": "start", "kind": self.kind, "total_steps": total, "start_step": st.step,
                "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
                "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size,
-               "val_every": opts.val_every, "patience": opts.patience}
+               "val_every": opts.val_every, "patience": opts.patience, "cond_lr_scale": opts.cond_lr_scale}
         cancelled, validated, step, t0 = False, False, st.step, time.perf_counter()
         stop_reason = "finished"
         for step in range(st.step + 1, total + 1):
