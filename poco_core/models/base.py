@@ -64,6 +64,12 @@ def dataset_mse_sum(preds: list[Tensor], targets: list[Tensor], datasets: list[s
     return sum(mse_loss([preds[i] for i in g], [targets[i] for i in g]) for g in groups.values())
 
 
+def tensors_key(tensors) -> tuple:
+    """Changes whenever one of ``tensors`` is replaced or modified in place (training, finetuning)."""
+    # inference tensors keep no version counter (and can only change inside inference mode)
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors)
+
+
 def over_unit_chunks(fn: Callable[[slice], Tensor], n_units: int, chunk: int) -> Tensor:
     """Apply ``fn`` to consecutive unit slices and concatenate along dim 1.
 
