@@ -192,7 +192,7 @@ def test_hidden_cache_and_chunking_are_exact() -> None:
     x = torch.randn(3, 48, 50)
     y = model([x], ["a"])[0]
     torch.testing.assert_close(model([x], ["a"], hidden=model.hidden_states([x]))[0], y)
-    model.config.chunk_elements = 20  # slices of 6 units at batch 3
+    model.config.chunk_elements = model.config.slice_elements = 20  # slices of 6 units at batch 3
     torch.testing.assert_close(model([x], ["a"])[0], y, rtol=1e-5, atol=1e-6)
 
 
@@ -205,7 +205,7 @@ def test_chunked_backward_matches_unchunked() -> None:
     model.loss([w], ["a"]).backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    model.config.chunk_elements = 16
+    model.config.chunk_elements, model.config.slice_elements = 16, 10  # 5-unit slices, checkpointed encoder
     model.loss([w], ["a"]).backward()
     for g, p in zip(grads, model.parameters()):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
@@ -246,6 +246,10 @@ def test_forecast_query_cache_follows_the_weights() -> None:
 
     with torch.inference_mode():
         first = model([x], ["a"])[0]
+        torch.testing.assert_close(model([x], ["a"])[0], first)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model([x], ["a"])  # bf16 terms must not be kept for fp32 forecasts
+    with torch.no_grad():
         torch.testing.assert_close(model([x], ["a"])[0], first)
     for p in (model.embeddings.unit["s0"], model.encoder.dec_ffn.up.weight, model.encoder.dec_atn.to_q.weight):
         with torch.no_grad():

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from poco_core.models.base import (
     BaseConfig,
@@ -48,7 +49,8 @@ class EncoderConfig(BaseConfig):
     dataset_embedding: bool | None = None  # None -> on when the initial sessions span > 1 dataset
     query_dataset_embedding: bool = True  # the reference adds the dataset row to the unit queries too
     unit_dropout: float = 0.0  # training only: drop a unit's embedding row (tokens and query) with this probability
-    chunk_elements: int = 65536  # per-unit work is done in slices of this many (sample, unit) pairs
+    chunk_elements: int = 65536  # per-unit work over more (sample, unit) pairs than this is done in slices,
+    slice_elements: int = 16384  # of this many pairs each, recomputed in the backward pass (bounds activation memory)
 
     # stored configs written before these fields existed computed the legacy function
     LEGACY: ClassVar[dict[str, Any]] = {"rotary": "legacy", "query_dataset_embedding": False}
@@ -145,12 +147,12 @@ class QueryTerms(NamedTuple):
 
     q: Tensor
     base: Tensor
-    up: Tensor
+    up: Tensor | None
 
     def __getitem__(self, sl):  # type: ignore[override]
         if not isinstance(sl, slice):
             return tuple.__getitem__(self, sl)
-        return QueryTerms(self.q[..., sl, :], self.base[sl], self.up[sl])
+        return QueryTerms(self.q[..., sl, :], self.base[sl], None if self.up is None else self.up[sl])
 
 
 def _centred(t: Tensor) -> Tensor:
@@ -220,14 +222,16 @@ class PerceiverEncoder(nn.Module):
             lat = lat + self.proc_drop(ff(lat))
         return lat
 
-    def query_terms(self, queries: Tensor) -> QueryTerms:
+    def query_terms(self, queries: Tensor, with_up: bool = True) -> QueryTerms:
         """The per-unit part of ``decode`` for queries (n, d): computed once per slice of units,
-        whatever the batch size (and cached across forecasts, see PopulationForecaster)."""
+        whatever the batch size (and cached across forecasts, see PopulationForecaster).
+        ``with_up=False`` leaves out the up-projection term: for a single window, computing
+        up(LN(x)) directly costs the same and keeps one 2F-wide tensor fewer for backward."""
         atn, ffn = self.dec_atn, self.dec_ffn
         q = _split_heads(atn.to_q(atn.norm(queries)), atn.heads)
         q = rotate(q, self.query_cos, self.query_sin, atn.rotary) * q.shape[-1] ** -0.5
         base = queries + atn.to_out.bias
-        return QueryTerms(q, base, F.linear(_centred(base), ffn.up.weight * ffn.norm.weight))
+        return QueryTerms(q, base, F.linear(_centred(base), ffn.up.weight * ffn.norm.weight) if with_up else None)
 
     def decode(self, latents: Tensor, terms: QueryTerms) -> Tensor:
         """latents (B, L, d), the queries' terms -> (B, n, d); queries sit at timestamp C.
@@ -251,6 +255,8 @@ class PerceiverEncoder(nn.Module):
         vo = (v @ w_out.view(w_out.shape[0], atn.heads, -1).permute(1, 2, 0)).flatten(1, 2)  # (B, H*L, d)
         p = p.transpose(1, 2).flatten(2)  # (B, n, H*L); free for one head
         x = torch.baddbmm(terms.base, p, vo)
+        if terms.up is None:
+            return x + ffn(x)
         rstd = (x.var(-1, correction=0, keepdim=True) + ffn.norm.eps).rsqrt()
         c = F.linear(ffn.norm.bias, ffn.up.weight, ffn.up.bias)
         uv = torch.cat((F.linear(_centred(vo), ffn.up.weight * ffn.norm.weight), c.expand(b, 1, -1)), dim=1)
@@ -343,8 +349,9 @@ class PopulationForecaster(BaseForecaster):
     def _cached_query_terms(self, key: str, queries: Tensor) -> QueryTerms | None:
         """A session's decoder query terms, kept between forecasts (they depend on the weights
         only) while the weights are unchanged; None where they would take more than
-        QUERY_CACHE_ELEMENTS (then they are computed per slice of units, as in training)."""
-        if queries.shape[0] * self.encoder.dec_ffn.up.out_features > QUERY_CACHE_ELEMENTS:
+        QUERY_CACHE_ELEMENTS or under autocast (then they are computed per slice of units, as in training)."""
+        if (queries.shape[0] * self.encoder.dec_ffn.up.out_features > QUERY_CACHE_ELEMENTS
+                or torch.is_autocast_enabled(queries.device.type)):  # terms made under autocast are bf16
             return None
         emb, enc = self.embeddings, self.encoder  # everything query_terms reads
         version = (queries.dtype, tensors_key([emb.unit[key], emb.session[key], *emb.dataset.values(),
@@ -375,13 +382,18 @@ class PopulationForecaster(BaseForecaster):
             unit = self.embeddings.unit[key]
             drop = (torch.rand(unit.shape[0], 1, device=unit.device) < p).to(unit.dtype)
             bias, queries = bias - drop * unit, queries - drop * unit
-        latents = self.encoder.encode(x_units, bias)
+        if torch.is_grad_enabled() and x.shape[0] * x.shape[2] > self.config.chunk_elements:
+            # whole-brain sizes: keep only the input for backward, not every token's activations
+            latents = checkpoint(self.encoder.encode, x_units, bias, use_reentrant=False)
+        else:
+            latents = self.encoder.encode(x_units, bias)
         cached = None if self.training or torch.is_grad_enabled() else self._cached_query_terms(key, queries)
 
         def per_units(sl: slice) -> Tensor:
-            terms = cached[sl] if cached is not None else self.encoder.query_terms(queries[sl])
+            terms = cached[sl] if cached is not None else self.encoder.query_terms(queries[sl], x.shape[0] > 1)
             e = self.encoder.decode(latents, terms)
             return self._readout(x_units[:, sl], e, None if hidden is None else hidden[:, sl])
 
-        chunk = max(1, self.config.chunk_elements // max(1, x.shape[0]))
-        return over_unit_chunks(per_units, x.shape[2], chunk).transpose(1, 2)
+        b = max(1, x.shape[0])
+        limit, piece = max(1, self.config.chunk_elements // b), max(1, self.config.slice_elements // b)
+        return over_unit_chunks(per_units, x.shape[2], limit, piece).transpose(1, 2)
