@@ -80,6 +80,8 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
     inference_peak = _rss_mb()
 
     model.train()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     step_times, step_cpu = [], []
     for i in range(steps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -138,12 +140,13 @@ def _child(a: argparse.Namespace, units: int, batch: int, runs: int, steps: int,
 
 
 def _row(r: dict) -> str:
+    gpu = "" if r.get("gpu_peak_mb") is None else f" | GPU {r['gpu_peak_mb']:.0f} MB"
     return (f"{r['tree'][-14:]:>14} {r['units']:>6} | {r['infer_median_ms']:8.2f} / {r['infer_p99_ms']:8.2f}"
             f" | {r['infer_bf16_median_ms']:8.2f}{'' if r['bf16_native'] else ' (emul.)'}"
             f" | {r['infer_auto_median_ms']:8.2f} | {r['infer_peak_mb']:6.0f} MB"
             f" | {r['train_step_s']:7.3f} s wall {r['train_step_cpu_s']:7.3f} s CPU ({r['train_batch']:>2}, {r['train_precision']})"
-            f" | {r['train_peak_mb']:6.0f} MB | {r['abs_peak_mb']:6.0f} MB | load {r['load_start']:.1f}-{r['load_end']:.1f}"
-            f" [{r['threads']} threads]")
+            f" | {r['train_peak_mb']:6.0f} MB | {r['abs_peak_mb']:6.0f} MB{gpu}"
+            f" | load {r['load_start']:.1f}-{r['load_end']:.1f} [{r['threads']} threads]")
 
 
 def main() -> None:
