@@ -149,9 +149,7 @@ class QueryTerms(NamedTuple):
     base: Tensor
     up: Tensor | None
 
-    def __getitem__(self, sl):  # type: ignore[override]
-        if not isinstance(sl, slice):
-            return tuple.__getitem__(self, sl)
+    def units(self, sl: slice) -> "QueryTerms":
         return QueryTerms(self.q[..., sl, :], self.base[sl], None if self.up is None else self.up[sl])
 
 
@@ -260,8 +258,9 @@ class PerceiverEncoder(nn.Module):
         rstd = (x.var(-1, correction=0, keepdim=True) + ffn.norm.eps).rsqrt()
         c = F.linear(ffn.norm.bias, ffn.up.weight, ffn.up.bias)
         uv = torch.cat((F.linear(_centred(vo), ffn.up.weight * ffn.norm.weight), c.expand(b, 1, -1)), dim=1)
-        # rstd scales the per-unit term and P, not the product: nothing 2F wide is kept for backward but pre
-        pre = torch.baddbmm(terms.up * rstd, torch.cat((p * rstd, torch.ones_like(rstd)), dim=-1), uv)
+        # rstd scales the per-unit term and P, not the product: nothing 2F wide is kept for backward but
+        # pre, and the product accumulates into the scaled term in place (autograd needs neither's old value)
+        pre = (terms.up * rstd).baddbmm_(torch.cat((p * rstd, torch.ones_like(rstd)), dim=-1), uv)
         return x + ffn.gated(pre)
 
 
@@ -390,7 +389,7 @@ class PopulationForecaster(BaseForecaster):
         cached = None if self.training or torch.is_grad_enabled() else self._cached_query_terms(key, queries)
 
         def per_units(sl: slice) -> Tensor:
-            terms = cached[sl] if cached is not None else self.encoder.query_terms(queries[sl], x.shape[0] > 1)
+            terms = cached.units(sl) if cached is not None else self.encoder.query_terms(queries[sl], x.shape[0] > 1)
             e = self.encoder.decode(latents, terms)
             return self._readout(x_units[:, sl], e, None if hidden is None else hidden[:, sl])
 
