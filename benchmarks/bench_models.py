@@ -44,7 +44,7 @@ def _rss_mb() -> float:
 
 
 def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, device: str = "cpu",
-             train_precision: str = "fp32") -> dict:
+             train_precision: str = "fp32", emulated_bf16: bool = False) -> dict:
     import contextlib
 
     import torch
@@ -68,6 +68,9 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
     infer = {}
     prec.forget()
     for precision in ("fp32", "bf16", "auto"):  # what poco_core.models.inference.predict runs (forecast, live)
+        if precision == "bf16" and not (native_bf16(dev) or emulated_bf16):
+            infer[precision] = (float("nan"), float("nan"))  # emulated bf16 can be 50x slower than fp32
+            continue
         times = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
@@ -126,7 +129,7 @@ def _child(a: argparse.Namespace, units: int, batch: int, runs: int, steps: int,
     """One case in a fresh process (with ``tree``'s poco_core first on the path when given)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
            "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--device", a.device,
-           "--train-precision", a.train_precision, "--json"]
+           "--train-precision", a.train_precision, "--json"] + (["--emulated-bf16"] if a.emulated_bf16 else [])
     if a.threads:
         cmd += ["--threads", str(a.threads)]
     if a.system_malloc:
@@ -161,6 +164,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="timed training steps (default: 5, or the case table's)")
     ap.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: training steps under torch.autocast (fp32 master weights)")
+    ap.add_argument("--emulated-bf16", action="store_true",
+                    help="time bf16 inference even where bf16 is not native (skipped by default: very slow)")
     ap.add_argument("--compare", default=None, metavar="TREE", help="also run every case with TREE's poco_core, interleaved")
     ap.add_argument("--repeat", type=int, default=1, help="with --compare: alternate old/new this many times")
     ap.add_argument("--json-out", type=Path, default=None, help="append every case's result to this JSON-lines file")
@@ -177,7 +182,7 @@ def main() -> None:
 
         torch.set_num_threads(a.threads)
     if a.case is not None:
-        r = run_case(a.case, a.batch, a.runs or 200, a.steps or 5, a.model, a.device, a.train_precision)
+        r = run_case(a.case, a.batch, a.runs or 200, a.steps or 5, a.model, a.device, a.train_precision, a.emulated_bf16)
         print(json.dumps(r) if a.json else r)
         return
     print(f"{a.model}: {'tree':>6} {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | auto | infer peak "
