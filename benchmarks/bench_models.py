@@ -1,5 +1,6 @@
-"""POCO speed and memory on this machine (issue 3's goals: single-window inference for 512
-units <= 3.5 ms median; forward+backward for 80,000 units within 8 GB).
+"""POCO speed and memory on this machine (issue 20's goals, 2 threads: single-window inference
+for 512 units <= 3.5 ms median, fp32 included; a training step <= 0.6 s at 512 units x batch 64,
+<= 0.12 s at 10,000 units and <= 1.5 s within 2 GB at 80,000 units, batch 1).
 
 Inference is timed as forecasting runs it (``poco_core.models.inference.predict``), in fp32 and in
 bf16 ("emulated" where this CPU has no native bf16: then ``precision='auto'`` uses fp32).
@@ -11,11 +12,19 @@ after building the model and its inputs, and as the absolute peak.
     python benchmarks/bench_models.py                  # all cases, default model config
     python benchmarks/bench_models.py --threads 1      # pin torch's intra-op threads
     python benchmarks/bench_models.py --case 512 --batch 64 --runs 200
+    python benchmarks/bench_models.py --threads 2 --compare /tmp/old_tree --repeat 2   # old vs this tree
+
+``--compare TREE`` runs every case alternately with ``TREE``'s poco_core (a checkout of another
+commit: ``git archive COMMIT | tar -x -C TREE``) and this tree's, ``--repeat`` times, so both see the
+same machine load; every row records the 1-minute load average at its start and end, and CPU
+seconds next to wall seconds (on a shared machine wall time is inflated by the others' work).
+``--train-precision bf16`` times training steps under bf16 autocast (fp32 master weights).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -34,7 +43,10 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, device: str = "cpu") -> dict:
+def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, device: str = "cpu",
+             train_precision: str = "fp32", emulated_bf16: bool = False) -> dict:
+    import contextlib
+
     import torch
 
     from poco_core.base.device import resolve_device
@@ -56,6 +68,9 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
     infer = {}
     prec.forget()
     for precision in ("fp32", "bf16", "auto"):  # what poco_core.models.inference.predict runs (forecast, live)
+        if precision == "bf16" and not (native_bf16(dev) or emulated_bf16):
+            infer[precision] = (float("nan"), float("nan"))  # emulated bf16 can be 50x slower than fp32
+            continue
         times = []
         for i in range(runs + 5):
             t0 = time.perf_counter()
@@ -68,10 +83,15 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
     inference_peak = _rss_mb()
 
     model.train()
-    step_times = []
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    step_times, step_cpu = [], []
     for i in range(steps + 1):
-        t0 = time.perf_counter()
-        loss = model.loss(train_batch, ["bench"])
+        t0, c0 = time.perf_counter(), time.process_time()
+        amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if train_precision == "bf16"
+               else contextlib.nullcontext())
+        with amp:
+            loss = model.loss(train_batch, ["bench"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -79,7 +99,9 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
         sync()
         if i >= 1:
             step_times.append(time.perf_counter() - t0)
+            step_cpu.append(time.process_time() - c0)
     train_peak = _rss_mb()
+    gpu_peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
     return {
         "units": units,
         "threads": torch.get_num_threads(),
@@ -94,9 +116,40 @@ def run_case(units: int, batch: int, runs: int, steps: int, model_name: str, dev
         "infer_peak_mb": inference_peak - base,
         "train_batch": batch,
         "train_steps_per_s": 1 / statistics.median(step_times),
+        "train_step_s": statistics.median(step_times),
+        "train_step_cpu_s": statistics.median(step_cpu),
+        "train_precision": train_precision,
+        "gpu_peak_mb": gpu_peak,
         "train_peak_mb": train_peak - base,
         "abs_peak_mb": train_peak,
     }
+
+
+def _child(a: argparse.Namespace, units: int, batch: int, runs: int, steps: int, tree: str | None) -> dict:
+    """One case in a fresh process (with ``tree``'s poco_core first on the path when given)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
+           "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--device", a.device,
+           "--train-precision", a.train_precision, "--json"] + (["--emulated-bf16"] if a.emulated_bf16 else [])
+    if a.threads:
+        cmd += ["--threads", str(a.threads)]
+    if a.system_malloc:
+        cmd.append("--system-malloc")
+    root = tree or str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    load0 = os.getloadavg()[0]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {**r, "tree": tree or "this", "load_start": load0, "load_end": os.getloadavg()[0]}
+
+
+def _row(r: dict) -> str:
+    gpu = "" if r.get("gpu_peak_mb") is None else f" | GPU {r['gpu_peak_mb']:.0f} MB"
+    return (f"{r['tree'][-14:]:>14} {r['units']:>6} | {r['infer_median_ms']:8.2f} / {r['infer_p99_ms']:8.2f}"
+            f" | {r['infer_bf16_median_ms']:8.2f}{'' if r['bf16_native'] else ' (emul.)'}"
+            f" | {r['infer_auto_median_ms']:8.2f} | {r['infer_peak_mb']:6.0f} MB"
+            f" | {r['train_step_s']:7.3f} s wall {r['train_step_cpu_s']:7.3f} s CPU ({r['train_batch']:>2}, {r['train_precision']})"
+            f" | {r['train_peak_mb']:6.0f} MB | {r['abs_peak_mb']:6.0f} MB{gpu}"
+            f" | load {r['load_start']:.1f}-{r['load_end']:.1f} [{r['threads']} threads]")
 
 
 def main() -> None:
@@ -105,9 +158,17 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (cuda > mps > cpu)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--case", type=int, default=None, help="run one case with this many units (in-process)")
+    ap.add_argument("--cases", type=int, nargs="*", default=None, help="units of the cases to run (default: all)")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=None, help="inference runs (default: 200, or the case table's)")
+    ap.add_argument("--steps", type=int, default=None, help="timed training steps (default: 5, or the case table's)")
+    ap.add_argument("--train-precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: training steps under torch.autocast (fp32 master weights)")
+    ap.add_argument("--emulated-bf16", action="store_true",
+                    help="time bf16 inference even where bf16 is not native (skipped by default: very slow)")
+    ap.add_argument("--compare", default=None, metavar="TREE", help="also run every case with TREE's poco_core, interleaved")
+    ap.add_argument("--repeat", type=int, default=1, help="with --compare: alternate old/new this many times")
+    ap.add_argument("--json-out", type=Path, default=None, help="append every case's result to this JSON-lines file")
     ap.add_argument("--json", action="store_true", help="print the result as JSON (used by the driver)")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's defaults (the CLI and GUI jobs call poco_core.base.allocator.keep_freed_memory)")
@@ -121,28 +182,22 @@ def main() -> None:
 
         torch.set_num_threads(a.threads)
     if a.case is not None:
-        r = run_case(a.case, a.batch, a.runs, a.steps, a.model, a.device)
+        r = run_case(a.case, a.batch, a.runs or 200, a.steps or 5, a.model, a.device, a.train_precision, a.emulated_bf16)
         print(json.dumps(r) if a.json else r)
         return
-    print(f"{a.model}: {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | auto | infer peak "
-          "| train steps/s (batch) | train peak | abs peak")
+    print(f"{a.model}: {'tree':>6} {'units':>6} | infer median / p99 (ms, batch 1): fp32 | bf16 | auto | infer peak "
+          "| train step median (batch, precision) | train peak | abs peak | load")
+    trees = [a.compare, None] if a.compare else [None]
     for units, batch, runs, steps in CASES:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--model", a.model, "--case", str(units),
-               "--batch", str(batch), "--runs", str(runs), "--steps", str(steps), "--device", a.device, "--json"]
-        if a.threads:
-            cmd += ["--threads", str(a.threads)]
-        if a.system_malloc:
-            cmd.append("--system-malloc")
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        print(
-            f"{'':>6}{r['units']:>6} | {r['infer_median_ms']:8.2f} / {r['infer_p99_ms']:8.2f}"
-            f" | {r['infer_bf16_median_ms']:8.2f} / {r['infer_bf16_p99_ms']:8.2f}{'' if r['bf16_native'] else ' (emulated)'}"
-            f" | {r['infer_auto_median_ms']:8.2f} / {r['infer_auto_p99_ms']:8.2f}"
-            f" | {r['infer_peak_mb']:7.0f} MB | {r['train_steps_per_s']:8.2f} ({r['train_batch']:>2})"
-            f"          | {r['train_peak_mb']:7.0f} MB | {r['abs_peak_mb']:6.0f} MB  [{r['threads']} threads]",
-            flush=True,
-        )
+        if a.cases and units not in a.cases:
+            continue
+        for rep in range(a.repeat if a.compare else 1):
+            for tree in trees if rep % 2 == 0 else trees[::-1]:
+                r = _child(a, units, batch, a.runs or runs, a.steps or steps, tree)
+                print(_row(r), flush=True)
+                if a.json_out:
+                    with a.json_out.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":

@@ -86,3 +86,15 @@ def test_bench_extract_smoke(tmp_path: Path) -> None:
     report = json.loads(out.read_text())["extract"]
     assert report["frames_written"] == 60 and report["frames_extracted"] == 60 and report["dropped"] == 0
     assert {"median_ms", "p99_ms"} <= set(report["register_extract_ms"]) and report["written_to_traces_ms"]["frames"] == 60
+
+
+def test_bench_models_compare_smoke(tmp_path: Path) -> None:
+    """--compare runs each case with both trees (here: this one twice) and records load and CPU time."""
+    import json
+
+    out = tmp_path / "rows.jsonl"
+    run_script("bench_models.py", "--threads", "1", "--cases", "512", "--runs", "2", "--steps", "1",
+               "--compare", str(REPO), "--json-out", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["tree"] for r in rows] == [str(REPO), "this"]
+    assert all(r["train_step_cpu_s"] > 0 and "load_start" in r and r["units"] == 512 for r in rows)

@@ -55,7 +55,10 @@ def test_two_gloo_ranks_stay_identical_and_learn(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_entry_point(tmp_path):
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_torchrun_entry_point(tmp_path, nodes):
+    """Two CPU ranks under torchrun: one launcher with two processes, or two launchers as two
+    "nodes" (--nnodes 2, one process each, static rendezvous on 127.0.0.1), as on a cluster."""
     from poco_core.data.io import save_recording
     from poco_core.training.restore import load_model
 
@@ -64,13 +67,20 @@ def test_torchrun_entry_point(tmp_path):
         files.append(str(tmp_path / f"{rec.session}.h5"))
         save_recording(rec, files[-1])
     sets = [a for k, v in TINY_POCO.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
-           "-m", "poco_core.cli.train", *files, "--steps", "4", "--val-every", "2", "--out", str(tmp_path / "m.pt"),
-           "--context", "12", "--horizon", "4", "--block-len", "200", "--batch-size", "8", "--device", "cpu",
-           "--max-val-windows", "16", "--json", *sets]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    done = [line for line in proc.stdout.splitlines() if '"type": "done"' in line]
+    train = ["-m", "poco_core.cli.train", *files, "--steps", "4", "--val-every", "2", "--out", str(tmp_path / "m.pt"),
+             "--context", "12", "--horizon", "4", "--block-len", "200", "--batch-size", "8", "--device", "cpu",
+             "--max-val-windows", "16", "--json", *sets]
+    port = free_port()
+    launch = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes}", f"--nproc-per-node={2 // nodes}",
+              "--master-addr=127.0.0.1", f"--master-port={port}"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*launch, f"--node-rank={node}", *train], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for node in range(nodes)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    done = [line for out, _ in outs for line in out.splitlines() if '"type": "done"' in line]
     assert len(done) == 1  # rank 0 alone reports
+    start = next(line for line in outs[0][0].splitlines() if '"type": "start"' in line)
+    assert '"world_size": 2' in start
     assert load_model(tmp_path / "m.pt").poco_meta.step in (2, 4)

@@ -192,7 +192,7 @@ def test_hidden_cache_and_chunking_are_exact() -> None:
     x = torch.randn(3, 48, 50)
     y = model([x], ["a"])[0]
     torch.testing.assert_close(model([x], ["a"], hidden=model.hidden_states([x]))[0], y)
-    model.config.chunk_elements = 20  # slices of 6 units at batch 3
+    model.config.chunk_elements = model.config.slice_elements = 20  # slices of 6 units at batch 3
     torch.testing.assert_close(model([x], ["a"])[0], y, rtol=1e-5, atol=1e-6)
 
 
@@ -205,10 +205,63 @@ def test_chunked_backward_matches_unchunked() -> None:
     model.loss([w], ["a"]).backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    model.config.chunk_elements = 16
+    model.config.chunk_elements, model.config.slice_elements = 16, 10  # 5-unit slices, checkpointed encoder
     model.loss([w], ["a"]).backward()
     for g, p in zip(grads, model.parameters()):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_latent_space_decoder_is_attention_then_feed_forward(heads: int) -> None:
+    """decode() computes dec_atn then dec_ffn (with residuals) through the 8 latents; the modules'
+    own forward passes are the plain function. Queries far from zero mean test the centring."""
+    torch.manual_seed(0)
+    model = build_model("poco", [spec("a", 9)], cross_heads=heads, **SMALL)
+    randomise(model)
+    model.eval()
+    enc = model.encoder
+    queries = (torch.randn(9, 16) + 3.0).requires_grad_()
+    latents = torch.randn(4, 8, 16, requires_grad=True)
+    fast = enc.decode(latents, enc.query_terms(queries))
+    out = queries + enc.dec_atn(queries, latents, (enc.query_cos, enc.query_sin), (enc.lat_x_cos, enc.lat_x_sin))
+    plain = out + enc.dec_ffn(out)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(plain)
+    params = [queries, latents, *enc.dec_atn.parameters(), *enc.dec_ffn.parameters()]
+    for a, b in zip(torch.autograd.grad(fast, params, g, allow_unused=True),
+                    torch.autograd.grad(plain, params, g, allow_unused=True)):
+        if b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_forecast_query_cache_follows_the_weights() -> None:
+    """Eval forecasts reuse the decoder's per-unit terms until a weight they depend on changes."""
+    model = build_model("poco", [spec("a", 6)], **SMALL)
+    randomise(model)
+    model.eval()
+    x = torch.randn(2, 48, 6)
+
+    def exact() -> torch.Tensor:  # with autograd on, nothing is cached
+        return model([x], ["a"])[0].detach()
+
+    with torch.inference_mode():
+        first = model([x], ["a"])[0]
+        torch.testing.assert_close(model([x], ["a"])[0], first)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model([x], ["a"])  # bf16 terms must not be kept for fp32 forecasts
+    with torch.no_grad():
+        torch.testing.assert_close(model([x], ["a"])[0], first)
+    for p in (model.embeddings.unit["s0"], model.encoder.dec_ffn.up.weight, model.encoder.dec_atn.to_q.weight):
+        with torch.no_grad():
+            p.mul_(1.5)
+            cached = model([x], ["a"])[0]
+        torch.testing.assert_close(cached, exact(), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(cached, first)
+    other = build_model("poco", [spec("a", 6)], **SMALL)
+    randomise(other, seed=1)
+    model.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model([x], ["a"])[0], exact(), rtol=1e-5, atol=1e-6)
 
 
 def test_copy_repeats_last_frame() -> None:

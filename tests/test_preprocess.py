@@ -174,3 +174,25 @@ def test_short_session_names_itself():
         data.sessions[0].windows("val", 64)
     with pytest.raises(InvalidTraces, match="tiny"):
         prepare(rec, context=48, horizon=16)
+
+
+@pytest.mark.parametrize("config", [PreprocessConfig(block_len=500), PreprocessConfig(block_len=500, fit_on="train", neuropil_coef=0.5)])
+def test_large_recordings_stream_from_a_memmap(tmp_path, monkeypatch, config):
+    """Above STREAM_BYTES, statistics and model values are computed block by block and the values
+    live in a scratch memmap; the result equals the in-memory path."""
+    import poco_core.data.preprocess as pp
+
+    traces = np.lib.format.open_memmap(tmp_path / "t.npy", mode="w+", dtype=np.float32, shape=(1500, 20))
+    traces[:] = make_rec(1500, 20).traces
+    fneu = np.random.default_rng(3).standard_normal((1500, 20)).astype(np.float32)
+    rec = Recording(traces=traces, fs=5.0, roi_ids=[f"r{i}" for i in range(20)], extra_traces={"Fneu": fneu})
+    plain = prepare([rec], config).sessions[0]
+    monkeypatch.setattr(pp, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(pp, "STREAM_BLOCK_BYTES", 4 * 20 * 64)  # 64-row blocks
+    streamed = prepare([rec], config).sessions[0]
+    assert isinstance(streamed.values, np.memmap) and not isinstance(plain.values, np.memmap)
+    np.testing.assert_allclose(streamed.state.mean, plain.state.mean, rtol=1e-12)
+    np.testing.assert_allclose(streamed.state.std, plain.state.std, rtol=1e-10)
+    np.testing.assert_allclose(streamed.values, plain.values, rtol=1e-6, atol=1e-6)
+    w = streamed.windows("train", 64)
+    np.testing.assert_array_equal(w.batch([0, 5]), plain.windows("train", 64).batch([0, 5]))

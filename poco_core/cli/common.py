@@ -59,7 +59,8 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     g.add_argument("--lr", type=positive_float, default=defaults["lr"], help=f"AdamW learning rate (default {defaults['lr']:g})")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
+    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast with fp32 master weights (CUDA, and CPUs with native bf16: "
+                   "AVX512-BF16 or AMX; slower than fp32 on other CPUs)")
     g.add_argument("--val-every", type=positive_int, default=val_every, help=f"validate every N steps (default {val_help})")
     g.add_argument("--patience", type=non_negative_int, default=PATIENCE,
                    help=f"stop after N validations (and at least {PATIENCE_MIN_STEPS} steps) without a lower validation "

@@ -10,6 +10,8 @@ dropped (never NaN) and listed in ``state.dropped`` with the reason in ``state.d
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Sequence
 
@@ -26,6 +28,8 @@ __all__ = [
     "SessionData", "PreparedData", "prepare",
 ]
 
+STREAM_BYTES = 1 << 28  # model inputs larger than this (256 MB) are fitted and written block by block
+STREAM_BLOCK_BYTES = 1 << 26
 STATE_VERSION = 1
 CELL_COLUMNS = ("iscell", "accepted")  # suite2p's classifier, CaImAn's component evaluation
 _ARRAYS = ("keep", "median", "mean", "std", "pca_mean", "pca_components")
@@ -295,22 +299,12 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
         notes.append("neuropil not subtracted (set neuropil_coef, e.g. 0.7, to subtract Fneu)" if fneu is not None
                      else "no Fneu: neuropil not subtracted")
     ranges = _fit_ranges(rec, config)
-    x = _rows(rec.traces, ranges, keep)
-    if coef is not None:
-        x -= np.float32(coef) * _rows(fneu, ranges, keep)
-    if not np.isfinite(x).all():
-        raise InvalidTraces(rec.source or None, f"session {rec.session!r}: traces contain NaN or Inf values")
-
     reasons: dict[int, str] = {}
     median = None
-    if config.dff:
-        median = np.median(x, axis=0).astype(np.float64)
-        reasons.update({int(i): "dF/F baseline (median) <= 0" for i in np.flatnonzero(median <= 0)})
-        safe = np.where(median > 0, median, 1.0).astype(np.float32)
-        x -= safe
-        x /= safe
-    mean = x.mean(axis=0, dtype=np.float64)
-    std = x.std(axis=0, dtype=np.float64)
+    if not config.dff and sum(hi - lo for lo, hi in ranges) * len(keep) * 4 > STREAM_BYTES:
+        mean, std = _streamed_stats(rec, ranges, keep, fneu if coef is not None else None, coef)
+    else:
+        mean, std, median = _stats(rec, ranges, keep, fneu if coef is not None else None, coef, config.dff, reasons)
     for i in np.flatnonzero(std <= 1e-7 * (1.0 + np.abs(mean))):
         reasons.setdefault(int(i), "zero variance")
     if not config.zscore:
@@ -335,6 +329,54 @@ def fit_preprocess(rec: Recording, config: PreprocessConfig | None = None) -> Pr
     if config.pca_k is not None:
         _fit_pca(state, rec, ranges)
     return state
+
+
+def _nonfinite(rec: Recording) -> InvalidTraces:
+    return InvalidTraces(rec.source or None, f"session {rec.session!r}: traces contain NaN or Inf values")
+
+
+def _stats(rec: Recording, ranges: Ranges, keep: np.ndarray, fneu: Any, coef: float | None, dff: bool,
+           reasons: dict[int, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mean, std (and the dF/F median) of the fitted rows, from one in-memory copy of them."""
+    x = _rows(rec.traces, ranges, keep)
+    if coef is not None:
+        x -= np.float32(coef) * _rows(fneu, ranges, keep)
+    if not np.isfinite(x).all():
+        raise _nonfinite(rec)
+    median = None
+    if dff:
+        median = np.median(x, axis=0).astype(np.float64)
+        reasons.update({int(i): "dF/F baseline (median) <= 0" for i in np.flatnonzero(median <= 0)})
+        safe = np.where(median > 0, median, 1.0).astype(np.float32)
+        x -= safe
+        x /= safe
+    return x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64), median
+
+
+def _row_blocks(lo: int, hi: int, width: int, multiple: int = 1):
+    """[lo, hi) in blocks of about STREAM_BLOCK_BYTES of float32 rows (a multiple of ``multiple`` rows)."""
+    step = max(multiple, STREAM_BLOCK_BYTES // max(1, 4 * width) // multiple * multiple)
+    for a in range(lo, hi, step):
+        yield a, min(a + step, hi)
+
+
+def _streamed_stats(rec: Recording, ranges: Ranges, keep: np.ndarray, fneu: Any,
+                    coef: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the fitted rows read block by block (a whole-brain memmap is never copied
+    whole): per-block float64 moments merged exactly (Chan et al.'s pairwise update)."""
+    n, mean, m2 = 0, np.zeros(len(keep)), np.zeros(len(keep))
+    for lo, hi in ranges:
+        for a, b in _row_blocks(lo, hi, len(keep)):
+            x = np.asarray(rec.traces[a:b, keep], dtype=np.float32)
+            if coef is not None:
+                x -= np.float32(coef) * np.asarray(fneu[a:b, keep], dtype=np.float32)
+            if not np.isfinite(x).all():
+                raise _nonfinite(rec)
+            k, mu = b - a, x.mean(axis=0, dtype=np.float64)
+            block_m2 = ((x - mu) ** 2).sum(axis=0, dtype=np.float64)
+            delta, total = mu - mean, n + k
+            mean, m2, n = mean + delta * k / total, m2 + block_m2 + delta**2 * n * k / total, total
+    return mean, np.sqrt(m2 / max(n, 1))
 
 
 def _fit_pca(state: PreprocessState, rec: Recording, ranges: Ranges) -> None:
@@ -388,10 +430,35 @@ class PreparedData:
 
 
 def model_values(state: PreprocessState, rec: Recording, lo: int = 0, hi: int | None = None) -> np.ndarray:
-    """Model-space values of model frames [lo, hi) of a recording (raw frames lo*bin .. hi*bin)."""
+    """Model-space values of model frames [lo, hi) of a recording (raw frames lo*bin .. hi*bin).
+
+    Above STREAM_BYTES (a whole-brain recording) and without a temporal filter (every other step
+    works row by row) the values are written block by block to a scratch memmap, so the
+    recording is never held in memory whole; training then gathers its windows from that file."""
     b, fneu = state.bin, neuropil(rec) if state.neuropil_coef is not None else None
-    rows = slice(lo * b, None if hi is None else hi * b)
-    return state.apply(rec.traces[rows], None if fneu is None else fneu[rows])
+    hi = rec.n_frames // b if hi is None else hi
+    width = len(state.unit_ids)
+    if state.config.filter != "none" or (hi - lo) * width * 4 <= STREAM_BYTES:
+        rows = slice(lo * b, hi * b)
+        return state.apply(rec.traces[rows], None if fneu is None else fneu[rows])
+    out = scratch_memmap((hi - lo, width))
+    for a, c in _row_blocks(lo * b, hi * b, state.n_input, b):
+        out[a // b - lo:c // b - lo] = state.apply(rec.traces[a:c], None if fneu is None else fneu[a:c])
+    out.flush()
+    return out
+
+
+def scratch_memmap(shape: tuple[int, int]) -> np.ndarray:
+    """A float32 (T, N) array backed by an unlinked file in ``$POCO_SCRATCH_DIR`` (default: the
+    system temp dir): it lives as long as the array does and leaves nothing behind."""
+    fd, path = tempfile.mkstemp(prefix="poco-values-", suffix=".f32", dir=os.environ.get("POCO_SCRATCH_DIR"))
+    try:
+        os.ftruncate(fd, int(np.prod(shape)) * 4)
+        arr = np.memmap(path, dtype=np.float32, mode="r+", shape=shape)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return arr
 
 
 def _unique_names(recs: Sequence[Recording]) -> list[str]:

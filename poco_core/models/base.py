@@ -67,17 +67,25 @@ def dataset_mse_sum(preds: list[Tensor], targets: list[Tensor], datasets: list[s
     return sum(mse_loss([preds[i] for i in g], [targets[i] for i in g]) for g in groups.values())
 
 
-def over_unit_chunks(fn: Callable[[slice], Tensor], n_units: int, chunk: int) -> Tensor:
-    """Apply ``fn`` to consecutive unit slices and concatenate along dim 1.
+def tensors_key(tensors) -> tuple:
+    """Changes whenever one of ``tensors`` is replaced or modified in place (training, finetuning)."""
+    # inference tensors keep no version counter (and can only change inside inference mode)
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors)
+
+
+def over_unit_chunks(fn: Callable[[slice], Tensor], n_units: int, chunk: int, piece: int | None = None) -> Tensor:
+    """``fn`` over all units when there are at most ``chunk``, else over consecutive slices of
+    ``piece`` units (default ``chunk``), concatenated along dim 1.
 
     Per-unit work (B x N x hidden activations) dominates memory for large N; with autograd on,
     each slice is checkpointed so only one slice's activations are alive at a time.
     """
     if n_units <= chunk:
         return fn(slice(0, n_units))
+    piece = piece or chunk
     outs = []
-    for start in range(0, n_units, chunk):
-        sl = slice(start, min(start + chunk, n_units))
+    for start in range(0, n_units, piece):
+        sl = slice(start, min(start + piece, n_units))
         if torch.is_grad_enabled():
             outs.append(checkpoint(fn, sl, use_reentrant=False))
         else:

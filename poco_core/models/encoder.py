@@ -9,21 +9,24 @@ number of tokens, so attention is plain batched ``scaled_dot_product_attention``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from poco_core.models.base import (
     BaseConfig,
     BaseForecaster,
     SessionSpec,
     over_unit_chunks,
+    tensors_key,
 )
 from poco_core.models.rotary import ROTARY_CONVENTIONS, default_t_max, rotary_angles, rotate
 
 Rot = tuple[Tensor, Tensor]
+QUERY_CACHE_ELEMENTS = 1 << 24  # cached decoder query terms per session at most (64 MB in fp32)
 
 
 @dataclass
@@ -46,7 +49,8 @@ class EncoderConfig(BaseConfig):
     dataset_embedding: bool | None = None  # None -> on when the initial sessions span > 1 dataset
     query_dataset_embedding: bool = True  # the reference adds the dataset row to the unit queries too
     unit_dropout: float = 0.0  # training only: drop a unit's embedding row (tokens and query) with this probability
-    chunk_elements: int = 65536  # per-unit work is done in slices of this many (sample, unit) pairs
+    chunk_elements: int = 65536  # per-unit work over more (sample, unit) pairs than this is done in slices,
+    slice_elements: int = 16384  # of this many pairs each, recomputed in the backward pass (bounds activation memory)
 
     # stored configs written before these fields existed computed the legacy function
     LEGACY: ClassVar[dict[str, Any]] = {"rotary": "legacy", "query_dataset_embedding": False}
@@ -76,7 +80,11 @@ class FeedForward(nn.Module):
         self.down = nn.Linear(dim * mult, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, gate = self.up(self.norm(x)).chunk(2, dim=-1)
+        return self.gated(self.up(self.norm(x)))
+
+    def gated(self, pre: Tensor) -> Tensor:
+        """The part after the up-projection: down(a * gelu(gate))."""
+        a, gate = pre.chunk(2, dim=-1)
         if torch.is_grad_enabled():
             return self.down(self.drop(a * F.gelu(gate)))
         return self.down(self.drop(a.mul_(F.gelu(gate))))  # inference: no extra buffer
@@ -130,6 +138,23 @@ class RotarySelfAttention(_RotaryAttention):
     def forward(self, x: Tensor, rot: Rot) -> Tensor:
         q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
         return self._attend(q, k, v, rot, rot)
+
+
+class QueryTerms(NamedTuple):
+    """The decoder's per-unit terms, which depend on the unit queries only (not on the window):
+    rotated, scaled attention queries (H, n, D); the residual stream before attention, queries +
+    to_out's bias (n, d); and its centred part through dec_ffn's LayerNorm gain and up-projection (n, 2F)."""
+
+    q: Tensor
+    base: Tensor
+    up: Tensor | None
+
+    def units(self, sl: slice) -> "QueryTerms":
+        return QueryTerms(self.q[..., sl, :], self.base[sl], None if self.up is None else self.up[sl])
+
+
+def _centred(t: Tensor) -> Tensor:
+    return t - t.mean(-1, keepdim=True)
 
 
 class PerceiverEncoder(nn.Module):
@@ -195,12 +220,48 @@ class PerceiverEncoder(nn.Module):
             lat = lat + self.proc_drop(ff(lat))
         return lat
 
-    def decode(self, latents: Tensor, queries: Tensor) -> Tensor:
-        """latents (B, L, d), queries (n, d) -> (B, n, d); queries sit at timestamp C.
-        Values are not rotated here: the output is a per-unit code, not a time signal."""
-        q_rot, lat_rot = (self.query_cos, self.query_sin), (self.lat_x_cos, self.lat_x_sin)
-        out = queries + self.dec_atn(queries, latents, q_rot, lat_rot)
-        return out + self.dec_ffn(out)
+    def query_terms(self, queries: Tensor, with_up: bool = True) -> QueryTerms:
+        """The per-unit part of ``decode`` for queries (n, d): computed once per slice of units,
+        whatever the batch size (and cached across forecasts, see PopulationForecaster).
+        ``with_up=False`` leaves out the up-projection term: for a single window, computing
+        up(LN(x)) directly costs the same and keeps one 2F-wide tensor fewer for backward."""
+        atn, ffn = self.dec_atn, self.dec_ffn
+        q = _split_heads(atn.to_q(atn.norm(queries)), atn.heads)
+        q = rotate(q, self.query_cos, self.query_sin, atn.rotary) * q.shape[-1] ** -0.5
+        base = queries + atn.to_out.bias
+        return QueryTerms(q, base, F.linear(_centred(base), ffn.up.weight * ffn.norm.weight) if with_up else None)
+
+    def decode(self, latents: Tensor, terms: QueryTerms) -> Tensor:
+        """latents (B, L, d), the queries' terms -> (B, n, d); queries sit at timestamp C.
+        Values are not rotated here: the output is a per-unit code, not a time signal.
+
+        The function is dec_atn's attention then dec_ffn with residuals, computed in latent space:
+        the attention output is P (B, n, H*L) times the L latents' values already projected by
+        to_out, so the residual stream is x = base + P Vo; and LayerNorm then up-projection is
+        affine in x given its mean and std: up(LN(x)) = (Wg x_c) / std + c with Wg = W_up diag(gain),
+        x_c = x - mean(x) = base_c + P Vo_c. So the up-projection (d x 2F per unit and sample)
+        becomes Wg base_c, once per unit (QueryTerms.up), plus P (Wg Vo_c), H*L x 2F per unit.
+        Centring both terms before the products keeps LayerNorm's own cancellation-free order."""
+        atn, ffn = self.dec_atn, self.dec_ffn
+        b = latents.shape[0]
+        k, v = (_split_heads(t, atn.heads) for t in atn.to_kv(atn.context_norm(latents)).chunk(2, dim=-1))
+        k = rotate(k, self.lat_x_cos, self.lat_x_sin, atn.rotary)
+        p = torch.softmax(terms.q @ k.transpose(-1, -2), dim=-1)  # (B, H, n, L): L is 8, no fused kernel needed
+        if atn.dropout and self.training:
+            p = F.dropout(p, atn.dropout)
+        w_out = atn.to_out.weight  # (d, H*D)
+        vo = (v @ w_out.view(w_out.shape[0], atn.heads, -1).permute(1, 2, 0)).flatten(1, 2)  # (B, H*L, d)
+        p = p.transpose(1, 2).flatten(2)  # (B, n, H*L); free for one head
+        x = torch.baddbmm(terms.base, p, vo)
+        if terms.up is None:
+            return x + ffn(x)
+        rstd = (x.var(-1, correction=0, keepdim=True) + ffn.norm.eps).rsqrt()
+        c = F.linear(ffn.norm.bias, ffn.up.weight, ffn.up.bias)
+        uv = torch.cat((F.linear(_centred(vo), ffn.up.weight * ffn.norm.weight), c.expand(b, 1, -1)), dim=1)
+        # rstd scales the per-unit term and P, not the product: nothing 2F wide is kept for backward but
+        # pre, and the product accumulates into the scaled term in place (autograd needs neither's old value)
+        pre = (terms.up * rstd).baddbmm_(torch.cat((p * rstd, torch.ones_like(rstd)), dim=-1), uv)
+        return x + ffn.gated(pre)
 
 
 class SessionEmbeddings(nn.Module):
@@ -284,6 +345,24 @@ class PopulationForecaster(BaseForecaster):
     def unit_embeddings(self, session: str) -> Tensor:
         return self.embeddings.unit[self.session_key(session)].detach()
 
+    def _cached_query_terms(self, key: str, queries: Tensor) -> QueryTerms | None:
+        """A session's decoder query terms, kept between forecasts (they depend on the weights
+        only) while the weights are unchanged; None where they would take more than
+        QUERY_CACHE_ELEMENTS or under autocast (then they are computed per slice of units, as in training)."""
+        if (queries.shape[0] * self.encoder.dec_ffn.up.out_features > QUERY_CACHE_ELEMENTS
+                or torch.is_autocast_enabled(queries.device.type)):  # terms made under autocast are bf16
+            return None
+        emb, enc = self.embeddings, self.encoder  # everything query_terms reads
+        version = (queries.dtype, tensors_key([emb.unit[key], emb.session[key], *emb.dataset.values(),
+                                               *enc.dec_atn.parameters(), *enc.dec_ffn.parameters(), enc.query_cos]))
+        cache = self.__dict__.setdefault("_query_cache", {})
+        hit = cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        terms = self.encoder.query_terms(queries)
+        cache[key] = (version, terms)
+        return terms
+
     def forward(
         self, xs: list[Tensor], sessions: list[str], hidden: list[Tensor] | None = None
     ) -> list[Tensor]:
@@ -302,11 +381,18 @@ class PopulationForecaster(BaseForecaster):
             unit = self.embeddings.unit[key]
             drop = (torch.rand(unit.shape[0], 1, device=unit.device) < p).to(unit.dtype)
             bias, queries = bias - drop * unit, queries - drop * unit
-        latents = self.encoder.encode(x_units, bias)
+        if torch.is_grad_enabled() and x.shape[0] * x.shape[2] > self.config.chunk_elements:
+            # whole-brain sizes: keep only the input for backward, not every token's activations
+            latents = checkpoint(self.encoder.encode, x_units, bias, use_reentrant=False)
+        else:
+            latents = self.encoder.encode(x_units, bias)
+        cached = None if self.training or torch.is_grad_enabled() else self._cached_query_terms(key, queries)
 
         def per_units(sl: slice) -> Tensor:
-            e = self.encoder.decode(latents, queries[sl])
+            terms = cached.units(sl) if cached is not None else self.encoder.query_terms(queries[sl], x.shape[0] > 1)
+            e = self.encoder.decode(latents, terms)
             return self._readout(x_units[:, sl], e, None if hidden is None else hidden[:, sl])
 
-        chunk = max(1, self.config.chunk_elements // max(1, x.shape[0]))
-        return over_unit_chunks(per_units, x.shape[2], chunk).transpose(1, 2)
+        b = max(1, x.shape[0])
+        limit, piece = max(1, self.config.chunk_elements // b), max(1, self.config.slice_elements // b)
+        return over_unit_chunks(per_units, x.shape[2], limit, piece).transpose(1, 2)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from poco_core.base.errors import PocoError
+from poco_core.models.base import tensors_key
 from poco_core.models.precision import machine_key, measured_choice, shape_class
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -56,9 +57,7 @@ _copies_lock = threading.Lock()
 
 def _weights_key(model: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is replaced or modified in place (training, finetuning)."""
-    # inference tensors keep no version counter (and can only change inside inference mode)
-    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
-                 for t in (*model.parameters(), *model.buffers()))
+    return tensors_key((*model.parameters(), *model.buffers()))
 
 
 def inference_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:

@@ -193,9 +193,10 @@ def pooled_mse(sessions: dict[str, dict[str, Any]]) -> float:
 
 
 def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast on CUDA when asked; a no-op elsewhere."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast (matmuls in bf16, fp32 master weights) on CUDA and CPU when asked; a no-op
+    elsewhere. On CPUs without native bf16 (no AVX512-BF16 or AMX) it is slower than fp32."""
+    if bf16 and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 
