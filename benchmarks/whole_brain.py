@@ -82,8 +82,10 @@ def main() -> None:
     for i, (name, n) in enumerate(SESSIONS.items()):
         simulate(a.dir / f"{name}.npy", n, seed=i)
     t_sim = time.perf_counter() - t0
-    recs = [load_recording(a.dir / f"{name}.npy", fs=1.0) for name in SESSIONS]
+    # frames x ROIs as written (the reader's auto orientation would take 70,000 columns for frames)
+    recs = [load_recording(a.dir / f"{name}.npy", fs=1.0, rois_first=False) for name in SESSIONS]
     assert all(isinstance(r.traces, np.memmap) for r in recs), "the recordings must stay memory-mapped"
+    assert [r.n_rois for r in recs] == list(SESSIONS.values()) and recs[0].n_frames == FRAMES
     t0 = time.perf_counter()
     data = prepare(recs, PreprocessConfig(block_len=1000))
     t_prep = time.perf_counter() - t0
