@@ -1,6 +1,8 @@
 """Live extraction from raw frames: a spawned writer appends 512 x 512 TIFF pages at 30 Hz, the
 extractor follows (register + extract 1,000 ROIs + append to the growing .h5), then the whole
-chain with the Live panel forecasting from the TIFF folder directly.
+chain with the Live panel forecasting from the TIFF folder directly (extraction in the panel's
+worker thread) and, with ``--chain both`` (default), again with the extraction in a process of its
+own writing the growing .h5 that the panel follows (``poco extract --follow`` beside the dock).
 
 Run under a display: ``xvfb-run -a python benchmarks/bench_extract.py`` (``--no-gui`` skips the
 chain). The writer renders its movie (``poco_core.data.movie``) before the clock starts and stamps
@@ -64,8 +66,8 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
     proc, log = start_writer(rois, frames_dir, fs, per_file, lead_s)
     frames_dir.mkdir(exist_ok=True)
     t0 = time.monotonic()
-    src = ExtractionSource(frames_dir, rois, out=work / "traces.h5", follow=True)
-    src.poll()  # builds the masks (before the writer starts)
+    src = ExtractionSource(frames_dir, rois, out=work / "traces.h5", fs=fs, follow=True)  # as `poco extract --fs`
+    src.poll()  # builds the masks and creates the output (before the writer starts)
     setup_s = time.monotonic() - t0
     extracted: dict[int, float] = {}
     cpu0 = time.process_time()
@@ -84,6 +86,7 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
     return {
         "frames_written": len(log.written), "frames_extracted": len(extracted),
         "dropped": len(log.written) - len(extracted), "later_than_one_period": int((latency > period_ms).sum()),
+        "late_frames": [int(t) for t, ms in zip(sorted(log.written), latency) if ms > period_ms],
         "register_extract_ms": stats(np.array(src.frame_ms)), "register_extract_cpu_ms": stats(np.array(src.frame_cpu_ms)),
         "written_to_traces_ms": stats(latency),
         "follower_cpu_ms_per_frame": round(loop_cpu_s * 1000 / max(len(extracted), 1), 2),  # poll + read + extract + write
@@ -92,19 +95,43 @@ def run_extraction(rois: Path, work: Path, fs: float, per_file: int, lead_s: flo
     }
 
 
-def run_chain(rois: Path, work: Path, fs: float, per_file: int, lead_s: float) -> dict:
-    """Writer -> Live panel (extraction in its worker thread) -> forecast drawn."""
+def extractor(rois: str, frames_dir: str, out: str, fs: float, stop) -> None:
+    """Spawned: ``poco extract --follow`` in its own process (its own interpreter and GIL)."""
+    from poco_core.base.allocator import keep_freed_memory
+    from poco_core.live.extract import ExtractionSource
+
+    keep_freed_memory()
+    source = ExtractionSource(frames_dir, rois, out=out, fs=fs, follow=True)
+    while not stop.is_set():
+        if not len(source.poll()):
+            time.sleep(0.002)
+    source.close()
+
+
+def run_chain(rois: Path, work: Path, fs: float, per_file: int, lead_s: float, own_process: bool) -> dict:
+    """Writer -> extraction -> Live panel -> forecast drawn. The extraction runs in the panel's
+    worker thread (the dock given a TIFF folder and ROIs) or, with ``own_process``, in a process of
+    its own writing the growing .h5 that the panel follows (``poco extract --follow`` beside the dock)."""
     import torch
 
     from poco_core.live.extract import ExtractionSource
+    from poco_core.live.sources import H5LiveSource
     from poco_core.models import SessionSpec, build_model
 
     torch.manual_seed(0)
     model = build_model("poco", [SessionSpec("bench", "bench", [f"u{i}" for i in range(8)])])
-    frames_dir = work / "frames_chain"
+    frames_dir = work / ("frames_chain_process" if own_process else "frames_chain")
     frames_dir.mkdir()
+    traces = frames_dir.with_suffix(".h5")
     proc, log = start_writer(rois, frames_dir, fs, per_file, lead_s)
-    source = ExtractionSource(frames_dir, rois, out=work / "traces_chain.h5", follow=True)
+    if own_process:
+        ctx = mp.get_context("spawn")
+        stop = ctx.Event()
+        child = ctx.Process(target=extractor, args=(str(rois), str(frames_dir), str(traces), fs, stop))
+        child.start()
+        source = H5LiveSource(traces, fs=fs)
+    else:
+        source = ExtractionSource(frames_dir, rois, out=traces, follow=True)
     made: dict[int, float] = {}
     drawn: list = []
     compute: list[float] = []
@@ -117,9 +144,14 @@ def run_chain(rois: Path, work: Path, fs: float, per_file: int, lead_s: float) -
 
     follow_in_panel(source, model, log, on_update, made, drawn)
     proc.join(30)
-    out = _summarise(source.segmentation.n_rois, fs, log.written, made, drawn, model.config.context)
-    out["register_extract_ms"] = stats(np.array(source.frame_ms))
-    out["register_extract_cpu_ms"] = stats(np.array(source.frame_cpu_ms))
+    out = _summarise(len(source.roi_ids), fs, log.written, made, drawn, model.config.context)
+    out["extraction"] = "own process" if own_process else "the panel's worker thread"
+    if own_process:
+        stop.set()
+        child.join(30)
+    else:
+        out["register_extract_ms"] = stats(np.array(source.frame_ms))
+        out["register_extract_cpu_ms"] = stats(np.array(source.frame_cpu_ms))
     out["cpu_ms_per_forecast"] = stats(np.array(compute))
     return out
 
@@ -134,6 +166,8 @@ def main() -> None:
     parser.add_argument("--lead", type=float, help="seconds the writer gets to render its movie before writing "
                                                     "(default 15 + 0.02 per frame)")
     parser.add_argument("--no-gui", action="store_true", help="measure the extractor only")
+    parser.add_argument("--chain", choices=("thread", "process", "both"), default="both",
+                        help="where the chain's extraction runs: the panel's worker thread, its own process, or both runs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -149,7 +183,9 @@ def main() -> None:
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive for the panel)
-        report["chain"] = run_chain(rois, work, args.fs, args.frames_per_file, lead)
+        for mode in ("thread", "process") if args.chain == "both" else (args.chain,):
+            key = "chain" if mode == "thread" else "chain_extract_process"
+            report[key] = run_chain(rois, work, args.fs, args.frames_per_file, lead, mode == "process")
     report["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(report, indent=2))
     if args.json:

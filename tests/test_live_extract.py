@@ -255,3 +255,18 @@ def test_a_placeholder_rate_is_reported(tmp_path, segmentation):
     assert any("frame rate unknown" in n for n in src.notes)
     _, src = _extract(SIM / "movie.tif", seg, out=tmp_path / "t.h5", fs=30.0)
     assert not any("frame rate unknown" in n for n in src.notes) and load_recording(tmp_path / "t.h5").fs == 30.0
+
+
+def test_a_given_rate_creates_the_output_before_the_first_frame(tmp_path, movie, segmentation):
+    """With fs given (``poco extract --fs``) the file is made while waiting, not on the first frame's clock."""
+    live = tmp_path / "live"
+    live.mkdir()
+    src = ExtractionSource(live, segmentation, out=tmp_path / "live.h5", fs=7.5, follow=True)
+    assert len(src.poll()) == 0 and (tmp_path / "live.h5").exists()
+    tifffile.imwrite(live / "a.tif", movie[:5])
+    got = src.poll()
+    src.close()
+    rec = load_recording(tmp_path / "live.h5")
+    assert rec.fs == 7.5
+    np.testing.assert_array_equal(np.asarray(rec.traces), got)
+    assert len(got) == 5

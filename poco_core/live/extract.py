@@ -209,6 +209,8 @@ class ExtractionSource:
             self._check_size(new.shape[1:])
         if self.extractor is None and self._reference is not None:
             self._start(self._reference, "the segmentation's image")  # the masks are built here, in the polling thread
+            if self.out is not None and self._fs is not None:
+                self._open_writer()  # the rate is given: create the file now, not on the first frame's clock (~60 ms)
         if self.extractor is None:
             self._pending.extend(new)
             enough = len(self._pending) >= self.config.reference_frames
@@ -269,7 +271,8 @@ class ExtractionSource:
             self.notes.append(f"reference image {where}")
 
     def _open_writer(self) -> None:
-        """The output file, created with the first frames (when the TIFF metadata's rate is known)."""
+        """The output file, created before the first frame when the rate is given, else with the
+        first frames (when the TIFF metadata's rate is known)."""
         seg = self.segmentation
         if self._fs is None and self.frames.fs is None and seg.provenance.get("fs_placeholder"):
             self.notes.append(f"frame rate unknown (no fs given, no ScanImage metadata, and the segmentation's "
