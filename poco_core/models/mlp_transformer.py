@@ -51,6 +51,10 @@ class MLPTransformer(UnivariateForecaster):
     def _mlp_params(self) -> list[nn.Parameter]:
         return list(self.head.mlp.parameters())
 
+    def start_as_mlp(self) -> bool:
+        self.head.start_as_mlp()
+        return True
+
     def predict(self, x: Tensor) -> Tensor:
         chunk = max(1, self.config.chunk_elements // max(1, x.shape[0]))
         return over_unit_chunks(lambda sl: self._units(x[:, sl]), x.shape[1], chunk)

@@ -37,6 +37,15 @@ class FiLMHead(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
+    @torch.no_grad()
+    def start_as_mlp(self) -> None:
+        """alpha = 1, beta = 0 whatever the conditioning: y = W_out h + b_out, the plain MLP."""
+        for lin in (self.alpha, self.beta):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        if not self.residual:
+            self.alpha.bias.fill_(1.0)
+
     def forward(self, x: Tensor, cond: Tensor, hidden: Tensor | None = None) -> Tensor:
         """x (..., C), cond (..., cond_dim) -> (..., P); ``hidden`` = self.mlp.hidden(x) if precomputed."""
         h = self.mlp.hidden(x) if hidden is None else hidden
@@ -70,6 +79,10 @@ class POCO(PopulationForecaster):
 
     def _mlp_params(self) -> list[nn.Parameter]:
         return list(self.head.mlp.parameters())
+
+    def start_as_mlp(self) -> bool:
+        self.head.start_as_mlp()
+        return True
 
     def _readout(self, x_units: Tensor, e: Tensor, hidden: Tensor | None) -> Tensor:
         return self.head(x_units, e, hidden)

@@ -31,6 +31,12 @@ PATIENCE_MIN_STEPS = 200
 # per-unit MLP (``--cond-lr-scale``). 1: one rate, as the reference. 0.3 delays POCO's overfitting on
 # small data but did not win everywhere (docs/results.md section 7.2), so it is an option only.
 COND_LR_SCALE = 1.0
+# MLP warm-up (``--mlp-warmup``): stage 1 trains only the MLP of a FiLM model (POCO) with its
+# conditioning frozen at alpha = 1, beta = 0, so the model computes exactly its own MLP, until the
+# validation stops improving (patience) or MLP_WARMUP_FRACTION of the steps have run; stage 2 trains
+# everything from stage 1's best, the best checkpoint chosen over both (docs/results.md section 7.2).
+MLP_WARMUP = False
+MLP_WARMUP_FRACTION = 0.5
 
 
 def default_train_steps(n_sessions: int) -> int:
