@@ -237,3 +237,17 @@ def test_mlp_warmup_cli_flags():
     assert not parse(["train", "data.h5", "--out", "o.pt", "--no-mlp-warmup"]).mlp_warmup
     with pytest.raises(SystemExit):  # finetuning never warms up: the flag is training's only
         parse(["finetune", "m.pt", "data.h5", "--out", "f.pt", "--mlp-warmup"])
+
+
+def test_mlp_warmup_resumes_within_the_warmup(tmp_path):
+    """A run stopped during the warm-up resumes in it (the checkpoint's history names the stage)."""
+    opts = dict(val_every=4, mlp_warmup=True, mlp_warmup_steps=12, lr=3e-3, **TINY_POCO, **FAST)
+    data = prepared(cohort()[:2])
+    full = train(data, "poco", steps=20, checkpoint=tmp_path / "full.pt", **opts)
+    full.wait()
+    half = train(data, "poco", steps=8, checkpoint=tmp_path / "half.pt", **opts)
+    assert half.wait()["best_step"] == 8
+    resumed = train(data, steps=20, checkpoint=tmp_path / "r.pt", resume=tmp_path / "half.pt", **opts)
+    done = resumed.wait()
+    assert half.losses + resumed.losses == full.losses
+    assert done["stages"] == full.result["stages"]
