@@ -11,7 +11,7 @@ from test_train_support import CONTEXT, FAST, HORIZON, TINY_POCO, cohort, prepar
 from poco_core.base.errors import RecordingError
 from poco_core.base.events import CancelToken
 from poco_core.models import build_model
-from poco_core.training.loop import Loop, LoopOptions
+from poco_core.training.loop import Loop, LoopOptions, LossModule
 from poco_core.training.restore import load_model
 from poco_core.training.train import session_specs, train, train_events
 
@@ -168,6 +168,17 @@ def test_mlp_warmup_stage1_is_the_mlp_with_the_conditioning_frozen(tmp_path):
     with torch.no_grad():
         (ours,), (theirs,) = net.eval()([x], ["fish01"]), mlp.eval()([x], ["fish01"])
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    # the warm-up's steps skip the encoder: the same loss and MLP gradients as the whole model
+    windows = [torch.randn(5, CONTEXT + HORIZON, 12)]
+    grads = []
+    for mlp_only in (False, True):
+        module = LossModule(net.train())
+        module.mlp_only = mlp_only
+        net.zero_grad()
+        module(windows, ["fish02"]).backward()
+        grads.append([p.grad.clone() for p in net.head.mlp.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_warmup_then_everything_best_over_both_stages(tmp_path):

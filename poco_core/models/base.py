@@ -130,7 +130,8 @@ class BaseForecaster(nn.Module):
 
     def start_as_mlp(self) -> bool:
         """Set the conditioning so that the model computes exactly its own MLP, for the MLP
-        warm-up (``training.loop``); False (nothing changed) for a model without FiLM."""
+        warm-up (``training.loop``; such models also have ``mlp_forward``); False (nothing
+        changed) for a model without FiLM."""
         return False
 
     # -- sessions ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from poco_core.models.base import (
     UnivariateForecaster,
     over_unit_chunks,
 )
-from poco_core.models.poco import FiLMHead
+from poco_core.models.poco import FiLMHead, MLPWarmup
 from poco_core.models.registry import register
 
 
@@ -30,7 +30,7 @@ class MLPTransformerConfig(BaseConfig):
 
 
 @register("mlp_transformer")
-class MLPTransformer(UnivariateForecaster):
+class MLPTransformer(MLPWarmup, UnivariateForecaster):
     """Tokens E(k) = W x_k + b (+ learned position), no unit/session embeddings; the last
     layer's token states are concatenated (d * C / T_C) and FiLM-condition the MLP."""
 
@@ -50,10 +50,6 @@ class MLPTransformer(UnivariateForecaster):
 
     def _mlp_params(self) -> list[nn.Parameter]:
         return list(self.head.mlp.parameters())
-
-    def start_as_mlp(self) -> bool:
-        self.head.start_as_mlp()
-        return True
 
     def predict(self, x: Tensor) -> Tensor:
         chunk = max(1, self.config.chunk_elements // max(1, x.shape[0]))

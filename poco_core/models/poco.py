@@ -60,6 +60,21 @@ class FiLMHead(nn.Module):
         return y + F.linear(cond, beta_w, beta_b)
 
 
+class MLPWarmup:
+    """The MLP warm-up hooks (``training.loop``) of a model whose readout is a FiLMHead at ``self.head``."""
+
+    head: FiLMHead
+
+    def start_as_mlp(self) -> bool:
+        self.head.start_as_mlp()
+        return True
+
+    def mlp_forward(self, xs: list[Tensor]) -> list[Tensor]:
+        """(B, C, N) -> (B, P, N) by the MLP alone: what the model computes after ``start_as_mlp``
+        while its conditioning is frozen, without running the encoder (the warm-up's training steps)."""
+        return [self.head.mlp(x.transpose(1, 2).contiguous()).transpose(1, 2) for x in xs]
+
+
 @dataclass
 class PocoConfig(EncoderConfig):
     hidden: int = 1024
@@ -67,7 +82,7 @@ class PocoConfig(EncoderConfig):
 
 
 @register("poco")
-class POCO(PopulationForecaster):
+class POCO(MLPWarmup, PopulationForecaster):
     """POCO (Duan et al. 2025) with the reference defaults; see shared/POCO_SPEC.md."""
 
     config_class = PocoConfig
@@ -79,10 +94,6 @@ class POCO(PopulationForecaster):
 
     def _mlp_params(self) -> list[nn.Parameter]:
         return list(self.head.mlp.parameters())
-
-    def start_as_mlp(self) -> bool:
-        self.head.start_as_mlp()
-        return True
 
     def _readout(self, x_units: Tensor, e: Tensor, hidden: Tensor | None) -> Tensor:
         return self.head(x_units, e, hidden)

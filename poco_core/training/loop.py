@@ -97,19 +97,24 @@ class LossModule(nn.Module):
 
     With `frozen_hidden` (embedding-only finetuning of a model exposing `hidden_states`) the
     MLP hidden layer is computed once per window outside autograd and handed to the model, so
-    neither the forward nor the backward pass recomputes it.
+    neither the forward nor the backward pass recomputes it. With `mlp_only` (the MLP warm-up,
+    conditioning frozen at alpha = 1, beta = 0) the model's `mlp_forward` computes the same
+    forecasts without the encoder.
     """
 
     def __init__(self, model: nn.Module, frozen_hidden: bool = False):
         super().__init__()
         self.model = model
         self.frozen_hidden = frozen_hidden
+        self.mlp_only = False
 
     def forward(self, windows: list[torch.Tensor], sessions: list[str]) -> torch.Tensor:
-        if not self.frozen_hidden:
+        if not (self.frozen_hidden or self.mlp_only):
             return self.model.loss(windows, sessions)
         c = self.model.config.context
         xs = [w[:, :c] for w in windows]
+        if self.mlp_only:
+            return self.model.dataset_loss(self.model.mlp_forward(xs), [w[:, c:] for w in windows], sessions)
         with torch.no_grad():
             hidden = self.model.hidden_states(xs)
         return self.model.dataset_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows], sessions)
@@ -207,7 +212,7 @@ class Loop:
         self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
         self.frozen: list[nn.Parameter] = []  # the conditioning, while the MLP warms up
         self._warm_best: tuple[dict, dict] | None = None  # the warm-up's best (weights, optimizer), on every rank
-        module = LossModule(self.model, self.frozen_hidden)
+        self.loss_module = module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
     def _param_groups(self) -> list[dict]:
@@ -392,6 +397,7 @@ class Loop:
         self.frozen = [p for p in self.params if id(p) not in mlp]
         for p in self.frozen:
             p.requires_grad_(False)
+        self.loss_module.mlp_only = True
         stages = self.state.history.setdefault("stages", [])
         if stages:  # resumed from the warm-up's best checkpoint
             self._snapshot_warmup()
@@ -421,6 +427,7 @@ class Loop:
         for p in self.frozen:
             p.requires_grad_(True)
         self.frozen = []
+        self.loss_module.mlp_only = False
 
     def _keep_on_cancel(self, step: int) -> Iterator[Event]:
         """Cancelled: keep the best checkpoint (or save the current weights, saying so); no test scoring."""
