@@ -56,9 +56,10 @@ VARIANTS: dict[str, dict] = {
     "cond_lr03": {"loop": {"cond_lr_scale": 0.3}, "model": {}},
     "unit_dropout": {"loop": {}, "model": {"poco": {"unit_dropout": 0.3}}},
     "residual": {"loop": {}, "model": {"poco": {"film": "residual"}}},
-    # the MLP first (conditioning frozen at alpha = 1, beta = 0), then everything from its best
+    # the MLP first (conditioning frozen at alpha = 1, beta = 0), then everything from its best;
+    # the warm-up capped at the default fraction of the steps (0.5) or at 0.75 of them
     "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}},
-    "warmup_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3}, "model": {}},
+    "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.75},
 }
 
 
@@ -98,8 +99,9 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
     cfg = {**SIZES.get(model, {}), **v["model"].get(model, {})}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
+        loop = {**v["loop"], **({"mlp_warmup_steps": round(max_steps * v["warmup_fraction"])} if "warmup_fraction" in v else {})}
         run = train(prepare(recs, prep), model, steps=max_steps, seed=seed, device="cpu",
-                    checkpoint=Path(tmp) / "m.pt", model_config=cfg, **v["loop"])
+                    checkpoint=Path(tmp) / "m.pt", model_config=cfg, **loop)
         done = run.wait()
         wall = time.perf_counter() - t0
     vals = run.validations
