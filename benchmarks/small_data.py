@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict] = {
     # the warm-up capped at the default fraction of the steps (0.5) or at 0.75 of them
     "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}},
     "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.75},
+    "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3}, "model": {}, "warmup_fraction": 0.75},
 }
 
 
