@@ -57,8 +57,8 @@ VARIANTS: dict[str, dict] = {
     "unit_dropout": {"loop": {}, "model": {"poco": {"unit_dropout": 0.3}}},
     "residual": {"loop": {}, "model": {"poco": {"film": "residual"}}},
     # the MLP first (conditioning frozen at alpha = 1, beta = 0), then everything from its best;
-    # the warm-up capped at the default fraction of the steps (0.5) or at 0.75 of them
-    "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}},
+    # the warm-up capped at 0.5 or 0.75 of the steps
+    "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.5},
     "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.75},
     "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3}, "model": {}, "warmup_fraction": 0.75},
 }
