@@ -100,7 +100,8 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
     cfg = {**SIZES.get(model, {}), **v["model"].get(model, {})}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        loop = {**v["loop"], **({"mlp_warmup_steps": round(max_steps * v["warmup_fraction"])} if "warmup_fraction" in v else {})}
+        cap = {"mlp_warmup_steps": round(max_steps * v["warmup_fraction"])} if "warmup_fraction" in v else {}
+        loop = {**v["loop"], **cap}
         run = train(prepare(recs, prep), model, steps=max_steps, seed=seed, device="cpu",
                     checkpoint=Path(tmp) / "m.pt", model_config=cfg, **loop)
         done = run.wait()
