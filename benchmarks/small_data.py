@@ -15,8 +15,9 @@ every 100 steps, no early stopping) missed its best checkpoint. Datasets:
   to another over the recording, so the test period's dynamics differ from the training period's.
 Variants: ``before`` = the old behaviour that options can restore (legacy rotary, no dataset row
 in the queries, validation every 100 steps, no early stopping); ``after`` = the defaults after the
-fidelity changes, with one learning rate (``cond_lr_scale=1``); ``cond_lr03`` = the current
-defaults (the population conditioning at 0.3 x lr); further variants (see VARIANTS) are candidates.
+fidelity changes, with one learning rate (``cond_lr_scale=1``); ``cond_lr03`` = the population
+conditioning at 0.3 x lr; ``warmup`` = the MLP warm-up (``mlp_warmup=True``: POCO's MLP alone, then
+everything); further variants (see VARIANTS) are candidates. Rows are kept per --max-steps.
 """
 from __future__ import annotations
 
@@ -55,6 +56,11 @@ VARIANTS: dict[str, dict] = {
     "cond_lr03": {"loop": {"cond_lr_scale": 0.3}, "model": {}},
     "unit_dropout": {"loop": {}, "model": {"poco": {"unit_dropout": 0.3}}},
     "residual": {"loop": {}, "model": {"poco": {"film": "residual"}}},
+    # the MLP first (conditioning frozen at alpha = 1, beta = 0), then everything from its best;
+    # the warm-up capped at 0.5 or 0.75 of the steps
+    "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.5},
+    "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.75},
+    "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3}, "model": {}, "warmup_fraction": 0.75},
 }
 
 
@@ -94,15 +100,17 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
     cfg = {**SIZES.get(model, {}), **v["model"].get(model, {})}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
+        cap = {"mlp_warmup_steps": round(max_steps * v["warmup_fraction"])} if "warmup_fraction" in v else {}
+        loop = {**v["loop"], **cap}
         run = train(prepare(recs, prep), model, steps=max_steps, seed=seed, device="cpu",
-                    checkpoint=Path(tmp) / "m.pt", model_config=cfg, **v["loop"])
+                    checkpoint=Path(tmp) / "m.pt", model_config=cfg, **loop)
         done = run.wait()
         wall = time.perf_counter() - t0
     vals = run.validations
     return {"dataset": ds, "model": model, "variant": variant, "seed": seed, "max_steps": max_steps,
             "score": done["test"].get("score"), "mse": done["test"].get("mse"), "best_step": done["best_step"],
             "last_step": done.get("last_step"), "stop_reason": done.get("stop_reason"), "wall_s": round(wall, 1),
-            "n_sessions": len(recs), "n_validations": len(vals),
+            "n_sessions": len(recs), "n_validations": len(vals), "stages": done.get("stages", []),
             "val_curve": [(e["step"], round(e["val_mse"], 4)) for e in vals]}
 
 
@@ -111,13 +119,14 @@ def render(path: Path) -> str:
     rows = list({(r["dataset"], r["model"], r["variant"], r["seed"], r["max_steps"]): r for r in rows}.values())  # last run wins
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["variant"], r["model"]), []).append(r)
+        groups.setdefault((r["dataset"], r["variant"], r["model"], r["max_steps"]), []).append(r)
     out = []
-    for (ds, var, model), rs in sorted(groups.items()):
-        out.append([ds, var, model, len(rs), spread([r["score"] for r in rs]),
+    for (ds, var, model, steps), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        out.append([ds, var, model, steps, len(rs), spread([r["score"] for r in rs]),
                     "/".join(str(r["best_step"]) for r in rs), "/".join(str(r["last_step"]) for r in rs),
                     f"{np.mean([r['wall_s'] for r in rs]):.0f}"])
-    return md_table(["dataset", "variant", "model", "seeds", "test score", "best step", "last step", "wall s (mean)"], out)
+    return md_table(["dataset", "variant", "model", "max steps", "seeds", "test score", "best step", "last step", "wall s (mean)"], out)
 
 
 def main() -> None:

@@ -225,8 +225,8 @@ class Job(QObject):
                 score = ev.get("val_score")
                 if score is not None and (self.best_score is None or score > self.best_score):
                     self.best_score, self.best_step = float(score), int(ev["step"])
-            elif kind == "stage" and int(ev.get("step", 1)) > 1:  # a later stage (CalM's transformer):
-                self.best_score = None  # best-checkpoint tracking restarts with it
+            elif kind == "stage" and ev.get("reset_best", int(ev.get("step", 1)) > 1):  # CalM's transformer:
+                self.best_score = None  # best-checkpoint tracking restarts with it (not after POCO's MLP warm-up)
             elif kind == "checkpoint":
                 self.checkpoint = str(ev["path"])
             elif kind == "done":

@@ -45,8 +45,9 @@ class TrainingCurves(ThemedPlots):
         self.redraw()
 
     def _mark_stage(self, ev: dict[str, Any]) -> None:
-        """A vertical line with the stage's name in both plots (e.g. CalM's "nq" -> "dat")."""
-        names = {"nq": "quantizer", "dat": "transformer", "adapt": "adapting embeddings"}
+        """A vertical line with the stage's name in both plots (e.g. CalM's "nq" -> "dat", POCO's MLP warm-up)."""
+        names = {"nq": "quantizer", "dat": "transformer", "adapt": "adapting embeddings", "mlp": "MLP warm-up",
+                 "all": "all parameters"}
         for plot in (self.loss_plot, self.val_plot):
             line = pg.InfiniteLine(pos=ev["step"] - 0.5, angle=90, label=names.get(ev["stage"], ev["stage"]),
                                    labelOpts={"position": 0.9, "color": "#9467bd"}, pen=pg.mkPen("#9467bd", width=1))
@@ -60,7 +61,7 @@ class TrainingCurves(ThemedPlots):
                 self.losses.append(ev["loss"])
             elif ev.get("type") == "stage":
                 self._mark_stage(ev)
-                if ev["step"] > 1:
+                if ev.get("reset_best", ev["step"] > 1):
                     self.best = None  # the best checkpoint is chosen again within the new stage
             elif ev.get("type") == "validation" and ev.get("val_score") is not None:
                 self.val_steps.append(ev["step"])

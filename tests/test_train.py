@@ -5,12 +5,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from test_train_support import CONTEXT, FAST, HORIZON, TINY_POCO, cohort, prepared
 
 from poco_core.base.errors import RecordingError
 from poco_core.base.events import CancelToken
 from poco_core.models import build_model
-from poco_core.training.loop import Loop, LoopOptions
+from poco_core.training.loop import Loop, LoopOptions, LossModule
 from poco_core.training.restore import load_model
 from poco_core.training.train import session_specs, train, train_events
 
@@ -125,3 +126,139 @@ def test_cond_lr_scale_slows_the_conditioning_only(tmp_path):
     assert len(Loop(lin, data, list(lin.parameters()), opts, tmp_path / "y.pt", dict).optimizer.param_groups) == 1
     start = next(loop.run())
     assert start["type"] == "start" and start["cond_lr_scale"] == 0.3
+
+
+def _conditioning(net) -> dict[str, torch.Tensor]:
+    """Every parameter outside the MLP group, by name, copied."""
+    mlp = {id(p) for p in net.parameter_groups()["mlp"]}
+    return {k: p.detach().clone() for k, p in net.named_parameters() if id(p) not in mlp}
+
+
+def _warmup_events(tmp_path, watch=None, **kw):
+    data = prepared(cohort()[:2])
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    opts = {"steps": 24, "val_every": 4, "mlp_warmup": True, "mlp_warmup_steps": 12, "lr": 3e-3, **kw}
+    events = []
+    for e in train_events(data, net, checkpoint=tmp_path / "w.pt", **FAST, **opts):
+        events.append(e)
+        if watch:
+            watch(e, net)
+    return net, data, events
+
+
+def test_mlp_warmup_stage1_is_the_mlp_with_the_conditioning_frozen(tmp_path):
+    """Issue 16: during the warm-up POCO computes exactly an MLP with its MLP weights, and no
+    conditioning parameter (encoder, embeddings, FiLM maps) moves, weight decay included."""
+    data = prepared(cohort()[:2])
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    before = _conditioning(net)
+    mlp_before = [p.detach().clone() for p in net.head.mlp.parameters()]
+    run = train(data, net, checkpoint=tmp_path / "s1.pt", steps=12, val_every=4, mlp_warmup=True, mlp_warmup_steps=12,
+                lr=3e-3, **FAST)
+    done = run.wait()
+    assert done["stages"] == [{"stage": "mlp", "step": 1}]  # the run ended within the warm-up
+    after = _conditioning(net)
+    assert after.pop("head.alpha.bias").eq(1).all() and before.pop("head.alpha.bias").eq(0).all()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not all(torch.equal(a, b) for a, b in zip(mlp_before, net.head.mlp.parameters()))
+    assert all(p.requires_grad for p in net.parameters())  # unfrozen when the run ends
+    mlp = build_model("mlp", session_specs(data), context=CONTEXT, horizon=HORIZON, hidden=32)
+    mlp.head.load_state_dict(net.head.mlp.state_dict())
+    x = torch.randn(3, CONTEXT, 12)
+    with torch.no_grad():
+        (ours,), (theirs,) = net.eval()([x], ["fish01"]), mlp.eval()([x], ["fish01"])
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    # the warm-up's steps skip the encoder: the same loss and MLP gradients as the whole model
+    windows = [torch.randn(5, CONTEXT + HORIZON, 12)]
+    grads = []
+    for mlp_only in (False, True):
+        module = LossModule(net.train())
+        module.mlp_only = mlp_only
+        net.zero_grad()
+        module(windows, ["fish02"]).backward()
+        grads.append([p.grad.clone() for p in net.head.mlp.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_warmup_then_everything_best_over_both_stages(tmp_path):
+    """Stage 2 starts at the warm-up's end, moves the conditioning, and the kept checkpoint is
+    never worse on validation than the warm-up's best; the events say when and why stages change."""
+    start = {}
+    moved = []
+
+    def watch(e, net):
+        if e["type"] == "start":
+            start.update(_conditioning(net))
+        elif e["type"] == "validation" and e["step"] > 12:
+            now = _conditioning(net)
+            moved.append(any(not torch.equal(now[k], start[k]) for k in now if k != "head.alpha.bias"))
+
+    net, _, events = _warmup_events(tmp_path, watch)
+    first, done = events[0], events[-1]
+    assert first["mlp_warmup"] and first["mlp_warmup_steps"] == 12
+    stages = [e for e in events if e["type"] == "stage"]
+    assert [(s["stage"], s["step"], s["reset_best"]) for s in stages] == [("mlp", 1, False), ("all", 13, False)]
+    assert "cap of 12 steps" in stages[1]["note"]
+    assert done["stages"][1]["stage"] == "all" and done["stages"][1]["step"] == 13
+    assert moved and all(moved)
+    vals = [e for e in events if e["type"] == "validation"]
+    warm_best = min(v["val_mse"] for v in vals if v["step"] <= 12)
+    assert done["best_val_mse"] <= warm_best
+    assert done["best_val_mse"] == min(v["val_mse"] for v in vals)
+
+
+def test_mlp_warmup_ends_on_patience_and_restores_its_best(tmp_path, monkeypatch):
+    """When the warm-up stops improving, stage 2 starts from its best weights, with fresh patience."""
+    from poco_core.training import loop as loop_module
+
+    monkeypatch.setattr(loop_module, "PATIENCE_MIN_STEPS", 0)
+    seen = {}
+
+    def watch(e, net):
+        if e["type"] == "checkpoint" and e["step"] <= 40:
+            seen["best"] = [p.detach().clone() for p in net.head.mlp.parameters()]
+        elif e["type"] == "stage" and e["stage"] == "all":
+            seen["restored"] = [p.detach().clone() for p in net.head.mlp.parameters()]
+
+    _, _, events = _warmup_events(tmp_path, watch, steps=80, val_every=2, patience=2, mlp_warmup_steps=40, lr=0.3)
+    switch = next(e for e in events if e["type"] == "stage" and e["stage"] == "all")
+    assert switch["step"] <= 40 and "no lower validation MSE in 2 validations" in switch["note"]
+    assert all(torch.equal(a, b) for a, b in zip(seen["best"], seen["restored"]))
+    after = [e for e in events if e["type"] == "validation" and e["step"] >= switch["step"]]
+    assert len(after) >= 2  # patience counts afresh from the switch
+
+
+@pytest.mark.parametrize("model", ["mlp", "nlinear"])
+def test_mlp_warmup_is_a_no_op_without_film(tmp_path, model):
+    events = list(train_events(prepared(cohort()[:2]), model, checkpoint=tmp_path / "m.pt", steps=4, val_every=2,
+                               context=CONTEXT, horizon=HORIZON, mlp_warmup=True, **FAST))
+    assert not events[0]["mlp_warmup"] and not any(e["type"] == "stage" for e in events)
+    assert events[-1]["stages"] == []
+
+
+def test_mlp_warmup_cli_flags():
+    from poco_core.cli.main import build_parser
+    from poco_core.training.defaults import MLP_WARMUP
+
+    parse = build_parser().parse_args
+    args = parse(["train", "data.h5", "--out", "o.pt", "--mlp-warmup", "--mlp-warmup-steps", "300"])
+    assert args.mlp_warmup and args.mlp_warmup_steps == 300
+    assert parse(["train", "data.h5", "--out", "o.pt"]).mlp_warmup == MLP_WARMUP == LoopOptions().mlp_warmup
+    assert not parse(["train", "data.h5", "--out", "o.pt", "--no-mlp-warmup"]).mlp_warmup
+    with pytest.raises(SystemExit):  # finetuning never warms up: the flag is training's only
+        parse(["finetune", "m.pt", "data.h5", "--out", "f.pt", "--mlp-warmup"])
+
+
+def test_mlp_warmup_resumes_within_the_warmup(tmp_path):
+    """A run stopped during the warm-up resumes in it (the checkpoint's history names the stage)."""
+    opts = dict(val_every=4, mlp_warmup=True, mlp_warmup_steps=12, lr=3e-3, **TINY_POCO, **FAST)
+    data = prepared(cohort()[:2])
+    full = train(data, "poco", steps=20, checkpoint=tmp_path / "full.pt", **opts)
+    full.wait()
+    half = train(data, "poco", steps=8, checkpoint=tmp_path / "half.pt", **opts)
+    assert half.wait()["best_step"] == 8
+    resumed = train(data, steps=20, checkpoint=tmp_path / "r.pt", resume=tmp_path / "half.pt", **opts)
+    done = resumed.wait()
+    assert half.losses + resumed.losses == full.losses
+    assert done["stages"] == full.result["stages"]

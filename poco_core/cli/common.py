@@ -42,11 +42,12 @@ def load_inputs(paths: list[Path]) -> list:
     return recs
 
 
-def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: bool = False) -> None:
     """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py).
-    ``None`` for steps/val_every: the loop's automatic choice (see training.defaults)."""
-    from poco_core.training.defaults import (COND_LR_SCALE, PATIENCE, PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX,
-                                             VALIDATIONS_PER_EPOCH)
+    ``None`` for steps/val_every: the loop's automatic choice (see training.defaults). ``warmup``:
+    the MLP warm-up options too (training only: a finetuned model's conditioning is already trained)."""
+    from poco_core.training.defaults import (COND_LR_SCALE, MLP_WARMUP, MLP_WARMUP_FRACTION, PATIENCE,
+                                             PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX, VALIDATIONS_PER_EPOCH)
 
     steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
     steps_help = steps if steps is not None else "{single_session} for one session, {multi_session} for several".format(**TRAIN_STEPS)
@@ -68,6 +69,13 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     g.add_argument("--cond-lr-scale", type=positive_float, default=COND_LR_SCALE,
                    help=f"learning-rate factor for the population conditioning (encoder, embeddings, FiLM maps) "
                         f"against the MLP (default {COND_LR_SCALE:g}: one rate)")
+    if warmup:
+        g.add_argument("--mlp-warmup", action=argparse.BooleanOptionalAction, default=MLP_WARMUP,
+                       help="train POCO's MLP alone first (conditioning frozen at alpha = 1, beta = 0: the model is its "
+                            "MLP) until the validation stops improving, then everything from that best "
+                            f"(default {'on' if MLP_WARMUP else 'off'}; no effect on models without FiLM)")
+        g.add_argument("--mlp-warmup-steps", type=positive_int, default=None,
+                       help=f"cap on the warm-up's steps (default {MLP_WARMUP_FRACTION:g} x --steps)")
     g.add_argument("--val-stride", type=positive_int, default=1, help="stride between validation windows (default 1)")
     g.add_argument("--max-val-windows", type=positive_int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
@@ -78,7 +86,8 @@ def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
             "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience,
-            "cond_lr_scale": args.cond_lr_scale}
+            "cond_lr_scale": args.cond_lr_scale,
+            **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps") if hasattr(args, k)}}
 
 
 def add_precision_arg(p: argparse.ArgumentParser, default: str) -> None:
@@ -171,6 +180,8 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
                 bar, total = _bar(event), event["total_steps"]
             elif kind == "warning":
                 (bar.write if bar is not None else _stderr)(f"warning: {event['message']}")
+            elif kind == "stage" and event.get("note"):
+                (bar.write if bar is not None else _stderr)(event["note"])
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)
                 bar.set_postfix(loss=f"{event['loss']:.4f}", refresh=False)

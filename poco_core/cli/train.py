@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
     add_force_arg(p)
-    add_loop_args(p, TRAIN_DEFAULTS)
+    add_loop_args(p, TRAIN_DEFAULTS, warmup=True)
     add_preprocess_args(p)
 
 

@@ -128,6 +128,12 @@ class BaseForecaster(nn.Module):
         """The forecaster MLP (finetuned in mode embeddings+mlp)."""
         return []
 
+    def start_as_mlp(self) -> bool:
+        """Set the conditioning so that the model computes exactly its own MLP, for the MLP
+        warm-up (``training.loop``; such models also have ``mlp_forward``); False (nothing
+        changed) for a model without FiLM."""
+        return False
+
     # -- sessions ----------------------------------------------------------------
     def add_session(self, spec: SessionSpec) -> None:
         """Register a session with freshly initialised per-session parameters; others are untouched."""

@@ -13,7 +13,7 @@ from poco_core.models.base import (
     UnivariateForecaster,
     over_unit_chunks,
 )
-from poco_core.models.poco import FiLMHead
+from poco_core.models.poco import FiLMHead, MLPWarmup
 from poco_core.models.registry import register
 
 
@@ -30,7 +30,7 @@ class MLPTransformerConfig(BaseConfig):
 
 
 @register("mlp_transformer")
-class MLPTransformer(UnivariateForecaster):
+class MLPTransformer(MLPWarmup, UnivariateForecaster):
     """Tokens E(k) = W x_k + b (+ learned position), no unit/session embeddings; the last
     layer's token states are concatenated (d * C / T_C) and FiLM-condition the MLP."""
 

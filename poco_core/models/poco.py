@@ -37,6 +37,15 @@ class FiLMHead(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
+    @torch.no_grad()
+    def start_as_mlp(self) -> None:
+        """alpha = 1, beta = 0 whatever the conditioning: y = W_out h + b_out, the plain MLP."""
+        for lin in (self.alpha, self.beta):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        if not self.residual:
+            self.alpha.bias.fill_(1.0)
+
     def forward(self, x: Tensor, cond: Tensor, hidden: Tensor | None = None) -> Tensor:
         """x (..., C), cond (..., cond_dim) -> (..., P); ``hidden`` = self.mlp.hidden(x) if precomputed."""
         w_out = self.mlp.w_out
@@ -60,6 +69,21 @@ def _affine(t: Tensor, lin: nn.Linear, shift: float = 0.0) -> Tensor:
     return torch.cat((t, ones), -1) @ torch.cat((lin.weight, (lin.bias + shift)[:, None]), 1).t()
 
 
+class MLPWarmup:
+    """The MLP warm-up hooks (``training.loop``) of a model whose readout is a FiLMHead at ``self.head``."""
+
+    head: FiLMHead
+
+    def start_as_mlp(self) -> bool:
+        self.head.start_as_mlp()
+        return True
+
+    def mlp_forward(self, xs: list[Tensor]) -> list[Tensor]:
+        """(B, C, N) -> (B, P, N) by the MLP alone: what the model computes after ``start_as_mlp``
+        while its conditioning is frozen, without running the encoder (the warm-up's training steps)."""
+        return [self.head.mlp(x.transpose(1, 2).contiguous()).transpose(1, 2) for x in xs]
+
+
 @dataclass
 class PocoConfig(EncoderConfig):
     hidden: int = 1024
@@ -67,7 +91,7 @@ class PocoConfig(EncoderConfig):
 
 
 @register("poco")
-class POCO(PopulationForecaster):
+class POCO(MLPWarmup, PopulationForecaster):
     """POCO (Duan et al. 2025) with the reference defaults; see shared/POCO_SPEC.md."""
 
     config_class = PocoConfig

@@ -31,6 +31,15 @@ PATIENCE_MIN_STEPS = 200
 # per-unit MLP (``--cond-lr-scale``). 1: one rate, as the reference. 0.3 delays POCO's overfitting on
 # small data but did not win everywhere (docs/results.md section 7.2), so it is an option only.
 COND_LR_SCALE = 1.0
+# MLP warm-up (``--mlp-warmup``): stage 1 trains only the MLP of a FiLM model (POCO) with its
+# conditioning frozen at alpha = 1, beta = 0, so the model computes exactly its own MLP, until the
+# validation stops improving (patience) or MLP_WARMUP_FRACTION of the steps have run; stage 2 trains
+# everything from stage 1's best, the best checkpoint chosen over both. An option only: on the small
+# sets it brings POCO to its MLP, but on the full Triplett sessions it loses to one stage, and on
+# FISSA stage 2 wins on validation and loses on test (docs/results.md section 7.2). 0.75: on a
+# 2,000-step budget the MLP still improves after half of it (drift, triplett_short).
+MLP_WARMUP = False
+MLP_WARMUP_FRACTION = 0.75
 
 
 def default_train_steps(n_sessions: int) -> int:

@@ -5,7 +5,10 @@ by session), sums the datasets' losses and takes one AdamW step with gradient cl
 Every `val_every` steps it validates; a lower validation MSE (pooled over all sessions' elements,
 as the reference) atomically rewrites the checkpoint. By default the step budget follows the
 session count and the cadence the amount of data (`training.defaults`), and a run stops early
-after `patience` validations without a new best (the `done` event says when and why). When the loop finishes, the best weights (kept in memory,
+after `patience` validations without a new best (the `done` event says when and why). With
+`mlp_warmup` a FiLM model (POCO) first trains only its MLP, the conditioning frozen so that the
+model is exactly that MLP, then everything from the MLP's best (`stage` events "mlp" and "all";
+the best checkpoint is chosen over both). When the loop finishes, the best weights (kept in memory,
 never re-read from the path another process might have written) are scored on the test split
 and the checkpoint gains those metrics. A cancelled run skips test scoring: it keeps its best
 checkpoint, or -- cancelled before any validation -- saves the current weights with a note
@@ -31,6 +34,8 @@ from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.training.checkpoint import save_checkpoint
 from poco_core.training.defaults import (
     COND_LR_SCALE,
+    MLP_WARMUP,
+    MLP_WARMUP_FRACTION,
     PATIENCE,
     PATIENCE_MIN_STEPS,
     TRAIN_DEFAULTS,
@@ -57,6 +62,8 @@ class LoopOptions:
     clip: float = 5.0
     val_every: int | None = TRAIN_DEFAULTS["val_every"]  # None -> defaults.auto_val_every(steps per pass over the train windows)
     patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
+    mlp_warmup: bool = MLP_WARMUP  # train the MLP alone first (FiLM models, fresh training runs; see defaults)
+    mlp_warmup_steps: int | None = None  # cap on the warm-up; None -> MLP_WARMUP_FRACTION of the steps
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
     test_stride: int = 1
@@ -90,19 +97,24 @@ class LossModule(nn.Module):
 
     With `frozen_hidden` (embedding-only finetuning of a model exposing `hidden_states`) the
     MLP hidden layer is computed once per window outside autograd and handed to the model, so
-    neither the forward nor the backward pass recomputes it.
+    neither the forward nor the backward pass recomputes it. With `mlp_only` (the MLP warm-up,
+    conditioning frozen at alpha = 1, beta = 0) the model's `mlp_forward` computes the same
+    forecasts without the encoder.
     """
 
     def __init__(self, model: nn.Module, frozen_hidden: bool = False):
         super().__init__()
         self.model = model
         self.frozen_hidden = frozen_hidden
+        self.mlp_only = False
 
     def forward(self, windows: list[torch.Tensor], sessions: list[str]) -> torch.Tensor:
-        if not self.frozen_hidden:
+        if not (self.frozen_hidden or self.mlp_only):
             return self.model.loss(windows, sessions)
         c = self.model.config.context
         xs = [w[:, :c] for w in windows]
+        if self.mlp_only:
+            return self.model.dataset_loss(self.model.mlp_forward(xs), [w[:, c:] for w in windows], sessions)
         with torch.no_grad():
             hidden = self.model.hidden_states(xs)
         return self.model.dataset_loss(self.model(xs, sessions, hidden=hidden), [w[:, c:] for w in windows], sessions)
@@ -185,6 +197,8 @@ class Loop:
         if self.opts.val_every is None:
             epoch_steps = min(int(smp.counts.sum()) for _, smp, _ in self.samplers) / self.opts.batch_size
             self.opts.val_every = auto_val_every(epoch_steps)
+        if self.opts.mlp_warmup_steps is None:
+            self.opts.mlp_warmup_steps = max(1, round(self.opts.steps * MLP_WARMUP_FRACTION))
         self.optimizer = None
         if self.params:
             self.optimizer = torch.optim.AdamW(self._param_groups(), lr=self.opts.lr, weight_decay=self.opts.weight_decay,
@@ -196,7 +210,9 @@ class Loop:
         # frozen MLP: the validation windows' hidden layers are computed once (see evaluate_windows)
         self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
         self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
-        module = LossModule(self.model, self.frozen_hidden)
+        self.frozen: list[nn.Parameter] = []  # the conditioning, while the MLP warms up
+        self._warm_best: tuple[dict, dict] | None = None  # the warm-up's best (weights, optimizer), on every rank
+        self.loss_module = module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
     def _param_groups(self) -> list[dict]:
@@ -293,12 +309,23 @@ class Loop:
     def _run(self) -> Iterator[Event]:
         opts, st = self.opts, self.state
         total = opts.steps if self.params else 0
+        warmup = self._setup_warmup()
         yield {"type": "start", "kind": self.kind, "total_steps": total, "start_step": st.step,
                "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
                "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size,
-               "val_every": opts.val_every, "patience": opts.patience, "cond_lr_scale": opts.cond_lr_scale}
+               "val_every": opts.val_every, "patience": opts.patience, "cond_lr_scale": opts.cond_lr_scale,
+               "mlp_warmup": warmup, "mlp_warmup_steps": opts.mlp_warmup_steps}
+        try:
+            yield from self._steps(total, warmup)
+        finally:
+            self._unfreeze()
+
+    def _steps(self, total: int, warmup: bool) -> Iterator[Event]:
+        opts, st = self.opts, self.state
         cancelled, validated, step, t0 = False, False, st.step, time.perf_counter()
         stop_reason = "finished"
+        if warmup:
+            yield self._begin_warmup(total)
         for step in range(st.step + 1, total + 1):
             if self._cancelled():
                 cancelled, step = True, step - 1
@@ -314,12 +341,17 @@ class Loop:
             yield {"type": "step", "step": step, "loss": loss, "lr": self.optimizer.param_groups[0]["lr"],
                    "steps_per_s": rate, "elapsed_s": elapsed, "eta_s": (total - step) / rate,
                    **getattr(self.model, "step_stats", {})}
-            if step % opts.val_every == 0 or step == total:
+            warm_end = bool(self.frozen) and step >= opts.mlp_warmup_steps
+            if step % opts.val_every == 0 or step == total or warm_end:
                 yield from self._validate_and_save(step)
                 validated = True
-                if self._stop_early(step) and step < total:
-                    stop_reason = (f"stopped early at step {step}: no lower validation MSE in {self.validations_since_best()} "
-                                   f"validations ({step - st.best_step} steps) since step {st.best_step}")
+                if step == total:
+                    break
+                if self.frozen and (warm_end or self._stop_early(step)):
+                    yield self._end_warmup(step, total, self._no_progress(step) if not warm_end else
+                                           f"reached its cap of {opts.mlp_warmup_steps} steps")
+                elif self._stop_early(step):
+                    stop_reason = f"stopped early at step {step}: {self._no_progress(step)}"
                     break
         if cancelled:
             yield from self._keep_on_cancel(step)
@@ -329,13 +361,73 @@ class Loop:
         yield from self._finish(step, stop_reason)
 
     def _stop_early(self, step: int) -> bool:
-        """``patience`` validations and at least PATIENCE_MIN_STEPS steps without a new best."""
+        """``patience`` validations and at least PATIENCE_MIN_STEPS steps without a new best (in this stage)."""
         return bool(self.opts.patience) and self.validations_since_best() >= self.opts.patience \
-            and step - self.state.best_step >= PATIENCE_MIN_STEPS
+            and step - self._since() >= PATIENCE_MIN_STEPS
+
+    def _no_progress(self, step: int) -> str:
+        return (f"no lower validation MSE in {self.validations_since_best()} validations ({step - self._since()} steps) "
+                f"since step {self._since()}")
+
+    def _since(self) -> int:
+        """The step patience counts from: the best, or the start of the MLP warm-up's second stage."""
+        stages = self.state.history.get("stages") or [{"step": 0}]
+        return max(self.state.best_step, stages[-1]["step"] - 1)
 
     def validations_since_best(self) -> int:
         """Validations after the best one (from the history, so a resumed run counts on)."""
-        return sum(1 for v in self.state.history["validation"] if v["step"] > self.state.best_step)
+        return sum(1 for v in self.state.history["validation"] if v["step"] > self._since())
+
+    # -- the MLP warm-up -------------------------------------------------------
+    def _setup_warmup(self) -> bool:
+        """Whether the run warms the MLP up: a fresh training run with ``mlp_warmup`` of a model that
+        can compute its own MLP (its FiLM is set to alpha = 1, beta = 0 here), or a resumed run that
+        was still warming up. Finetuning never does: its model's conditioning is already trained."""
+        if not (self.opts.mlp_warmup and self.kind == "train" and self.params):
+            return False
+        stages = self.state.history.get("stages")
+        if stages:
+            return stages[-1]["stage"] == "mlp"
+        return self.state.step == 0 and self.model.start_as_mlp()
+
+    def _begin_warmup(self, total: int) -> Event:
+        """Stage 1: freeze every trainable parameter outside the MLP group (no gradient, so AdamW
+        neither steps nor decays them)."""
+        mlp = {id(p) for p in self.model.parameter_groups()["mlp"]}
+        self.frozen = [p for p in self.params if id(p) not in mlp]
+        for p in self.frozen:
+            p.requires_grad_(False)
+        self.loss_module.mlp_only = True
+        stages = self.state.history.setdefault("stages", [])
+        if stages:  # resumed from the warm-up's best checkpoint
+            self._snapshot_warmup()
+        else:
+            stages.append({"stage": "mlp", "step": 1})
+        return {"type": "stage", "stage": "mlp", "step": self.state.step + 1, "reset_best": False,
+                "total_steps": min(self.opts.mlp_warmup_steps, total) - self.state.step,
+                "note": f"MLP warm-up: only the MLP trains, the conditioning frozen (alpha = 1, beta = 0), for at most "
+                        f"{self.opts.mlp_warmup_steps} steps or until the validation stops improving"}
+
+    def _snapshot_warmup(self) -> None:
+        self._warm_best = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()))
+
+    def _end_warmup(self, step: int, total: int, why: str) -> Event:
+        """Stage 2 from the warm-up's best weights and optimizer state; patience counts afresh."""
+        if self._warm_best is not None:
+            weights, optimizer = self._warm_best
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(optimizer)
+        self._unfreeze()
+        self.state.history["stages"].append({"stage": "all", "step": step + 1, "from_step": self.state.best_step})
+        return {"type": "stage", "stage": "all", "step": step + 1, "total_steps": total - step, "reset_best": False,
+                "note": f"MLP warm-up ended at step {step}: {why}; training everything from its best (step "
+                        f"{self.state.best_step})"}
+
+    def _unfreeze(self) -> None:
+        for p in self.frozen:
+            p.requires_grad_(True)
+        self.frozen = []
+        self.loss_module.mlp_only = False
 
     def _keep_on_cancel(self, step: int) -> Iterator[Event]:
         """Cancelled: keep the best checkpoint (or save the current weights, saying so); no test scoring."""
@@ -369,11 +461,14 @@ class Loop:
             yield self.model.stage_report()
             if info["reset_best"]:
                 self.state.best_val_mse, self.state.best_step = math.inf, -1
-        yield {"type": "stage", "stage": info["stage"], "step": step, "total_steps": steps}
+        yield {"type": "stage", "stage": info["stage"], "step": step, "total_steps": steps,
+               "reset_best": bool(info["reset_best"] and previous is not None)}
 
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)
         yield event
+        if event["best"] and self.frozen:
+            self._snapshot_warmup()
         if event["best"]:
             saved = self.save(step)
             if saved:
@@ -400,5 +495,6 @@ class Loop:
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
                "checkpoint": str(self.checkpoint), "cancelled": False, "last_step": last_step,
-               "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason}
+               "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason,
+               "stages": self.state.history.get("stages", [])}
 
