@@ -270,3 +270,9 @@ def test_a_given_rate_creates_the_output_before_the_first_frame(tmp_path, movie,
     assert rec.fs == 7.5
     np.testing.assert_array_equal(np.asarray(rec.traces), got)
     assert len(got) == 5
+    before = (tmp_path / "live.h5").read_bytes()  # an earlier output is not replaced before frames arrive
+    (tmp_path / "empty").mkdir()
+    again = ExtractionSource(tmp_path / "empty", segmentation, out=tmp_path / "live.h5", fs=7.5, follow=True)
+    assert len(again.poll()) == 0
+    again.close()
+    assert (tmp_path / "live.h5").read_bytes() == before

@@ -209,8 +209,10 @@ class ExtractionSource:
             self._check_size(new.shape[1:])
         if self.extractor is None and self._reference is not None:
             self._start(self._reference, "the segmentation's image")  # the masks are built here, in the polling thread
-            if self.out is not None and self._fs is not None:
-                self._open_writer()  # the rate is given: create the file now, not on the first frame's clock (~60 ms)
+            if self.out is not None and self._fs is not None and not self.out.exists():
+                # the rate is given: create the file now, not on the first frame's clock (~60 ms); an
+                # earlier output stays as it is until frames do arrive
+                self._open_writer()
         if self.extractor is None:
             self._pending.extend(new)
             enough = len(self._pending) >= self.config.reference_frames
