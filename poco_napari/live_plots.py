@@ -66,8 +66,13 @@ class LivePlots(ThemedPlots):
         super().__init__(parent)
         self.traces = self.graphics.addPlot(row=0, col=0, title="selected units: frames, forecast ahead, forecast P frames ago")
         self.traces.getAxis("left").setTicks([])
+        # the raster below shares this time axis, and the vertical extent is fixed by the number of
+        # stacked units: no per-frame tick layout or data-bounds scan (most of a redraw at 30 Hz)
+        self.traces.hideAxis("bottom")
+        self.traces.disableAutoRange(axis="y")
         self.raster_plot = self.graphics.addPlot(row=1, col=0)
         self.raster_plot.setXLink(self.traces)
+        self.raster_plot.disableAutoRange(axis="y")
         self.raster_plot.setLabel("bottom", "time (s)")
         self.raster = pg.ImageItem(axisOrder="row-major")
         self.raster.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
@@ -94,6 +99,8 @@ class LivePlots(ThemedPlots):
             label = pg.TextItem(anchor=(0, 1), color=color)
             self.traces.addItem(label)
             self.curves.append((actual, ahead, past, label))
+        rows = max(len(colors), 1)  # z-scored rows OFFSET apart, the first at 0, its label above it
+        self.traces.setYRange(-OFFSET * (rows - 1) - 0.75 * OFFSET, OFFSET, padding=0)
 
 
 def anchor(z: np.ndarray, forecast: Forecast | None, t0: int, row: int) -> float:

@@ -96,6 +96,7 @@ class LiveWidget(QWidget):
         self._thread: threading.Thread | None = None
         self._buffer: DisplayBuffer | None = None
         self._raster_label = ""
+        self._raster_rows = 0  # rows of the raster the y range was set for
         self._switch_interval: float | None = None  # the interpreter's, while connected (see LIVE_SWITCH_INTERVAL_S)
         self._drawn_at = 0.0  # time.monotonic() of the last redraw
         self._forecasts: dict[int, Forecast] = {}
@@ -462,6 +463,9 @@ class LiveWidget(QWidget):
         self.plots.raster.setImage(rows.T, levels=(-3, 3), autoLevels=False)
         dt = t_axis[1] - t_axis[0] if len(t_axis) > 1 else 1.0
         self.plots.raster.setRect(t_axis[0], 0, len(t_axis) * dt, rows.shape[1])
+        if rows.shape[1] != self._raster_rows:
+            self._raster_rows = rows.shape[1]
+            self.plots.raster_plot.setYRange(0, rows.shape[1], padding=0)
         label = "units" if step == 1 else f"units (every {step}th of {n})"
         if label != self._raster_label:
             self._raster_label = label

@@ -1,6 +1,8 @@
 """Forecasting precision: bf16 copies stay close to fp32 and follow the model's weights."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -12,6 +14,7 @@ from poco_core.models.inference import (
     predict,
     resolve_precision,
 )
+from poco_core.models import traced
 
 C, P, N = 12, 4, 30
 
@@ -72,3 +75,50 @@ def test_the_bf16_copy_is_reused_until_the_weights_change():
     model.add_session(SessionSpec("new", "d", ["a", "b"]))  # new parameters: a copy that knows the session
     (new,) = predict(model, [torch.randn(1, C, 2)], ["new"], "bf16")
     assert new.shape == (1, P, 2)
+
+
+def test_a_repeated_forecast_runs_a_trace_that_equals_the_eager_pass():
+    model, x = _poco().eval(), _window()
+    with torch.no_grad():
+        (ref,) = model([x], ["s"])
+    outs = [predict(model, [x], ["s"], "fp32")[0] for _ in range(traced.TRACE_AFTER + 2)]
+    assert len(traced.traces(model)) == 1  # made on the call after TRACE_AFTER eager ones
+    for out in outs:
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    predict(model, [_window(batch=2)], ["s"], "fp32")  # another shape: eager until it repeats
+    assert len(traced.traces(model)) == 1
+
+
+def test_the_trace_follows_the_weights_and_skips_untraceable_models():
+    model, x = _poco(), _window()
+    for _ in range(traced.TRACE_AFTER + 1):
+        predict(model, [x], ["s"], "fp32")
+    (first,) = traced.traces(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train().loss([torch.randn(4, C + P, N)], ["s"]).backward()
+    opt.step()
+    with torch.no_grad():
+        (ref,) = model.eval()([x], ["s"])
+    outs = [predict(model, [x], ["s"], "fp32")[0] for _ in range(traced.TRACE_AFTER + 2)]
+    for out in outs:  # eager again, then a new trace of the new weights
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    assert traced.traces(model) and traced.traces(model)[0] is not first
+    mlp = build_model("mlp", [SessionSpec("s", "d", [f"u{i}" for i in range(N)])], context=C, horizon=P)
+    for _ in range(traced.TRACE_AFTER + 2):
+        predict(mlp, [x], ["s"], "fp32")
+    assert not mlp.traceable and traced.traces(mlp) == []
+    assert traced.traces(copy.deepcopy(model)) == []  # a copy (the bf16 one, say) starts without traces
+
+
+def test_a_trace_that_fails_leaves_the_call_eager(monkeypatch):
+    model, x = _poco().eval(), _window()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracing not available")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    with torch.no_grad():
+        (ref,) = model([x], ["s"])
+    for _ in range(traced.TRACE_AFTER + 3):
+        assert torch.equal(predict(model, [x], ["s"], "fp32")[0], ref)
+    assert traced.traces(model) == []

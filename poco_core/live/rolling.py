@@ -19,6 +19,9 @@ from poco_core.models.inference import (
     predict,
     resolve_precision,
 )
+from poco_core.models.traced import TRACE_AFTER
+
+WARM_UP_PASSES = TRACE_AFTER + 3  # eager passes, the one that traces, and the trace's first (profiling) runs
 
 
 class History:
@@ -127,9 +130,12 @@ class RollingForecaster:
             return self._model
 
     def warm_up(self) -> None:
-        """One pass on zeros: makes the low-precision copy and primes the kernels, so that the
-        first real forecast is not late (a forecasting thread calls this before frames are due)."""
-        predict(self.model, [torch.zeros(1, self.context, self.pre.n_units)], [self.session], self.precision)
+        """Passes on zeros: make the low-precision copy and the trace (``models/traced.py``) and
+        prime the kernels, so that the first real forecast is not late (a forecasting thread
+        calls this before frames are due)."""
+        zeros = [torch.zeros(1, self.context, self.pre.n_units)]
+        for _ in range(WARM_UP_PASSES):
+            predict(self.model, zeros, [self.session], self.precision)
 
     def set_model(self, model: torch.nn.Module) -> None:
         """Swap the model atomically; the next forecast uses it. Its low-precision copy (if any)

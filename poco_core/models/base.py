@@ -102,6 +102,7 @@ class BaseForecaster(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[BaseConfig]] = BaseConfig
+    traceable: ClassVar[bool] = False  # forecasts may be traced into TorchScript (models/traced.py)
 
     def __init__(self, config: BaseConfig, sessions: list[SessionSpec]):
         super().__init__()

@@ -319,6 +319,7 @@ class PopulationForecaster(BaseForecaster):
     x_units is (B, n, C), e the encoder output (B, n, d); readouts run in unit slices."""
 
     config: EncoderConfig
+    traceable: ClassVar[bool] = True  # no control flow on tensor values in eval mode (models/traced.py)
 
     def _build(self, sessions: list[SessionSpec]) -> None:
         c = self.config

@@ -7,7 +7,9 @@ model runs 2-3x faster than fp32. Measured on POCO (benchmarks/bench_models.py, 
 and the test score by under 0.001. ``precision="auto"`` considers bf16 only where it is native, and
 then keeps it only where a short measurement on the real input shows it faster (`precision.py`:
 on some CPUs with native bf16 it is no faster for small models); ``"fp32"`` gives the exact
-computation. Training and evaluation tables do not go through here.
+computation. A call that repeats (same model, shapes and precision) runs a TorchScript trace of
+the forward pass, which is exact and holds the GIL only to start (``traced.py``). Training and
+evaluation tables do not go through here.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from poco_core.base.errors import PocoError
 from poco_core.models.base import tensors_key
+from poco_core.models import traced
 from poco_core.models.precision import machine_key, measured_choice, shape_class
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -60,12 +63,12 @@ def _weights_key(model: nn.Module) -> tuple:
     return tensors_key((*model.parameters(), *model.buffers()))
 
 
-def inference_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+def inference_copy(model: nn.Module, dtype: torch.dtype, key: tuple | None = None) -> nn.Module:
     """``model`` itself for fp32; otherwise an eval-mode copy in ``dtype``, made once and
-    remade only after the model's weights change."""
+    remade only after the model's weights change (``key``: their `_weights_key`, if known)."""
     if dtype == torch.float32:
         return model
-    key = _weights_key(model)
+    key = _weights_key(model) if key is None else key
     with _copies_lock:
         cached = _copies.get(model)
         if cached is not None and cached[0] == dtype and cached[1] == key:
@@ -81,12 +84,13 @@ def inference_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 
 def _run(model: nn.Module, xs: list[Tensor], sessions: list[str], dtype: torch.dtype) -> list[Tensor]:
     device = model_device(model)
-    net = inference_copy(model, dtype)
+    key = _weights_key(model)
+    net = inference_copy(model, dtype, key)
     was_training = net.training
     net.eval()
     try:
         with torch.inference_mode():
-            return net([x.to(device=device, dtype=dtype) for x in xs], sessions)
+            return traced.run(net, [x.to(device=device, dtype=dtype) for x in xs], sessions, key)
     finally:
         net.train(was_training)
 
