@@ -5,9 +5,10 @@ An eager forward of POCO is a few hundred small tensor ops, and each one retakes
 busy Python thread a 12 ms forecast of 1,000 units took 115 ms (docs/performance.md, "GIL-free
 forecasts"). A traced graph runs in C++ with the GIL released (12 ms beside the same thread) and
 is 10-20% faster alone. A trace is made on the ``TRACE_AFTER``-th call with the same model,
-sessions, input shapes and dtype (one-off calls never pay for tracing), checked against the eager
-output of that call, and remade after the weights change. Only models that declare
-``traceable`` (no control flow on tensor values) are traced; any failure means eager, for good.
+sessions, input shapes and dtype (one-off calls never pay for tracing) on at most ``MAX_PAIRS``
+(window, unit) pairs, checked against the eager output of that call, and remade after the
+weights change. Only models that declare ``traceable`` (no control flow on tensor values) are
+traced; where tracing fails or disagrees, that call stays eager.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from poco_core.models.base import tensors_key
 
 TRACE_AFTER = 2  # eager calls with one key before the trace is made (on the next one)
 MAX_KEYS = 4  # traces kept per model (least recently used dropped)
+MAX_PAIRS = 1 << 16  # (window, unit) pairs per call at most: above this each op is long enough that
+# neither the GIL nor per-op overhead matters, and a traced pass peaks higher (80,000 units: 1.5 GB, eager 0.8)
 RTOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2}  # trace vs eager, relative to the largest output
 
 _lock = threading.Lock()
@@ -83,7 +86,8 @@ def run(net: nn.Module, xs: list[Tensor], sessions: list[str], weights: tuple | 
     """``net(xs, sessions)`` (eval mode, inside inference mode), traced once the call repeats.
     ``weights``: a key that changes with the weights (default: `tensors_key` of them all; a
     caller whose ``net`` is a copy of another model passes that model's)."""
-    if not getattr(net, "traceable", False) or net.training or xs[0].dtype not in RTOL:
+    if (not getattr(net, "traceable", False) or net.training or xs[0].dtype not in RTOL
+            or sum(x.shape[0] * x.shape[-1] for x in xs) > MAX_PAIRS):
         return net(xs, sessions)
     key = (tuple(sessions), tuple(tuple(x.shape) for x in xs), xs[0].dtype, xs[0].device)
     if weights is None:
