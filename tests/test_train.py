@@ -237,6 +237,30 @@ def test_mlp_warmup_is_a_no_op_without_film(tmp_path, model):
     assert events[-1]["stages"] == []
 
 
+def test_train_stride_thins_the_epoch_and_its_validation_cadence(tmp_path):
+    from poco_core.cli.common import loop_kwargs
+    from poco_core.cli.main import build_parser
+
+    data = prepared(cohort())
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+
+    def loop(stride: int) -> Loop:
+        return Loop(net, data, list(net.parameters()), LoopOptions(steps=50, batch_size=4, device="cpu",
+                                                                   train_stride=stride), tmp_path / "x.pt", dict)
+
+    length = CONTEXT + HORIZON
+    every, thin = loop(1), loop(length)
+    for (_, _, dense), (_, sampler, sparse) in zip(every.samplers, thin.samplers):
+        for d, w in zip(dense, sparse):  # every length-th window of each range, no other
+            assert w.stride == length and 0 < len(w) <= len(d) // length + len(w.ranges)
+            assert set(w.starts) <= set(d.starts) and all((s - a) % length == 0 for s in w.starts
+                                                          for a, b in w.ranges if a <= s < b)
+        assert sampler.counts.sum() == sum(len(w) for w in sparse)
+    assert thin.opts.val_every <= every.opts.val_every  # the cadence follows the (shorter) epoch
+    args = build_parser().parse_args(["train", "data.h5", "--out", "o.pt", "--train-stride", "64"])
+    assert loop_kwargs(args)["train_stride"] == 64 and LoopOptions().train_stride == 1
+
+
 def test_mlp_warmup_cli_flags():
     from poco_core.cli.main import build_parser
     from poco_core.training.defaults import MLP_WARMUP

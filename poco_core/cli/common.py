@@ -76,6 +76,9 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
                             f"(default {'on' if MLP_WARMUP else 'off'}; no effect on models without FiLM)")
         g.add_argument("--mlp-warmup-steps", type=positive_int, default=None,
                        help=f"cap on the warm-up's steps (default {MLP_WARMUP_FRACTION:g} x --steps)")
+    g.add_argument("--train-stride", type=positive_int, default=1,
+                   help="frames between the starts of training windows (default 1: every window; the context + "
+                        "horizon length makes an epoch one pass over the frames, for recordings too long for every window)")
     g.add_argument("--val-stride", type=positive_int, default=1, help="stride between validation windows (default 1)")
     g.add_argument("--max-val-windows", type=positive_int, default=max_val_windows,
                    help=f"cap on validation windows per session (default {max_val_windows or 'all'})")
@@ -85,7 +88,7 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
 def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
-            "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience,
+            "train_stride": args.train_stride, "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience,
             "cond_lr_scale": args.cond_lr_scale,
             **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps") if hasattr(args, k)}}
 

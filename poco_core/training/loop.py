@@ -64,6 +64,7 @@ class LoopOptions:
     patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
     mlp_warmup: bool = MLP_WARMUP  # train the MLP alone first (FiLM models, fresh training runs; see defaults)
     mlp_warmup_steps: int | None = None  # cap on the warm-up; None -> MLP_WARMUP_FRACTION of the steps
+    train_stride: int = 1  # frames between training windows' starts (an epoch is the windows at this stride)
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
     test_stride: int = 1
@@ -187,7 +188,7 @@ class Loop:
         self.samplers: list[tuple[list, SessionBatchSampler, list]] = []
         for i, ds in enumerate(dict.fromkeys(sd.dataset for sd in self.data.sessions)):
             sds = [sd for sd in self.data.sessions if sd.dataset == ds]
-            wins = [sd.windows("train", self.length) for sd in sds]
+            wins = [sd.windows("train", self.length, self.opts.train_stride) for sd in sds]
             sampler = SessionBatchSampler([len(w) for w in wins], self.opts.batch_size,
                                           (self.opts.seed, self.rank, i), start=self.state.step)
             self.samplers.append((sds, sampler, wins))
