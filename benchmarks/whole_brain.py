@@ -8,8 +8,12 @@ block by block and writes the model values to a scratch memmap (poco_core.data.p
 STREAM_BYTES), so the process never holds a recording whole; its own (anonymous) memory is
 reported apart from the file pages of the memmaps, which the kernel can drop at any time.
 
-    python benchmarks/whole_brain.py --dir /tmp/whole_brain --steps 20 --val-every 5 --threads 2 \\
+    python benchmarks/whole_brain.py --dir /tmp/whole_brain --epochs 4 --bf16 --threads 2 \\
         --json docs/bench/whole_brain.json
+
+An epoch is one pass over the training windows at ``--train-stride`` (default: the window length,
+so every training frame is in one window per epoch; at stride 1 an epoch is 8,576 windows, hours
+per epoch on a CPU). ``--steps`` overrides the budget that ``--epochs`` gives.
 """
 from __future__ import annotations
 
@@ -56,12 +60,25 @@ def memory_mb() -> dict[str, float]:
     return info
 
 
+def epoch_times(steps: list[dict], epoch_steps: float) -> list[float]:
+    """Wall seconds of each whole epoch (validations included), from the per-step log."""
+    ends, out, last = [], [], 0.0
+    for k in range(1, int(len(steps) / epoch_steps) + 1):
+        ends.append(next(s["elapsed_s"] for s in steps if s["step"] >= k * epoch_steps))
+    for end in ends:
+        out.append(end - last)
+        last = end
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/whole_brain"))
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--epochs", type=float, default=4.0)
+    ap.add_argument("--steps", type=int, default=None, help="optimisation steps (default: --epochs of them)")
+    ap.add_argument("--train-stride", type=int, default=64, help="frames between training windows (default 64: the window)")
     ap.add_argument("--batch-size", type=int, default=1, help="windows per step (one dataset: both fish)")
-    ap.add_argument("--val-every", type=int, default=5)
+    ap.add_argument("--val-every", type=int, default=None, help="default: four validations per epoch")
     ap.add_argument("--max-val-windows", type=int, default=4, help="validation windows per session")
     ap.add_argument("--test-stride", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
@@ -94,16 +111,23 @@ def main() -> None:
     print(f"simulated in {t_sim:.0f} s, prepared in {t_prep:.0f} s, memory {mem_prep}", flush=True)
 
     length = 64
-    train_windows = sum(len(sd.windows("train", length)) for sd in data.sessions)
+    train_windows = sum(len(sd.windows("train", length, a.train_stride)) for sd in data.sessions)
+    epoch_steps = train_windows / a.batch_size  # one dataset: each step draws batch_size windows of it
+    n_steps = a.steps or max(1, round(a.epochs * epoch_steps))
+    val_every = a.val_every or max(1, round(epoch_steps / 4))
+    print(f"{train_windows} training windows at stride {a.train_stride}: {n_steps} steps, "
+          f"validation every {val_every}", flush=True)
     rows, steps, t_start = [], [], time.perf_counter()
-    for ev in train_events(data, "poco", checkpoint=a.dir / "model.pt", steps=a.steps, batch_size=a.batch_size,
-                           val_every=a.val_every, max_val_windows=a.max_val_windows, eval_batch_size=1,
-                           test_stride=a.test_stride, patience=0, device="cpu", bf16=a.bf16, lr=3e-4):
+    for ev in train_events(data, "poco", checkpoint=a.dir / "model.pt", steps=n_steps, batch_size=a.batch_size,
+                           val_every=val_every, max_val_windows=a.max_val_windows, eval_batch_size=1,
+                           train_stride=a.train_stride, test_stride=a.test_stride, patience=0, device="cpu",
+                           bf16=a.bf16, lr=3e-4):
         if ev["type"] == "step":
             steps.append({"step": ev["step"], "loss": ev["loss"], "elapsed_s": ev["elapsed_s"], **memory_mb()})
             print(f"step {ev['step']}: loss {ev['loss']:.4f}, {ev['elapsed_s']:.0f} s, {memory_mb()}", flush=True)
         elif ev["type"] == "validation":
-            rows.append({"step": ev["step"], "val_mse": ev["val_mse"], "val_score": ev["val_score"]})
+            rows.append({"step": ev["step"], "epoch": ev["step"] / epoch_steps, "val_mse": ev["val_mse"],
+                         "val_score": ev["val_score"], "elapsed_s": time.perf_counter() - t_start, **memory_mb()})
             print(f"validation at {ev['step']}: mse {ev['val_mse']:.4f} score {ev['val_score']:.4f}", flush=True)
         elif ev["type"] == "done":
             done = ev
@@ -111,10 +135,11 @@ def main() -> None:
     step_times = np.diff([0.0] + [s["elapsed_s"] for s in steps])
     per_step = float(np.median(step_times))
     result = {
-        "machine": machine_info("cpu"), "sessions": SESSIONS, "frames": FRAMES, "steps": a.steps,
+        "machine": machine_info("cpu"), "sessions": SESSIONS, "frames": FRAMES, "steps": n_steps,
+        "epochs": n_steps / epoch_steps, "train_stride": a.train_stride, "val_every": val_every,
         "batch_size": a.batch_size, "bf16": a.bf16, "simulate_s": t_sim, "prepare_s": t_prep,
         "memory_after_prepare_mb": mem_prep, "train_windows_per_epoch": train_windows,
-        "step_s_median": per_step, "epoch_s_estimate": per_step * train_windows / a.batch_size,
+        "step_s_median": per_step, "epoch_s": epoch_times(steps, epoch_steps),
         "run_s": total, "steps_log": steps, "validation": rows,
         "test_score": done["test"].get("score"), "test_mse": done["test"].get("mse"),
         "peak_anon_mb": max(s["RssAnon"] for s in steps), "peak_rss_mb": memory_mb()["VmHWM"],

@@ -98,3 +98,10 @@ def test_bench_models_compare_smoke(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["tree"] for r in rows] == [str(REPO), "this"]
     assert all(r["train_step_cpu_s"] > 0 and "load_start" in r and r["units"] == 512 for r in rows)
+
+
+def test_bench_gil_prints_eager_and_traced_rows() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gil.py"), "--units", "16", "--runs", "3"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "| fp32 eager | " in proc.stdout and "| fp32 traced | " in proc.stdout
