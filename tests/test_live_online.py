@@ -121,6 +121,22 @@ def test_model_swap_tags_later_forecasts():
     assert fc.score(since_version=1).score == pytest.approx(0.0, abs=1e-6)
 
 
+def test_warm_up_and_a_swapped_in_model_are_traced_before_they_forecast():
+    from poco_core.models import traced
+
+    small = {"hidden": 16, "d_model": 16, "n_latents": 4, "cross_head_dim": 8, "self_attn_heads": 2,
+             "self_attn_head_dim": 8}
+    units = [str(i) for i in range(N)]
+    pre = OnlinePreprocessor(N, FS, OnlineConfig())
+    first = build_model("poco", [SessionSpec("live", "d", units)], context=C, horizon=P, **small)
+    fc = RollingForecaster(first, "live", pre, precision="fp32")
+    fc.warm_up()
+    assert len(traced.traces(first)) == 1  # made on the forecasting thread before frames are due
+    second = build_model("poco", [SessionSpec("live", "d", units)], context=C, horizon=P, **small)
+    fc.set_model(second)  # on the adapting thread: the forecasting thread never traces
+    assert len(traced.traces(second)) == 1
+
+
 def test_session_without_model_still_streams_units():
     source = LiveRecording(N, FS)
     session = LiveSession(source)

@@ -13,12 +13,7 @@ import torch
 
 from poco_core.base.errors import PocoError
 from poco_core.live.online import OnlinePreprocessor
-from poco_core.models.inference import (
-    inference_copy,
-    model_device,
-    predict,
-    resolve_precision,
-)
+from poco_core.models.inference import predict
 from poco_core.models.traced import TRACE_AFTER
 
 WARM_UP_PASSES = TRACE_AFTER + 3  # eager passes, the one that traces, and the trace's first (profiling) runs
@@ -133,15 +128,18 @@ class RollingForecaster:
         """Passes on zeros: make the low-precision copy and the trace (``models/traced.py``) and
         prime the kernels, so that the first real forecast is not late (a forecasting thread
         calls this before frames are due)."""
+        self._prime(self.model)
+
+    def _prime(self, model: torch.nn.Module) -> None:
         zeros = [torch.zeros(1, self.context, self.pre.n_units)]
         for _ in range(WARM_UP_PASSES):
-            predict(self.model, zeros, [self.session], self.precision)
+            predict(model, zeros, [self.session], self.precision)
 
     def set_model(self, model: torch.nn.Module) -> None:
-        """Swap the model atomically; the next forecast uses it. Its low-precision copy (if any)
-        is made here, on the caller's thread, so the forecasting thread never waits for it."""
+        """Swap the model atomically; the next forecast uses it. Its low-precision copy and trace
+        are made here, on the caller's thread, so the forecasting thread never waits for them."""
         model.eval()
-        inference_copy(model, resolve_precision(self.precision, model_device(model)))
+        self._prime(model)
         with self._lock:
             self._model = model
             self.model_version += 1
