@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from extract_support import drain
 
 from poco_core.base.errors import CorruptFile, RecordingError
 from poco_core.cli.main import main
@@ -37,13 +38,7 @@ def segmentation():
 
 def _extract(frames, segmentation, out=None, follow=False, **kw):
     src = ExtractionSource(frames, segmentation, out=out, follow=follow, **kw)
-    parts = []
-    while True:
-        parts.append(src.poll())
-        if src.frames.finished and not len(parts[-1]):
-            break
-    src.close()
-    return np.concatenate(parts), src
+    return drain(src), src
 
 
 def _median_r(a: np.ndarray, b: np.ndarray) -> float:

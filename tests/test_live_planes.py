@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+from extract_support import drain
 
 from poco_core.base.errors import RecordingError
 from poco_core.cli.main import main
@@ -41,22 +42,12 @@ def planes(tmp_path_factory):
     return folder, segs, paths
 
 
-def _all(src: ExtractionSource) -> np.ndarray:
-    parts = []
-    while True:
-        parts.append(src.poll())
-        if src.frames.finished and not len(parts[-1]):
-            break
-    src.close()
-    return np.concatenate(parts)
-
-
 def test_every_plane_is_extracted_with_its_own_segmentation_into_one_recording(planes, tmp_path):
     folder, segs, paths = planes
     out = tmp_path / "all.h5"
     src = ExtractionSource(folder / "frames", paths, out=out, follow=False, plane=None, n_planes=2)
-    f = _all(src)
-    alone = [_all(ExtractionSource(folder / f"plane{k}.tif", segs[k], follow=False)) for k in range(2)]
+    f = drain(src)
+    alone = [drain(ExtractionSource(folder / f"plane{k}.tif", segs[k], follow=False)) for k in range(2)]
     assert f.shape == (40, 55)  # 40 volumes, 30 + 25 ROIs
     np.testing.assert_allclose(f, np.concatenate(alone, axis=1), rtol=1e-5)
     rec = load_recording(out)
@@ -85,7 +76,7 @@ def test_volumes_wait_for_their_last_plane(planes, tmp_path):
 def test_plane_count_and_sizes_are_checked(planes, tmp_path):
     folder, segs, paths = planes
     with pytest.raises(RecordingError, match="volumes have 3 planes but 2 plane segmentations"):
-        _all(ExtractionSource(folder / "frames", paths, follow=False, plane=None, n_planes=3))
+        drain(ExtractionSource(folder / "frames", paths, follow=False, plane=None, n_planes=3))
     with pytest.raises(RecordingError, match="one segmentation per plane"):
         ExtractionSource(folder / "frames", paths[0], follow=False, plane=None, n_planes=2)
 
