@@ -88,8 +88,8 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
 def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
-            "train_stride": args.train_stride, "val_stride": args.val_stride, "max_val_windows": args.max_val_windows, "patience": args.patience,
-            "cond_lr_scale": args.cond_lr_scale,
+            "train_stride": args.train_stride, "val_stride": args.val_stride, "max_val_windows": args.max_val_windows,
+            "patience": args.patience, "cond_lr_scale": args.cond_lr_scale,
             **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps") if hasattr(args, k)}}
 
 
