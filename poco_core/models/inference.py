@@ -84,7 +84,8 @@ def inference_copy(model: nn.Module, dtype: torch.dtype, key: tuple | None = Non
 
 def _run(model: nn.Module, xs: list[Tensor], sessions: list[str], dtype: torch.dtype) -> list[Tensor]:
     device = model_device(model)
-    key = _weights_key(model)
+    # the weights' key is read once, only where a copy or a trace is kept against it
+    key = _weights_key(model) if dtype != torch.float32 or getattr(model, "traceable", False) else None
     net = inference_copy(model, dtype, key)
     was_training = net.training
     net.eval()
