@@ -57,10 +57,16 @@ VARIANTS: dict[str, dict] = {
     "unit_dropout": {"loop": {}, "model": {"poco": {"unit_dropout": 0.3}}},
     "residual": {"loop": {}, "model": {"poco": {"film": "residual"}}},
     # the MLP first (conditioning frozen at alpha = 1, beta = 0), then everything from its best;
-    # the warm-up capped at 0.5 or 0.75 of the steps
-    "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.5},
-    "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0}, "model": {}, "warmup_fraction": 0.75},
-    "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3}, "model": {}, "warmup_fraction": 0.75},
+    # the warm-up capped at 0.5 or 0.75 of the steps; stage 2 kept if its validation MSE is lower at all
+    "warmup": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 0.0}, "model": {},
+               "warmup_fraction": 0.5},
+    "warmup75": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 0.0}, "model": {},
+                 "warmup_fraction": 0.75},
+    "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3, "mlp_warmup_se": 0.0}, "model": {},
+                        "warmup_fraction": 0.75},
+    # ... or only if lower by more than one standard error of the paired difference (the 1-SE rule)
+    "warmup75_se1": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 1.0}, "model": {},
+                     "warmup_fraction": 0.75},
 }
 
 
@@ -111,7 +117,8 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
             "score": done["test"].get("score"), "mse": done["test"].get("mse"), "best_step": done["best_step"],
             "last_step": done.get("last_step"), "stop_reason": done.get("stop_reason"), "wall_s": round(wall, 1),
             "n_sessions": len(recs), "n_validations": len(vals), "stages": done.get("stages", []),
-            "val_curve": [(e["step"], round(e["val_mse"], 4)) for e in vals]}
+            "val_curve": [(e["step"], round(e["val_mse"], 4)) for e in vals],
+            "vs_mlp": [(e["step"], round(e["vs_mlp"]["gain"], 5), round(e["vs_mlp"]["se"], 5)) for e in vals if "vs_mlp" in e]}
 
 
 def render(path: Path) -> str:

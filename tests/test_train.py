@@ -1,6 +1,7 @@
 """The trainer: events, seeds, resume, cancellation, short sessions, parameter-free models."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +12,7 @@ from test_train_support import CONTEXT, FAST, HORIZON, TINY_POCO, cohort, prepar
 from poco_core.base.errors import RecordingError
 from poco_core.base.events import CancelToken
 from poco_core.models import build_model
+from poco_core.training.checkpoint import load_checkpoint
 from poco_core.training.loop import Loop, LoopOptions, LossModule
 from poco_core.training.restore import load_model
 from poco_core.training.train import session_specs, train, train_events
@@ -194,7 +196,7 @@ def test_mlp_warmup_then_everything_best_over_both_stages(tmp_path):
             now = _conditioning(net)
             moved.append(any(not torch.equal(now[k], start[k]) for k in now if k != "head.alpha.bias"))
 
-    net, _, events = _warmup_events(tmp_path, watch)
+    net, _, events = _warmup_events(tmp_path, watch, mlp_warmup_se=0.0)  # any lower MSE counts (gate: below)
     first, done = events[0], events[-1]
     assert first["mlp_warmup"] and first["mlp_warmup_steps"] == 12
     stages = [e for e in events if e["type"] == "stage"]
@@ -227,6 +229,47 @@ def test_mlp_warmup_ends_on_patience_and_restores_its_best(tmp_path, monkeypatch
     assert all(torch.equal(a, b) for a, b in zip(seen["best"], seen["restored"]))
     after = [e for e in events if e["type"] == "validation" and e["step"] >= switch["step"]]
     assert len(after) >= 2  # patience counts afresh from the switch
+
+
+def test_stage2_replaces_the_warmed_up_mlp_only_when_clearly_better(tmp_path):
+    """The one-standard-error rule: each stage-2 validation is compared with the warm-up's best on
+    the same windows; a new best must be lower by more than `mlp_warmup_se` standard errors."""
+    def stage2(events):
+        return [e for e in events if e["type"] == "validation" and e["step"] > 12]
+
+    _, _, events = _warmup_events(tmp_path, mlp_warmup_se=1e9)  # nothing can pass
+    done = events[-1]
+    assert done["best_step"] <= 12 and stage2(events)
+    assert all("vs_mlp" in e and not e["best"] for e in stage2(events))
+    assert not any(e["type"] == "checkpoint" and e["step"] > 12 for e in events)
+    assert load_checkpoint(tmp_path / "w.pt")["step"] == done["best_step"]  # the warm-up's weights are kept
+    _, _, events = _warmup_events(tmp_path, mlp_warmup_se=1.0, lr=1e-2)
+    gates = [e["vs_mlp"] for e in stage2(events)]
+    assert all(math.isfinite(g["se"]) and g["needed"] == g["se"] for g in gates)
+    for e in stage2(events):
+        if e["best"]:
+            assert e["vs_mlp"]["gain"] > e["vs_mlp"]["needed"]
+    ungated = [e for e in _warmup_events(tmp_path, mlp_warmup_se=0.0)[2] if e["type"] == "validation"]
+    assert not any("vs_mlp" in e for e in ungated)
+
+
+def test_paired_improvement_blocks_and_weights():
+    from poco_core.training.validation import paired_improvement
+
+    rng = np.random.default_rng(0)
+    base = {"a": rng.random(64) + 1, "b": rng.random(32) + 1}
+    same = paired_improvement(base, base, {"a": 10, "b": 5}, 16)
+    assert same == (0.0, 0.0)
+    shifted = {"a": base["a"] - 0.1, "b": base["b"] - 0.4}  # weights: 64 x 10 against 32 x 5 elements
+    gain, se = paired_improvement(base, shifted, {"a": 10, "b": 5}, 16)
+    assert gain == pytest.approx((0.1 * 640 + 0.4 * 160) / 800) and se > 0
+    # differences shared by 16 neighbouring windows (overlapping windows err together): blocks of
+    # one window would count 96 independent values where there are 6, and understate the error
+    slow = {k: base[k] - np.repeat(rng.normal(0, 1, len(v) // 16), 16) for k, v in base.items()}
+    wide = paired_improvement(base, slow, {"a": 1, "b": 1}, 16)[1]
+    narrow = paired_improvement(base, slow, {"a": 1, "b": 1}, 1)[1]
+    assert wide > 2 * narrow > 0
+    assert paired_improvement({"a": base["a"][:10]}, {"a": base["a"][:10] - 1}, {"a": 1}, 16) == (1.0, math.inf)
 
 
 @pytest.mark.parametrize("model", ["mlp", "nlinear"])
@@ -270,8 +313,26 @@ def test_mlp_warmup_cli_flags():
     assert args.mlp_warmup and args.mlp_warmup_steps == 300
     assert parse(["train", "data.h5", "--out", "o.pt"]).mlp_warmup == MLP_WARMUP == LoopOptions().mlp_warmup
     assert not parse(["train", "data.h5", "--out", "o.pt", "--no-mlp-warmup"]).mlp_warmup
+    assert parse(["train", "data.h5", "--out", "o.pt"]).mlp_warmup_se == LoopOptions().mlp_warmup_se
+    assert parse(["train", "data.h5", "--out", "o.pt", "--mlp-warmup-se", "0"]).mlp_warmup_se == 0
     with pytest.raises(SystemExit):  # finetuning never warms up: the flag is training's only
         parse(["finetune", "m.pt", "data.h5", "--out", "f.pt", "--mlp-warmup"])
+
+
+def test_mlp_warmup_resumed_in_stage2_compares_with_the_same_warmup(tmp_path):
+    """The warm-up's per-window errors travel in the checkpoint's history, so a run resumed in
+    stage 2 gates its candidates exactly as the uninterrupted run does."""
+    opts = dict(val_every=4, mlp_warmup=True, mlp_warmup_steps=12, lr=3e-3, **TINY_POCO, **FAST)
+    data = prepared(cohort()[:2])
+    full = train(data, "poco", steps=24, checkpoint=tmp_path / "full.pt", **opts)
+    full.wait()
+    half = train(data, "poco", steps=16, checkpoint=tmp_path / "half.pt", **opts)
+    half.wait()
+    resumed = train(data, steps=24, checkpoint=tmp_path / "r.pt", resume=tmp_path / "half.pt", **opts)
+    resumed.wait()
+    gates = lambda run: {v["step"]: v["vs_mlp"] for v in run.validations if "vs_mlp" in v}  # noqa: E731
+    after = {k: v for k, v in gates(full).items() if k > 16}
+    assert after and all(gates(resumed)[k]["gain"] == pytest.approx(v["gain"]) for k, v in after.items())
 
 
 def test_mlp_warmup_resumes_within_the_warmup(tmp_path):

@@ -46,7 +46,7 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
     """Optimisation options; `defaults` is TRAIN_DEFAULTS or FINETUNE_DEFAULTS (training/defaults.py).
     ``None`` for steps/val_every: the loop's automatic choice (see training.defaults). ``warmup``:
     the MLP warm-up options too (training only: a finetuned model's conditioning is already trained)."""
-    from poco_core.training.defaults import (COND_LR_SCALE, MLP_WARMUP, MLP_WARMUP_FRACTION, PATIENCE,
+    from poco_core.training.defaults import (COND_LR_SCALE, MLP_WARMUP, MLP_WARMUP_FRACTION, MLP_WARMUP_SE, PATIENCE,
                                              PATIENCE_MIN_STEPS, TRAIN_STEPS, VAL_EVERY_MAX, VALIDATIONS_PER_EPOCH)
 
     steps, val_every, max_val_windows = defaults["steps"], defaults["val_every"], defaults["max_val_windows"]
@@ -76,6 +76,9 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
                             f"(default {'on' if MLP_WARMUP else 'off'}; no effect on models without FiLM)")
         g.add_argument("--mlp-warmup-steps", type=positive_int, default=None,
                        help=f"cap on the warm-up's steps (default {MLP_WARMUP_FRACTION:g} x --steps)")
+        g.add_argument("--mlp-warmup-se", type=non_negative_float, default=MLP_WARMUP_SE,
+                       help="after the warm-up, a model replaces the MLP only if its validation MSE is lower by more "
+                            f"than this many standard errors; 0 takes any lower MSE (default {MLP_WARMUP_SE:g})")
     g.add_argument("--train-stride", type=positive_int, default=1,
                    help="frames between the starts of training windows (default 1: every window; the context + "
                         "horizon length makes an epoch one pass over the frames, for recordings too long for every window)")
@@ -90,7 +93,7 @@ def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
             "train_stride": args.train_stride, "val_stride": args.val_stride, "max_val_windows": args.max_val_windows,
             "patience": args.patience, "cond_lr_scale": args.cond_lr_scale,
-            **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps") if hasattr(args, k)}}
+            **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps", "mlp_warmup_se") if hasattr(args, k)}}
 
 
 def add_precision_arg(p: argparse.ArgumentParser, default: str) -> None:
@@ -196,6 +199,9 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
                 mean = event.get("mean") or {}
                 if mean.get("mean_score") is not None:
                     line += f" (vs mean {mean['mean_score']:.3f}, vs smoothed copy {mean['smooth_score']:.3f})"
+                if "vs_mlp" in event:
+                    gate = event["vs_mlp"]
+                    line += f"; {gate['gain']:+.4f} below the warmed-up MLP (needs > {gate['needed']:.4f})"
                 (bar.write if bar is not None else _stderr)(line)
         if bar is not None:
             bar.close()

@@ -40,6 +40,10 @@ COND_LR_SCALE = 1.0
 # 2,000-step budget the MLP still improves after half of it (drift, triplett_short).
 MLP_WARMUP = False
 MLP_WARMUP_FRACTION = 0.75
+# stage 2 replaces the warmed-up MLP only if its validation MSE is lower by more than this many
+# standard errors of the paired difference (the one-standard-error rule: prefer the simpler model
+# unless the data show the richer one is better); 0 takes any lower validation MSE
+MLP_WARMUP_SE = 1.0
 
 
 def default_train_steps(n_sessions: int) -> int:

@@ -36,6 +36,7 @@ from poco_core.training.defaults import (
     COND_LR_SCALE,
     MLP_WARMUP,
     MLP_WARMUP_FRACTION,
+    MLP_WARMUP_SE,
     PATIENCE,
     PATIENCE_MIN_STEPS,
     TRAIN_DEFAULTS,
@@ -43,7 +44,7 @@ from poco_core.training.defaults import (
     default_train_steps,
 )
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
-from poco_core.training.validation import autocast, evaluate_windows, pooled_mse, summarise
+from poco_core.training.validation import autocast, evaluate_windows, paired_improvement, pooled_mse, summarise
 
 SPLITS = ("train", "val", "test")
 MAX_SAMPLE_ROIS = 8  # asked-for units shown per forecast_sample event at most
@@ -64,6 +65,7 @@ class LoopOptions:
     patience: int = PATIENCE  # validations without a new best before stopping early; 0 = never
     mlp_warmup: bool = MLP_WARMUP  # train the MLP alone first (FiLM models, fresh training runs; see defaults)
     mlp_warmup_steps: int | None = None  # cap on the warm-up; None -> MLP_WARMUP_FRACTION of the steps
+    mlp_warmup_se: float = MLP_WARMUP_SE  # stage 2 must beat the warm-up's best by this many standard errors
     train_stride: int = 1  # frames between training windows' starts (an epoch is the windows at this stride)
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
@@ -252,16 +254,26 @@ class Loop:
         units = sum((n if cap is None else min(n, cap)) * len(sd.unit_ids) for n, sd in zip(counts, self.data.sessions))
         return units * self.model.config.hidden * 4
 
+    def _evaluate_val(self, window_mse: dict | None = None) -> dict[str, dict]:
+        return evaluate_windows(self.model, self.data, "val", batch_size=self.opts.eval_batch_size,
+                                stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
+                                device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache,
+                                window_mse=window_mse)
+
     def validate(self, step: int) -> Event:
-        per = evaluate_windows(self.model, self.data, "val", batch_size=self.opts.eval_batch_size,
-                               stride=self.opts.val_stride, max_windows=self.opts.max_val_windows,
-                               device=self.device, bf16=self.opts.bf16, hidden_cache=self._val_cache)
+        gated = self._against_warmup()
+        errors: dict | None = {} if gated else None
+        per = self._evaluate_val(errors)
         _, mean = summarise(per)
         val_mse = pooled_mse(per)  # the reference's criterion: pooled over sessions
         best = val_mse < self.state.best_val_mse
+        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"], "pearson": mean["pearson"]}
+        if gated:
+            gain, se = self._gain_over_warmup(errors)
+            entry["vs_mlp"] = {"gain": gain, "se": se, "needed": self.opts.mlp_warmup_se * se}
+            best = best and gain > self.opts.mlp_warmup_se * se
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
-        entry = {"step": step, "val_mse": val_mse, "val_score": mean["score"], "pearson": mean["pearson"]}
         self.state.history["validation"].append(entry)
         return {"type": "validation", **entry, "best": best, "mean": _headline(mean),
                 "per_session": {k: _headline(m) for k, m in per.items()}}
@@ -418,11 +430,29 @@ class Loop:
             weights, optimizer = self._warm_best
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(optimizer)
+        errors: dict = {}  # what stage 2 must beat, kept in the history so that a resumed run has it
+        self._evaluate_val(errors)
+        self.state.history["warmup_window_mse"] = {k: v.tolist() for k, v in errors.items()}
         self._unfreeze()
         self.state.history["stages"].append({"stage": "all", "step": step + 1, "from_step": self.state.best_step})
         return {"type": "stage", "stage": "all", "step": step + 1, "total_steps": total - step, "reset_best": False,
                 "note": f"MLP warm-up ended at step {step}: {why}; training everything from its best (step "
-                        f"{self.state.best_step})"}
+                        f"{self.state.best_step}), kept only if its validation MSE is lower by more than "
+                        f"{self.opts.mlp_warmup_se:g} standard error(s)"}
+
+    def _against_warmup(self) -> bool:
+        """In stage 2 every new best must beat the warmed-up MLP clearly (the one-standard-error rule:
+        among the candidates within noise of each other, the simpler model is kept)."""
+        stages = self.state.history.get("stages") or []
+        return bool(stages) and stages[-1]["stage"] == "all" and self.opts.mlp_warmup_se > 0
+
+    def _gain_over_warmup(self, errors: dict) -> tuple[float, float]:
+        """The candidate's pooled validation MSE below the warm-up's best, and its standard error
+        (blocks of windows one horizon long; `validation.paired_improvement`)."""
+        base = {k: np.asarray(v) for k, v in self.state.history["warmup_window_mse"].items()}
+        units = {sd.session: len(sd.unit_ids) for sd in self.data.sessions}
+        block = max(1, math.ceil(self.model.config.horizon / self.opts.val_stride))
+        return paired_improvement(base, errors, units, block)
 
     def _unfreeze(self) -> None:
         for p in self.frozen:

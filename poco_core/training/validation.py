@@ -191,6 +191,29 @@ def pooled_mse(sessions: dict[str, dict[str, Any]]) -> float:
     return sum(m["mse"] * m["n_elements"] for m in sessions.values()) / n if n else math.nan
 
 
+def paired_improvement(base: dict[str, np.ndarray], new: dict[str, np.ndarray], units: dict[str, int],
+                       block: int) -> tuple[float, float]:
+    """How much lower `new`'s pooled MSE is than `base`'s on the same windows, and its standard error.
+
+    `base`/`new` map session -> per-window MSE (`evaluate_windows(window_mse=...)`, windows in time
+    order); a window weighs by its session's `units`, as in the pooled MSE. Overlapping windows are
+    not independent, so the error is that of a ratio estimator over blocks of `block` consecutive
+    windows (the caller passes windows per horizon, so that blocks' targets do not overlap); with
+    fewer than two blocks the error is infinite: no comparison can be trusted."""
+    diffs, weights = [], []
+    for session, b in base.items():
+        d = b - new[session]
+        for lo in range(0, len(d), block):
+            diffs.append(d[lo:lo + block].mean())
+            weights.append(len(d[lo:lo + block]) * units[session])
+    x, w = np.asarray(diffs, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    mean = float((w * x).sum() / w.sum()) if len(x) else 0.0
+    if len(x) < 2:
+        return mean, math.inf
+    k = len(x)
+    se = float(np.sqrt(k / (k - 1) * (w ** 2 * (x - mean) ** 2).sum()) / w.sum())
+    return mean, se
+
 
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast (matmuls in bf16, fp32 master weights) on CUDA and CPU when asked; a no-op
@@ -213,6 +236,7 @@ def evaluate_windows(
     bf16: bool = False,
     hidden_cache: dict | None = None,
     precision: str = "fp32",
+    window_mse: dict | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per-session metrics of `model` on `split` windows of PreparedData (keyed by session name).
 
@@ -221,7 +245,10 @@ def evaluate_windows(
 
     `hidden_cache` (a dict the caller keeps; models with ``hidden_states`` only): the windows and
     their MLP hidden layers are stored there on the first call and reused after, which is exact
-    while the MLP is frozen (embedding-only finetuning validates the same windows every time)."""
+    while the MLP is frozen (embedding-only finetuning validates the same windows every time).
+
+    `window_mse` (a dict the caller passes): filled with session -> (windows,) float64 array of each
+    window's MSE over its horizon and units, in time order (see `paired_improvement`)."""
     device = device or next(iter(model.parameters()), torch.empty(0)).device
     ctx, hor = model.config.context, model.config.horizon
     was_training = model.training
@@ -237,6 +264,7 @@ def evaluate_windows(
         for sd in data.sessions:
             windows = sd.windows(split, ctx + hor, stride)
             acc, corr = ErrorAccumulator(hor, train_means(sd)), CorrelationAccumulator()
+            per_window: list[np.ndarray] = []
             idx_all = evenly_spaced(len(windows), max_windows)
             if hidden_cache is None:
                 todo = batches(windows, idx_all, False)
@@ -253,6 +281,10 @@ def evaluate_windows(
                         (pred,) = model([w[:, :ctx]], [sd.session], **extra)
                 acc.update(pred.float(), w[:, ctx:], w[:, ctx - 1], smoothed_last(w[:, :ctx]))
                 corr.update(pred.float(), w[:, ctx:])
+                if window_mse is not None:
+                    per_window.append((pred.double() - w[:, ctx:].double()).square().mean(dim=(1, 2)).cpu().numpy())
+            if window_mse is not None:
+                window_mse[sd.session] = np.concatenate(per_window) if per_window else np.zeros(0)
             out[sd.session] = {"dataset": sd.dataset, **acc.metrics(), **corr.metrics()}
     finally:
         model.train(was_training)
