@@ -237,3 +237,31 @@ def test_single_assemblies_become_region_labels():
     rec = Recording(traces=np.zeros((10, 3), np.float32), fs=1.0, roi_ids=np.array(["a", "b", "c"]),
                     roi_info={"assemblies": np.array(["2", "", "1;3"])})
     np.testing.assert_array_equal(_regions_of(rec, np.array(["c", "a", "b"])), ["", "assembly 2", ""])
+
+
+def test_coactivity_ceiling_and_within_session_recovery_for_per_fish_assemblies():
+    """Assemblies are groups of co-active cells, numbered per fish: traces driven by a shared latent
+    per group separate by co-activity, and "assembly 1" of one fish is not that of another, so the
+    within-session classifier reports them (with the trace-statistics ceiling beside it)."""
+    from poco_core.analysis.embedding import coactivity_features, trace_features, within_session_recovery
+
+    rng = np.random.default_rng(0)
+    sessions = []
+    for s in range(2):
+        groups = np.repeat(np.arange(3), 12)
+        latents = rng.standard_normal((1500, 3))
+        traces = latents[:, groups] + 0.7 * rng.standard_normal((1500, 36))
+        labels = np.array([f"assembly {(g + s) % 3 + 1}" for g in groups])  # numbering differs per fish
+        labels[:2] = ""  # ROIs in no single assembly are left out
+        emb = np.eye(3)[(groups + s) % 3] * (1 if s else -1) + 0.3 * rng.standard_normal((36, 3))
+        sessions.append(SessionUnits(f"fish{s}", np.array([f"r{i}" for i in range(36)]), emb, labels,
+                                     trace_features(traces), coactivity_features(traces)))
+    within = within_session_recovery(sessions)
+    assert within["sessions"] == 2 and within["n_units"] == 68
+    assert within["coactivity_accuracy"] > 0.95 > within["chance"] + 0.5
+    assert 0 < within["trace_stats_accuracy"] <= 1
+    assert within["accuracy"] > 0.9 and within["accuracy_shuffled"] < 0.6
+    result = analyze(sessions, n_clusters=3)
+    assert result.recovery["within_session"] == within
+    shuffled = [SessionUnits(u.session, u.unit_ids, u.embedding, u.regions[rng.permutation(36)]) for u in sessions]
+    assert within_session_recovery(shuffled)["accuracy"] < 0.6

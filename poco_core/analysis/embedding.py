@@ -29,6 +29,7 @@ from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.data.recording import Recording
 
 METHODS = ("kmeans", "hdbscan")
+COACTIVITY_COMPONENTS = 8  # principal components whose loadings describe a unit's co-activity
 NOISE = -1  # HDBSCAN's label for units in no cluster
 Progress = Callable[[Event], None]
 
@@ -42,6 +43,7 @@ class SessionUnits:
     embedding: np.ndarray
     regions: np.ndarray | None = None
     trace_stats: np.ndarray | None = None  # (N, F) statistics of each unit's own trace (``trace_features``)
+    coactivity: np.ndarray | None = None  # (N, K) loadings on the session's principal components (``coactivity_features``)
 
 
 @dataclass
@@ -62,7 +64,7 @@ class EmbeddingAnalysis:
     similarity: np.ndarray | None = None  # (R, R) rows min-max normalised
     similarity_raw: np.ndarray | None = None  # (R, R) mean pairwise similarity
     roi_similarity: np.ndarray | None = None  # (M, R) each ROI vs each region's mean embedding
-    recovery: dict[str, float] | None = None
+    recovery: dict[str, Any] | None = None  # pooled over sessions; "within_session": per session, weighted
 
     @property
     def n_clusters(self) -> int:
@@ -139,8 +141,10 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
             ids = np.asarray(spec.unit_ids).astype(str)
             rec = by_session.get(spec.session)
             regions = _regions_of(rec, ids)
-            stats = None if regions is None else trace_features(_traces_of(rec, ids))
-            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions, stats))
+            traces = None if regions is None else _traces_of(rec, ids)
+            stats = None if traces is None else trace_features(traces)
+            coact = None if traces is None else coactivity_features(traces)
+            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions, stats, coact))
     if not out:
         raise PocoError(f"none of the sessions {list(sessions or [])} is in the model")
     return out
@@ -182,6 +186,20 @@ def trace_features(traces: np.ndarray, lags: Sequence[int] = (1, 2, 4, 8, 16, 32
     bands = [power[a - 1 : b].sum(0) for a, b in zip(edges[:-1], edges[1:])]
     frac = np.array(bands) / np.maximum(power.sum(0), 1e-12)
     return np.column_stack([*acf, *frac, skew(x, axis=0), kurtosis(x, axis=0)])
+
+
+def coactivity_features(traces: np.ndarray, k: int = COACTIVITY_COMPONENTS) -> np.ndarray:
+    """(T, N) traces -> (N, k) each unit's loadings on its session's first ``k`` principal components
+    of the z-scored traces: who fluctuates with whom. Groups defined by co-activity (Triplett et
+    al.'s assemblies) differ here, not in each trace's own statistics; the loadings of one session
+    are not comparable with another's, so only within-session classifiers use them."""
+    from sklearn.decomposition import PCA
+
+    x = traces - traces.mean(0)
+    x = x / np.maximum(x.std(0), 1e-12)
+    k = min(k, *x.shape)
+    pca = PCA(n_components=k, random_state=0).fit(x)
+    return (pca.components_ * np.sqrt(pca.explained_variance_)[:, None]).T
 
 
 def umap_2d(x: np.ndarray, seed: int = 0, metric: str = "cosine", n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
@@ -283,6 +301,33 @@ def region_recovery(
     }
 
 
+def within_session_recovery(units: Sequence[SessionUnits], seed: int = 0) -> dict[str, Any] | None:
+    """The region classifier run inside each session, weighted by its labelled units, with two
+    ceilings: each trace's own statistics and its co-activity (``coactivity_features``). Labels
+    that name different groups in different sessions (each fish's assemblies) are only meaningful
+    here; shared labels (brain regions) are also classified across sessions (``region_recovery``)."""
+    rows = []
+    for u in units:
+        if u.regions is None:
+            continue
+        known = u.regions != ""
+        none = np.zeros(int(known.sum()), dtype=int)
+        emb = region_recovery(u.embedding[known], u.regions[known], none, seed=seed)
+        if emb is None or "accuracy" not in emb:
+            continue
+        row = {k: emb[k] for k in ("accuracy", "accuracy_shuffled", "chance")}
+        for name, feats in (("trace_stats_accuracy", u.trace_stats), ("coactivity_accuracy", u.coactivity)):
+            if feats is not None:
+                row[name] = region_recovery(feats[known], u.regions[known], none, seed=seed)["accuracy"]
+        rows.append((emb["n_units"], row))
+    if not rows:
+        return None
+    n = np.array([w for w, _ in rows], dtype=float)
+    keys = set.intersection(*(set(r) for _, r in rows))
+    out: dict[str, Any] = {k: float(np.dot(n, [r[k] for _, r in rows]) / n.sum()) for k in sorted(keys)}
+    return out | {"n_units": int(n.sum()), "sessions": len(rows)}
+
+
 def analyze(
     units: Sequence[SessionUnits],
     method: str = "kmeans",
@@ -335,6 +380,9 @@ def analyze(
             ceiling = region_recovery(stats[known], region[known], clusters[known], seed=seed)
             if ceiling is not None and "accuracy" in ceiling:
                 result.recovery["trace_stats_accuracy"] = ceiling["accuracy"]  # the dynamics' ceiling
+        within = within_session_recovery(with_regions, seed=seed) if result.recovery is not None else None
+        if within is not None:
+            result.recovery["within_session"] = within
     _emit(progress, cancel, "done", total, total)
     return result
 

@@ -125,5 +125,12 @@ def _describe(s: dict) -> str:
             )
         if "trace_stats_accuracy" in rec:
             lines.append(f"ceiling: the same classifier on each trace's own statistics {rec['trace_stats_accuracy']:.3f}")
+        within = rec.get("within_session")
+        if within:
+            line = (f"within each session ({within['sessions']}, {within['n_units']} units): accuracy "
+                    f"{within['accuracy']:.3f} (shuffled {within['accuracy_shuffled']:.3f}, chance {within['chance']:.3f})")
+            ceilings = [f"{name} {within[key]:.3f}" for key, name in
+                        (("trace_stats_accuracy", "trace statistics"), ("coactivity_accuracy", "co-activity")) if key in within]
+            lines.append(line + (f"; ceilings: {', '.join(ceilings)}" if ceilings else ""))
     lines += [f"wrote {f}" for f in s["files"]]
     return "\n".join(lines)
