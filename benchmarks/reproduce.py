@@ -55,6 +55,8 @@ SMALL = {"poco": {"hidden": 256, **_ENCODER}, "poyo": _ENCODER, "mlp": {"hidden"
          "plrnn": {"latent": 128}, "ar_transformer": {"d_model": 64, "layers": 2, "heads": 4},
          "moderntcn": {"d_model": 16, "unit_hidden": 32}}
 CURVE_MODELS = ("poco", "mlp", "nlinear")
+# registered models measured by their own benchmarks (calm_compare.py, circuit_*.py), not in the paper's tables
+OWN_BENCHMARKS = ("calm", "curbd", "pinning")
 FT_MODES = ("embeddings", "embeddings+mlp", "all")
 
 # Paper, Table 2 (Deisseroth zebrafish, 512 PCs; single-session, multi-session), Table 3
@@ -502,13 +504,14 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="task cache (default: a new temp folder); reuse it to resume")
     ap.add_argument("--jobs", type=int, default=1, help="training processes in parallel")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    ap.add_argument("--models", default=None, help="comma-separated subset of the registered models (default: all)")
+    ap.add_argument("--models", default=None, help="comma-separated subset of the registered models (default: all but "
+                    f"{', '.join(OWN_BENCHMARKS)}, which have their own benchmarks)")
     args = ap.parse_args()
     set_threads(args.threads)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     p = PROFILES[mode]
     seeds = list(range(args.seeds))
-    models = args.models.split(",") if args.models else available_models()
+    models = args.models.split(",") if args.models else [m for m in available_models() if m not in OWN_BENCHMARKS]
     work = args.work or tempfile.mkdtemp(prefix="poco-reproduce-")
     out, t0 = Path(args.out), time.perf_counter()
     info, commit = machine_info("cpu"), git_commit()  # at the start: the code the run used
