@@ -39,7 +39,8 @@ from poco_core.training.train import session_specs, train  # noqa: E402
 from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: E402
 
 VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),
-            "cond_lr10": ({}, {"cond_lr_scale": 10.0})}
+            "cond_lr10": ({}, {"cond_lr_scale": 10.0}),
+            "no_stop": ({}, {"patience": 0})}  # trained past the best forecast: do the embeddings keep learning?
 
 
 def recordings(name: str):
