@@ -430,9 +430,10 @@ class Loop:
             weights, optimizer = self._warm_best
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(optimizer)
-        errors: dict = {}  # what stage 2 must beat, kept in the history so that a resumed run has it
-        self._evaluate_val(errors)
-        self.state.history["warmup_window_mse"] = {k: v.tolist() for k, v in errors.items()}
+        if self.opts.mlp_warmup_se > 0:  # what stage 2 must beat, kept in the history for a resumed run
+            errors: dict = {}
+            self._evaluate_val(errors)
+            self.state.history["warmup_window_mse"] = {k: v.tolist() for k, v in errors.items()}
         self._unfreeze()
         self.state.history["stages"].append({"stage": "all", "step": step + 1, "from_step": self.state.best_step})
         return {"type": "stage", "stage": "all", "step": step + 1, "total_steps": total - step, "reset_best": False,
@@ -442,9 +443,11 @@ class Loop:
 
     def _against_warmup(self) -> bool:
         """In stage 2 every new best must beat the warmed-up MLP clearly (the one-standard-error rule:
-        among the candidates within noise of each other, the simpler model is kept)."""
+        among the candidates within noise of each other, the simpler model is kept). Checkpoints
+        written before the rule have no warm-up errors to compare with and keep the old choice."""
         stages = self.state.history.get("stages") or []
-        return bool(stages) and stages[-1]["stage"] == "all" and self.opts.mlp_warmup_se > 0
+        return bool(stages) and stages[-1]["stage"] == "all" and self.opts.mlp_warmup_se > 0 \
+            and "warmup_window_mse" in self.state.history
 
     def _gain_over_warmup(self, errors: dict) -> tuple[float, float]:
         """The candidate's pooled validation MSE below the warm-up's best, and its standard error
