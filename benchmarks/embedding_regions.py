@@ -40,7 +40,6 @@ from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: 
 
 VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),
             "cond_lr10": ({}, {"cond_lr_scale": 10.0}),
-            "no_stop": ({}, {"patience": 0}),
             "warmup_se1": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0})}  # trained past the best forecast: do the embeddings keep learning?
 
 
