@@ -39,8 +39,10 @@ from poco_core.training.train import session_specs, train  # noqa: E402
 from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: E402
 
 VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),
-            "cond_lr10": ({}, {"cond_lr_scale": 10.0}),
-            "warmup_se1": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0})}  # trained past the best forecast: do the embeddings keep learning?
+            "cond_lr10": ({}, {"cond_lr_scale": 10.0}),  # encoder, embeddings and FiLM maps at 10 x lr
+            "emb_lr10": ({}, {"embedding_lr_scale": 10.0}),  # only the embeddings at 10 x lr
+            "warmup_se1": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0}),
+            "warmup_se1_emb10": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0, "embedding_lr_scale": 10.0})}
 
 
 def recordings(name: str):

@@ -130,6 +130,30 @@ def test_cond_lr_scale_slows_the_conditioning_only(tmp_path):
     assert start["type"] == "start" and start["cond_lr_scale"] == 0.3
 
 
+def test_embedding_lr_scale_speeds_the_embeddings_only(tmp_path):
+    """``embedding_lr_scale`` (issue 16, section 3): the unit and session embeddings at
+    lr * cond_lr_scale * scale, the encoder and FiLM maps at lr * cond_lr_scale, the MLP at lr;
+    embedding-only finetuning (no MLP trained) and finetuning's defaults keep one rate."""
+    from poco_core.cli.main import build_parser
+    from poco_core.training.defaults import EMBEDDING_LR_SCALE, FINETUNE_DEFAULTS, TRAIN_DEFAULTS
+
+    assert LoopOptions().embedding_lr_scale == TRAIN_DEFAULTS["embedding_lr_scale"] == EMBEDDING_LR_SCALE
+    assert FINETUNE_DEFAULTS["embedding_lr_scale"] == 1.0
+    parser = build_parser()
+    assert parser.parse_args(["train", "d.h5", "--out", "o.pt", "--embedding-lr-scale", "3"]).embedding_lr_scale == 3.0
+    assert parser.parse_args(["finetune", "m.pt", "d.h5", "--out", "o.pt"]).embedding_lr_scale == 1.0
+    data = prepared(cohort()[:1])
+    net = build_model("poco", session_specs(data), **TINY_POCO)
+    opts = LoopOptions(steps=1, device="cpu", cond_lr_scale=0.5, embedding_lr_scale=10.0)
+    mlp, rest, emb = Loop(net, data, list(net.parameters()), opts, tmp_path / "a.pt", dict).optimizer.param_groups
+    assert (rest["lr"], emb["lr"]) == (pytest.approx(mlp["lr"] * 0.5), pytest.approx(mlp["lr"] * 5.0))
+    assert {id(p) for p in emb["params"]} == {id(p) for p in net.embeddings.parameters()}
+    assert id(net.head.alpha.weight) in {id(p) for p in rest["params"]}
+    only = list(net.embeddings.parameters())
+    (group,) = Loop(net, data, only, opts, tmp_path / "b.pt", dict).optimizer.param_groups
+    assert group["lr"] == opts.lr
+
+
 def _conditioning(net) -> dict[str, torch.Tensor]:
     """Every parameter outside the MLP group, by name, copied."""
     mlp = {id(p) for p in net.parameter_groups()["mlp"]}

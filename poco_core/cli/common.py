@@ -69,6 +69,9 @@ def add_loop_args(p: argparse.ArgumentParser, defaults: dict[str, Any], warmup: 
     g.add_argument("--cond-lr-scale", type=positive_float, default=COND_LR_SCALE,
                    help=f"learning-rate factor for the population conditioning (encoder, embeddings, FiLM maps) "
                         f"against the MLP (default {COND_LR_SCALE:g}: one rate)")
+    g.add_argument("--embedding-lr-scale", type=positive_float, default=defaults["embedding_lr_scale"],
+                   help="learning-rate factor for the unit and session embeddings on top of --cond-lr-scale "
+                        f"(default {defaults['embedding_lr_scale']:g})")
     if warmup:
         g.add_argument("--mlp-warmup", action=argparse.BooleanOptionalAction, default=MLP_WARMUP,
                        help="train POCO's MLP alone first (conditioning frozen at alpha = 1, beta = 0: the model is its "
@@ -93,6 +96,7 @@ def loop_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "device": args.device, "bf16": args.bf16, "val_every": args.val_every,
             "train_stride": args.train_stride, "val_stride": args.val_stride, "max_val_windows": args.max_val_windows,
             "patience": args.patience, "cond_lr_scale": args.cond_lr_scale,
+            "embedding_lr_scale": args.embedding_lr_scale,
             **{k: getattr(args, k) for k in ("mlp_warmup", "mlp_warmup_steps", "mlp_warmup_se") if hasattr(args, k)}}
 
 

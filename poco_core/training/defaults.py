@@ -10,11 +10,17 @@ validation windows per session (``max_val_windows=None`` validates on all of the
 from __future__ import annotations
 
 FINETUNE_MODES = ("embeddings", "embeddings+mlp", "all")
+# learning-rate factor for the unit and session embeddings on top of the conditioning's rate
+# (``--embedding-lr-scale``; applies only where the MLP trains too, as COND_LR_SCALE). 1: one rate, as the
+# reference; finetuning keeps one rate (the paper's).
+EMBEDDING_LR_SCALE = 1.0
 # None for steps/val_every: chosen from the data when the run starts (default_train_steps, auto_val_every)
-TRAIN_DEFAULTS = {"steps": None, "lr": 3e-4, "batch_size": 64, "val_every": None, "max_val_windows": None}
+TRAIN_DEFAULTS = {"steps": None, "lr": 3e-4, "batch_size": 64, "val_every": None, "max_val_windows": None,
+                  "embedding_lr_scale": EMBEDDING_LR_SCALE}
 # finetuning validates every 20 steps, so on a bounded, evenly spread sample of the val windows
 # (max_val_windows=None validates on all of them)
-FINETUNE_DEFAULTS = {"steps": 2000, "lr": 3e-4, "batch_size": 64, "val_every": 20, "max_val_windows": 64}
+FINETUNE_DEFAULTS = {"steps": 2000, "lr": 3e-4, "batch_size": 64, "val_every": 20, "max_val_windows": 64,
+                     "embedding_lr_scale": 1.0}
 
 # the paper's step budgets (appendix C.1): multi-session runs train twice as long
 TRAIN_STEPS = {"single_session": 5000, "multi_session": 10000}

@@ -59,6 +59,7 @@ class LoopOptions:
     batch_size: int = TRAIN_DEFAULTS["batch_size"]
     lr: float = TRAIN_DEFAULTS["lr"]
     cond_lr_scale: float = COND_LR_SCALE  # lr multiplier for all but the model's MLP group (encoder, embeddings, FiLM maps)
+    embedding_lr_scale: float = TRAIN_DEFAULTS["embedding_lr_scale"]  # the embeddings' lr: lr * cond_lr_scale * this
     weight_decay: float = 1e-4
     clip: float = 5.0
     val_every: int | None = TRAIN_DEFAULTS["val_every"]  # None -> defaults.auto_val_every(steps per pass over the train windows)
@@ -219,13 +220,19 @@ class Loop:
         self.step_module = self.wrap(module) if self.wrap else module
 
     def _param_groups(self) -> list[dict]:
-        """One group, or the MLP at ``lr`` and the conditioning at ``lr * cond_lr_scale``."""
-        mlp = {id(p) for p in self.model.parameter_groups()["mlp"]} if self.opts.cond_lr_scale != 1.0 else set()
-        first = [p for p in self.params if id(p) in mlp]
-        rest = [p for p in self.params if id(p) not in mlp]
-        if not first or not rest:
+        """The MLP at ``lr``, the encoder and FiLM maps at ``lr * cond_lr_scale``, the unit and
+        session embeddings at ``lr * cond_lr_scale * embedding_lr_scale``; one group where the rates
+        agree or no MLP is trained (a model without one, embedding-only finetuning)."""
+        groups = self.model.parameter_groups()
+        mlp, emb = ({id(p) for p in groups[k]} for k in ("mlp", "embeddings"))
+        if not any(id(p) in mlp for p in self.params):
             return [{"params": self.params}]
-        return [{"params": first}, {"params": rest, "lr": self.opts.lr * self.opts.cond_lr_scale}]
+        cond = self.opts.cond_lr_scale
+        scale = {"mlp": 1.0, "rest": cond, "embeddings": cond * self.opts.embedding_lr_scale}
+        by_scale: dict[float, list[nn.Parameter]] = {s: [] for s in scale.values()}  # the MLP's group first
+        for p in self.params:
+            by_scale[scale["mlp" if id(p) in mlp else "embeddings" if id(p) in emb else "rest"]].append(p)
+        return [{"params": ps, "lr": self.opts.lr * s} for s, ps in by_scale.items() if ps]
 
     # -- pieces ------------------------------------------------------------------
     def _batch(self) -> tuple[list[torch.Tensor], list[str]]:
@@ -327,7 +334,7 @@ class Loop:
                "sessions": [sd.session for sd in self.data.sessions], "device": str(self.device),
                "trainable_params": sum(p.numel() for p in self.params), "world_size": self.world_size,
                "val_every": opts.val_every, "patience": opts.patience, "cond_lr_scale": opts.cond_lr_scale,
-               "mlp_warmup": warmup, "mlp_warmup_steps": opts.mlp_warmup_steps}
+               "embedding_lr_scale": opts.embedding_lr_scale, "mlp_warmup": warmup, "mlp_warmup_steps": opts.mlp_warmup_steps}
         try:
             yield from self._steps(total, warmup)
         finally:
