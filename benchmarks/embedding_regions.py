@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import set_threads  # noqa: E402
-from small_data import ENCODER, SIZES, TRIPLETT  # noqa: E402
+from small_data import ENCODER, ONE_STAGE, SIZES, TRIPLETT  # noqa: E402
 
 from poco_core.analysis.embedding import analyze_model  # noqa: E402
 from poco_core.data.io import load_recording  # noqa: E402
@@ -38,7 +37,7 @@ from poco_core.training.restore import load_model  # noqa: E402
 from poco_core.training.train import session_specs, train  # noqa: E402
 from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: E402
 
-VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),
+VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),  # loop options on top of ONE_STAGE
             "cond_lr10": ({}, {"cond_lr_scale": 10.0}),  # encoder, embeddings and FiLM maps at 10 x lr
             "emb_lr10": ({}, {"embedding_lr_scale": 10.0}),  # only the embeddings at 10 x lr
             "warmup_se1": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0}),
@@ -81,8 +80,8 @@ def initial_embeddings(data, cfg: dict, seed: int):
 
 def measure(model, e0: dict, recs, data) -> dict:
     """Embedding movement from ``e0``, the forecasts' use of the unit rows, region recovery."""
-    moved = float(np.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
-                          / sum((e0[k] ** 2).sum() for k in e0)))
+    moved = float(torch.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
+                             / sum((e0[k] ** 2).sum() for k in e0)))
     return {"embedding_moved_rel": moved, **used(model, data), **(analyze_model(model, recs).recovery or {})}
 
 
@@ -90,6 +89,7 @@ def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
     recs = recordings(data_name)
     data = prepare(recs)
     model_cfg, loop = VARIANTS[variant]
+    loop = {**ONE_STAGE, **loop}
     init, e0 = initial_embeddings(data, {**SIZES["poco"], **model_cfg}, seed)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

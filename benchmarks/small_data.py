@@ -47,9 +47,13 @@ FISSA = DATA / "suite2p_fissa_example" / "suite2p" / "plane0"
 ENCODER = {"d_model": 64, "self_attn_heads": 4, "self_attn_head_dim": 16, "cross_head_dim": 16}
 SIZES = {"poco": {"hidden": 256, **ENCODER}, "mlp": {"hidden": 256}}
 LEGACY_MODEL = {"poco": {"rotary": "legacy", "query_dataset_embedding": False}}
+# what every variant departs from: the reference's procedure (one stage, one learning rate), whatever
+# the training defaults are now
+ONE_STAGE = {"mlp_warmup": False, "cond_lr_scale": 1.0, "embedding_lr_scale": 1.0}
 VARIANTS: dict[str, dict] = {
-    "before": {"loop": {"val_every": 100, "patience": 0, "cond_lr_scale": 1.0}, "model": LEGACY_MODEL},
-    "after": {"loop": {"cond_lr_scale": 1.0}, "model": {}},  # the section-1 defaults: one learning rate
+    "before": {"loop": {"val_every": 100, "patience": 0}, "model": LEGACY_MODEL},
+    # the section-1 defaults: one learning rate, one stage
+    "after": {"loop": {}, "model": {}},
     # candidate fixes for POCO's overfitting (other models run as "after")
     # encoder, embeddings and FiLM maps (weights and biases) at lr x 0.1 / 0.3, the MLP at lr
     "cond_lr": {"loop": {"cond_lr_scale": 0.1}, "model": {}},
@@ -65,8 +69,12 @@ VARIANTS: dict[str, dict] = {
     "warmup75_cond03": {"loop": {"mlp_warmup": True, "cond_lr_scale": 0.3, "mlp_warmup_se": 0.0}, "model": {},
                         "warmup_fraction": 0.75},
     # ... or only if lower by more than one standard error of the paired difference (the 1-SE rule)
-    "warmup75_se1": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 1.0}, "model": {},
-                     "warmup_fraction": 0.75},
+    "warmup75_se1": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 1.0, "embedding_lr_scale": 1.0},
+                     "model": {}, "warmup_fraction": 0.75},
+    # ... with the unit and session embeddings at 10 x lr (section 7.3), in one stage or after the warm-up
+    "emb_lr10": {"loop": {"embedding_lr_scale": 10.0}, "model": {}},
+    "warmup75_se1_emb10": {"loop": {"mlp_warmup": True, "cond_lr_scale": 1.0, "mlp_warmup_se": 1.0,
+                                    "embedding_lr_scale": 10.0}, "model": {}, "warmup_fraction": 0.75},
 }
 
 
@@ -107,7 +115,7 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         cap = {"mlp_warmup_steps": round(max_steps * v["warmup_fraction"])} if "warmup_fraction" in v else {}
-        loop = {**v["loop"], **cap}
+        loop = {**ONE_STAGE, **v["loop"], **cap}
         run = train(prepare(recs, prep), model, steps=max_steps, seed=seed, device="cpu",
                     checkpoint=Path(tmp) / "m.pt", model_config=cfg, **loop)
         done = run.wait()
