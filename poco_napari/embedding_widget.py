@@ -246,7 +246,7 @@ class EmbeddingWidget(QWidget):
                 f" ARI vs regions {rec['ari']:.2f} (shuffled {rec['ari_shuffled']:.2f});"
                 f" region classifier {rec['accuracy']:.0%} (shuffled {rec['accuracy_shuffled']:.0%}, chance {rec['chance']:.0%})."
             )
-        return text
+        return " ".join([text, *(f"Note: {n}." for n in result.notes)])
 
     def column(self, name: str) -> np.ndarray:
         """Values of one analysis column over all analysed ROIs."""

@@ -49,6 +49,19 @@ def test_embed_writes_hdf5_with_hdbscan(checkpoint_and_data, tmp_path, capsys):
         assert json.loads(f.attrs["summary"])["method"] == "hdbscan"
 
 
+def test_embed_says_when_the_forecasts_ignore_the_embeddings(checkpoint_and_data, tmp_path, capsys):
+    """A POCO kept at its MLP warm-up (FiLM maps constant) never used its unit embeddings: the
+    summary says so, and says nothing of the kind for a model whose conditioning trained."""
+    ckpt, paths = checkpoint_and_data
+    recs = simulate_cohort(2, 40, 300, seed=3)
+    warm = train(recs, "poco", steps=4, device="cpu", checkpoint=tmp_path / "warm.pt", batch_size=4, val_every=2,
+                 mlp_warmup=True, mlp_warmup_steps=4, **TINY).wait()["checkpoint"]
+    for path, flagged in ((warm, True), (ckpt, False)):
+        assert main(["embed", str(path), *map(str, paths), "--clusters", "2", "--json"]) == 0
+        notes = json.loads(capsys.readouterr().out)["notes"]
+        assert any("do not use the unit embeddings" in n for n in notes) is flagged
+
+
 def test_embed_reports_bad_input_as_exit_code_2(checkpoint_and_data, tmp_path, capsys):
     ckpt, _ = checkpoint_and_data
     assert main(["embed", str(ckpt), "--method", "hdbscan", "--clusters", "4"]) == 2

@@ -31,6 +31,9 @@ from poco_core.data.recording import Recording
 METHODS = ("kmeans", "hdbscan")
 COACTIVITY_COMPONENTS = 8  # principal components whose loadings describe a unit's co-activity
 NOISE = -1  # HDBSCAN's label for units in no cluster
+UNUSED_EMBEDDINGS = ("the model's FiLM maps are constant (untrained, or kept at its MLP warm-up because the population "
+                     "did not clearly improve on the MLP), so its forecasts do not use the unit embeddings and these "
+                     "are still their random initialisation: clusters and region scores of them mean nothing")
 Progress = Callable[[Event], None]
 
 
@@ -65,6 +68,7 @@ class EmbeddingAnalysis:
     similarity_raw: np.ndarray | None = None  # (R, R) mean pairwise similarity
     roi_similarity: np.ndarray | None = None  # (M, R) each ROI vs each region's mean embedding
     recovery: dict[str, Any] | None = None  # pooled over sessions; "within_session": per session, weighted
+    notes: list[str] = field(default_factory=list)  # what a reader must know to trust the numbers
 
     @property
     def n_clusters(self) -> int:
@@ -96,6 +100,7 @@ class EmbeddingAnalysis:
             "silhouette": {str(k): v for k, v in self.silhouette.items()},
             "regions": self.region_names,
             "recovery": self.recovery,
+            "notes": self.notes,
         }
 
 
@@ -391,7 +396,11 @@ def analyze_model(
     model_or_path: Any, recordings: Sequence[Recording] = (), sessions: Sequence[str] | None = None, **options: Any
 ) -> EmbeddingAnalysis:
     """`analyze` on a model's (or checkpoint's) unit embeddings, with regions from `recordings`."""
-    return analyze(session_units(load_model(model_or_path), recordings, sessions), **options)
+    model = load_model(model_or_path)
+    result = analyze(session_units(model, recordings, sessions), **options)
+    if getattr(model, "ignores_conditioning", lambda: False)():
+        result.notes.append(UNUSED_EMBEDDINGS)
+    return result
 
 
 def save_results(result: EmbeddingAnalysis, path: str | Path) -> list[Path]:

@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
             notes.append("region similarity skipped: the recordings' ROI ids do not match the model's units")
             if not args.json:
                 print(f"note: {notes[-1]}", file=sys.stderr)
-        summary = {**result.summary(), "notes": notes,
+        for note in result.notes if not args.json else ():
+            print(f"note: {note}", file=sys.stderr)
+        summary = {**result.summary(), "notes": notes + result.notes,
                    "files": [str(p) for p in save_results(result, args.out)] if args.out else []}
     finally:
         release(*locks)

@@ -46,6 +46,11 @@ class FiLMHead(nn.Module):
         if not self.residual:
             self.alpha.bias.fill_(1.0)
 
+    def ignores_conditioning(self) -> bool:
+        """True while alpha and beta are constants (zero weights): the model is its MLP, e.g. kept at
+        its MLP warm-up, and its unit embeddings play no part in any forecast."""
+        return not bool(self.alpha.weight.any() or self.beta.weight.any())
+
     def forward(self, x: Tensor, cond: Tensor, hidden: Tensor | None = None) -> Tensor:
         """x (..., C), cond (..., cond_dim) -> (..., P); ``hidden`` = self.mlp.hidden(x) if precomputed."""
         w_out = self.mlp.w_out
@@ -77,6 +82,9 @@ class MLPWarmup:
     def start_as_mlp(self) -> bool:
         self.head.start_as_mlp()
         return True
+
+    def ignores_conditioning(self) -> bool:
+        return self.head.ignores_conditioning()
 
     def mlp_forward(self, xs: list[Tensor]) -> list[Tensor]:
         """(B, C, N) -> (B, P, N) by the MLP alone: what the model computes after ``start_as_mlp``
