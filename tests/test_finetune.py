@@ -15,7 +15,9 @@ from poco_core.training.train import train
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("ft") / "pre.pt"
-    train(prepared(cohort()[:2]), "poco", steps=60, val_every=30, lr=5e-3, checkpoint=path, **TINY_POCO, **FAST).wait()
+    # one stage: a population whose embeddings matter (the default warm-up may keep the MLP)
+    train(prepared(cohort()[:2]), "poco", steps=60, val_every=30, lr=5e-3, checkpoint=path, mlp_warmup=False,
+          **TINY_POCO, **FAST).wait()
     return path
 
 
@@ -36,6 +38,22 @@ def test_embedding_mode_trains_only_the_new_sessions_embeddings(pretrained, tmp_
     saved = load_model(tmp_path / "ft.pt")
     assert set(saved.poco_meta.preprocess) == {"fish01", "fish02", "fish03"}
     assert [s.session for s in saved.sessions] == ["fish01", "fish02", "fish03"]
+
+
+def test_embedding_finetuning_of_a_model_kept_at_its_mlp_warns(pretrained, tmp_path):
+    """A model kept at its MLP warm-up has constant FiLM maps: its forecasts ignore the embeddings,
+    so embedding-only finetuning (and live adaptation) would silently change nothing."""
+    from poco_core.training.finetune import EMBEDDINGS_IGNORED
+
+    warm = tmp_path / "warm.pt"
+    train(prepared(cohort()[:2]), "poco", steps=8, val_every=4, mlp_warmup=True, mlp_warmup_steps=8, checkpoint=warm,
+          **TINY_POCO, **FAST).wait()
+    for path, flagged in ((warm, True), (pretrained, False)):
+        events = list(finetune_events(path, prepared(cohort()[2:]), steps=0, checkpoint=tmp_path / "ft.pt", **FAST))
+        warnings = [e["message"] for e in events if e["type"] == "warning"]
+        assert (EMBEDDINGS_IGNORED in warnings) is flagged
+    events = finetune_events(warm, prepared(cohort()[2:]), mode="all", steps=0, checkpoint=tmp_path / "all.pt", **FAST)
+    assert EMBEDDINGS_IGNORED not in [e.get("message") for e in events]
 
 
 @pytest.mark.parametrize("mode, moved", [("embeddings+mlp", {"head.mlp"}), ("all", {"head.mlp", "encoder"})])
