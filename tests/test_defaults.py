@@ -11,7 +11,7 @@ from poco_core.training.jobs import JobSpec
 from poco_core.training.loop import LoopOptions
 from poco_core.training.train import train
 
-KEYS = ("steps", "lr", "batch_size", "val_every", "max_val_windows")
+KEYS = ("steps", "lr", "batch_size", "val_every", "max_val_windows", "embedding_lr_scale")
 
 
 def test_defaults_hold_every_key():

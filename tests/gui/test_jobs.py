@@ -90,7 +90,7 @@ def test_training_job_feeds_the_plots_and_writes_a_checkpoint(qtbot, training):
     assert Path(job.checkpoint).is_file() and load_model(job.checkpoint).name == "poco"
     docks = docks_for(training.viewer)
     assert docks.curves.steps == list(range(1, 31))
-    assert docks.curves.val_steps == [10, 20, 30]
+    assert docks.curves.val_steps == [10, 20, 22, 30]  # 22: the end of the default MLP warm-up (0.75 x 30)
     assert docks.forecast.view.data is not None
     assert docks.results.table.rowCount() == 2
     assert docks.results.errors.model_curve.xData.tolist() == [1, 2, 3, 4]
