@@ -357,13 +357,19 @@ class TrainingWidget(JobLauncher):
         self.context.setToolTip("Frames of history the model reads before each forecast (C)")
         self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
         self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
+        from poco_core.training.defaults import MLP_WARMUP
+
+        self.mlp_warmup = QCheckBox("train the MLP alone first")
+        self.mlp_warmup.setChecked(MLP_WARMUP)
+        self.mlp_warmup.setToolTip("POCO's MLP trains alone until its validation stops improving, then everything; the "
+                                   "population replaces the MLP only if clearly better (off: the paper's one stage)")
         self.calm = CalMSettings()
         self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
         self.calm.setVisible(False)
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
-                                  ("model options", self.overrides)], expanded=True),
+                                  ("model options", self.overrides), ("MLP warm-up", self.mlp_warmup)], expanded=True),
             self.calm,
         ]
 
@@ -404,7 +410,8 @@ class TrainingWidget(JobLauncher):
         config = next((p.state.config.to_dict() for p in prepared if p is not None), {})
         fields = {"name": f"train {self.model.currentText()}", "model": self.model.currentText(), "context": self.context.value(), "horizon": self.horizon.value(),
                   "model_config": {**(self.calm.overrides() if self.model.currentText() == "calm" else {}),
-                                   **parse_overrides(self.overrides.text())}, "preprocess": config}
+                                   **parse_overrides(self.overrides.text())}, "preprocess": config,
+                  "mlp_warmup": self.mlp_warmup.isChecked()}
         return recs, fields
 
     def _on_done(self, job: Job) -> None:

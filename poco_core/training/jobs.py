@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
-from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES, TRAIN_DEFAULTS
+from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES, MLP_WARMUP, TRAIN_DEFAULTS
 
 BATCH_INTERVAL_S = 0.05
 JobKind = Literal["train", "finetune", "circuit"]
@@ -60,6 +60,7 @@ class JobSpec:
     val_every: int | None = None
     init_checkpoint: str | None = None
     mode: str = "embeddings"
+    mlp_warmup: bool = MLP_WARMUP  # training: POCO's MLP alone first (training/defaults.py)
     threads: int = 0
     nice: int = 5
     name: str = ""
@@ -96,6 +97,7 @@ def job_events(spec: JobSpec, cancel: CancelLike | None = None) -> Iterator[Even
             context=spec.context, horizon=spec.horizon, steps=spec.steps, batch_size=spec.batch_size,
             lr=spec.lr, seed=spec.seed, device=spec.device, val_every=spec.val_every,
             checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
+            mlp_warmup=spec.mlp_warmup,
         )
     from poco_core.training.finetune import finetune_events
 

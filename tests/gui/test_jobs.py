@@ -98,6 +98,16 @@ def test_training_job_feeds_the_plots_and_writes_a_checkpoint(qtbot, training):
     assert training.table.item(0, 1).text() == "done"
 
 
+def test_unticking_the_warm_up_trains_in_one_stage(qtbot, training):
+    """The Model group's "MLP warm-up" box is `poco train --no-mlp-warmup`: one stage, no
+    validation at the warm-up's end."""
+    assert training.mlp_warmup.isChecked()  # the engine's default
+    training.mlp_warmup.setChecked(False)
+    job = run_to_end(qtbot, training)
+    assert job.status is JobStatus.DONE, job.message
+    assert job.spec.mlp_warmup is False and docks_for(training.viewer).curves.val_steps == [10, 20, 30]
+
+
 def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
     job = start_until_checkpoint(qtbot, training)
     t0 = time.monotonic()
