@@ -215,7 +215,7 @@ class Loop:
         self._val_cache = {} if self.frozen_hidden and self._val_hidden_bytes() <= VAL_CACHE_BYTES else None
         self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
         self.frozen: list[nn.Parameter] = []  # the conditioning, while the MLP warms up
-        self._warm_best: tuple[dict, dict] | None = None  # the warm-up's best (weights, optimizer), on every rank
+        self._warm_best: tuple[dict, dict] | None = None  # the warm-up's best (weights, optimizer) where `_best` lacks it
         self.loss_module = module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
@@ -431,10 +431,19 @@ class Loop:
     def _snapshot_warmup(self) -> None:
         self._warm_best = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()))
 
+    def _warmup_best(self) -> tuple[dict, dict] | None:
+        """The warm-up's best weights and optimizer state: on rank 0 the best checkpoint held in
+        memory once stage 1 has saved one (no second copy); else the snapshot (other ranks, which
+        save nothing, and a run resumed from the warm-up's best)."""
+        if self.rank == 0 and self._best is not None:
+            return self._best["model"]["state_dict"], self._best["optimizer"]
+        return self._warm_best
+
     def _end_warmup(self, step: int, total: int, why: str) -> Event:
         """Stage 2 from the warm-up's best weights and optimizer state; patience counts afresh."""
-        if self._warm_best is not None:
-            weights, optimizer = self._warm_best
+        best = self._warmup_best()
+        if best is not None:
+            weights, optimizer = best
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(optimizer)
         if self.opts.mlp_warmup_se > 0:  # what stage 2 must beat, kept in the history for a resumed run
@@ -508,7 +517,7 @@ class Loop:
     def _validate_and_save(self, step: int) -> Iterator[Event]:
         event = self.validate(step)
         yield event
-        if event["best"] and self.frozen:
+        if event["best"] and self.frozen and self.rank != 0:
             self._snapshot_warmup()
         if event["best"]:
             saved = self.save(step)
