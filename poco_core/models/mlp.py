@@ -3,11 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from poco_core.models.base import BaseConfig, SessionSpec, UnivariateForecaster
 from poco_core.models.registry import register
+
+
+def affine(t: Tensor, lin: nn.Linear, shift: float = 0.0) -> Tensor:
+    """lin(t) + shift as one matmul of [t, 1]: addmm first copies the broadcast bias into its output,
+    an extra pass over a units x hidden tensor, the largest of a forecast (10-20% of POCO's readout)."""
+    ones = t.new_ones(*t.shape[:-1], 1)
+    return torch.cat((t, ones), -1) @ torch.cat((lin.weight, (lin.bias + shift)[:, None]), 1).t()
 
 
 class MLPHead(nn.Module):
@@ -20,8 +28,10 @@ class MLPHead(nn.Module):
         self.w_out = nn.Linear(hidden, horizon)
 
     def hidden(self, x: Tensor) -> Tensor:
-        """(..., C) -> (..., H)."""
-        return F.relu(self.w_in(x), inplace=True)  # safe: linear does not keep its output
+        """(..., C) -> (..., H); forecasting (no autograd) folds the bias into the matmul (`affine`)."""
+        if torch.is_grad_enabled():
+            return F.relu(self.w_in(x), inplace=True)  # safe: linear does not keep its output
+        return affine(x, self.w_in).relu_()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.w_out(self.hidden(x))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from poco_core.models.encoder import EncoderConfig, PopulationForecaster
-from poco_core.models.mlp import MLPHead
+from poco_core.models.mlp import MLPHead, affine
 from poco_core.models.registry import register
 
 
@@ -60,18 +60,11 @@ class FiLMHead(nn.Module):
             alpha = self.alpha(cond)
             y = F.linear((alpha + shift if self.residual else alpha) * h, w_out.weight)
         else:  # forecasting: the units x hidden tensors are written once each, and alpha is overwritten
-            h = _affine(x, self.mlp.w_in).relu_() if hidden is None else hidden
-            y = F.linear(_affine(cond, self.alpha, shift).mul_(h), w_out.weight)
+            h = self.mlp.hidden(x) if hidden is None else hidden
+            y = F.linear(affine(cond, self.alpha, shift).mul_(h), w_out.weight)
         beta_w = w_out.weight @ self.beta.weight
         beta_b = w_out.weight @ self.beta.bias + w_out.bias
         return y + F.linear(cond, beta_w, beta_b)
-
-
-def _affine(t: Tensor, lin: nn.Linear, shift: float = 0.0) -> Tensor:
-    """lin(t) + shift as one matmul of [t, 1]: addmm first copies the broadcast bias into its output,
-    an extra pass over a units x hidden tensor, the largest of a forecast (10-20% of POCO's readout)."""
-    ones = t.new_ones(*t.shape[:-1], 1)
-    return torch.cat((t, ones), -1) @ torch.cat((lin.weight, (lin.bias + shift)[:, None]), 1).t()
 
 
 class MLPWarmup:
