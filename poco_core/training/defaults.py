@@ -37,7 +37,7 @@ PATIENCE_MIN_STEPS = 200
 # per-unit MLP (``--cond-lr-scale``). 1: one rate, as the reference. 0.3 delays POCO's overfitting on
 # small data but did not win everywhere (docs/results.md section 7.2), so it is an option only.
 COND_LR_SCALE = 1.0
-# MLP warm-up (``--mlp-warmup``, on by default): stage 1 trains only the MLP of a FiLM model (POCO) with
+# MLP warm-up (``--mlp-warmup``, on by default): stage 1 trains only the MLP of a FiLM model (POCO, mlp_transformer) with
 # its conditioning frozen at alpha = 1, beta = 0, so the model computes exactly its own MLP, until the
 # validation stops improving (patience) or MLP_WARMUP_FRACTION of the steps have run; stage 2 trains
 # everything from stage 1's best, a stage-2 checkpoint kept only if clearly better (MLP_WARMUP_SE).
