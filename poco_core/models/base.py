@@ -129,6 +129,11 @@ class BaseForecaster(nn.Module):
         """The forecaster MLP (finetuned in mode embeddings+mlp)."""
         return []
 
+    def ignores_conditioning(self) -> bool:
+        """True when the forecasts cannot depend on the unit and session embeddings (a FiLM model
+        whose FiLM maps are constant); False for the others."""
+        return False
+
     def start_as_mlp(self) -> bool:
         """Set the conditioning so that the model computes exactly its own MLP, for the MLP
         warm-up (``training.loop``; such models also have ``mlp_forward``); False (nothing

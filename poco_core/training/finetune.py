@@ -36,6 +36,7 @@ from poco_core.training.train import (
     recording_fingerprints,
     rate_warnings,
 )
+
 # the base model's FiLM maps are zero: d forecast / d embedding = 0, so embedding-only finetuning is a no-op
 EMBEDDINGS_IGNORED = ("the model's FiLM maps are constant (it was kept at its MLP warm-up, or never trained), so its "
                       "forecasts do not depend on the embeddings and finetuning only them changes nothing; finetune "
@@ -118,7 +119,7 @@ def finetune_events(
     prepared = as_prepared(data, preprocess or info.preprocess_config)
     info.fingerprints.update(recording_fingerprints(data, prepared))
     warnings = rate_warnings(prepared, {k: s.fs for k, s in info.preprocess.items()}, net.config.context)
-    if mode == "embeddings" and getattr(net, "ignores_conditioning", lambda: False)():
+    if mode == "embeddings" and net.ignores_conditioning():
         warnings.append(EMBEDDINGS_IGNORED)
     session_params = attach_sessions(net, prepared)
     trainable = select_trainable(net, session_params, mode)
