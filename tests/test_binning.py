@@ -46,7 +46,7 @@ def test_binned_checkpoint_is_applied_in_evaluate_finetune_forecast(tmp_path):
     from poco_core.training.train import train
 
     rec = load_recording(SIM)
-    run = train([rec], "poco", steps=2, val_every=2, checkpoint=tmp_path / "m.pt",
+    run = train([rec], "poco", steps=2, val_every=2, checkpoint=tmp_path / "m.pt", mlp_warmup=False,  # embeddings in use
                 preprocess=PreprocessConfig(target_fs=5.0, block_len=66), **TINY, **FAST)
     events = list(run.events())
     start = events[0]
