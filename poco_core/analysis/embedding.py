@@ -398,7 +398,7 @@ def analyze_model(
     """`analyze` on a model's (or checkpoint's) unit embeddings, with regions from `recordings`."""
     model = load_model(model_or_path)
     result = analyze(session_units(model, recordings, sessions), **options)
-    if getattr(model, "ignores_conditioning", lambda: False)():
+    if model.ignores_conditioning():
         result.notes.append(UNUSED_EMBEDDINGS)
     return result
 
