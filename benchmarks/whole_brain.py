@@ -83,6 +83,10 @@ def main() -> None:
     ap.add_argument("--test-stride", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--model", default="poco", help="registered model (default poco)")
+    ap.add_argument("--mlp-warmup", action=argparse.BooleanOptionalAction, default=None,
+                    help="POCO's MLP warm-up (default: the training default)")
+    ap.add_argument("--patience", type=int, default=0, help="early stopping (default 0: run every step)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     set_threads(a.threads)
@@ -118,10 +122,11 @@ def main() -> None:
     print(f"{train_windows} training windows at stride {a.train_stride}: {n_steps} steps, "
           f"validation every {val_every}", flush=True)
     rows, steps, t_start = [], [], time.perf_counter()
-    for ev in train_events(data, "poco", checkpoint=a.dir / "model.pt", steps=n_steps, batch_size=a.batch_size,
+    warmup = {} if a.mlp_warmup is None else {"mlp_warmup": a.mlp_warmup}
+    for ev in train_events(data, a.model, checkpoint=a.dir / f"{a.model}.pt", steps=n_steps, batch_size=a.batch_size,
                            val_every=val_every, max_val_windows=a.max_val_windows, eval_batch_size=1,
-                           train_stride=a.train_stride, test_stride=a.test_stride, patience=0, device="cpu",
-                           bf16=a.bf16, lr=3e-4):
+                           train_stride=a.train_stride, test_stride=a.test_stride, patience=a.patience, device="cpu",
+                           bf16=a.bf16, lr=3e-4, **warmup):
         if ev["type"] == "step":
             steps.append({"step": ev["step"], "loss": ev["loss"], "elapsed_s": ev["elapsed_s"], **memory_mb()})
             print(f"step {ev['step']}: loss {ev['loss']:.4f}, {ev['elapsed_s']:.0f} s, {memory_mb()}", flush=True)
@@ -129,13 +134,16 @@ def main() -> None:
             rows.append({"step": ev["step"], "epoch": ev["step"] / epoch_steps, "val_mse": ev["val_mse"],
                          "val_score": ev["val_score"], "elapsed_s": time.perf_counter() - t_start, **memory_mb()})
             print(f"validation at {ev['step']}: mse {ev['val_mse']:.4f} score {ev['val_score']:.4f}", flush=True)
+        elif ev["type"] in ("stage", "warning"):
+            print(ev.get("note") or ev.get("message") or ev, flush=True)
         elif ev["type"] == "done":
             done = ev
     total = time.perf_counter() - t_start
     step_times = np.diff([0.0] + [s["elapsed_s"] for s in steps])
     per_step = float(np.median(step_times))
     result = {
-        "machine": machine_info("cpu"), "sessions": SESSIONS, "frames": FRAMES, "steps": n_steps,
+        "machine": machine_info("cpu"), "model": a.model, "mlp_warmup": a.mlp_warmup, "patience": a.patience,
+        "best_step": done.get("best_step"), "stop_reason": done.get("stop_reason"), "sessions": SESSIONS, "frames": FRAMES, "steps": n_steps,
         "epochs": n_steps / epoch_steps, "train_stride": a.train_stride, "val_every": val_every,
         "batch_size": a.batch_size, "bf16": a.bf16, "simulate_s": t_sim, "prepare_s": t_prep,
         "memory_after_prepare_mb": mem_prep, "train_windows_per_epoch": train_windows,

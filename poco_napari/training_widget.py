@@ -357,19 +357,26 @@ class TrainingWidget(JobLauncher):
         self.context.setToolTip("Frames of history the model reads before each forecast (C)")
         self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
         self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
-        from poco_core.training.defaults import MLP_WARMUP
+        from poco_core.training.defaults import EMBEDDING_ANALYSIS, MLP_WARMUP, TRAIN_DEFAULTS
 
         self.mlp_warmup = QCheckBox("train the MLP alone first")
         self.mlp_warmup.setChecked(MLP_WARMUP)
         self.mlp_warmup.setToolTip("POCO's MLP trains alone until its validation stops improving, then everything; the "
                                    "population replaces the MLP only if clearly better (off: the paper's one stage)")
+        self.embedding_lr = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=1.0, prefix="x ",
+                                           value=float(TRAIN_DEFAULTS["embedding_lr_scale"]))
+        self.embedding_lr.setToolTip(
+            "How much faster the unit and session embeddings learn than the rest of the model. For embeddings to "
+            f"paint by (Embeddings dock): x {EMBEDDING_ANALYSIS['embedding_lr_scale']:g} with the MLP warm-up "
+            "unticked (on the Triplett fish they then group its assemblies; docs/results.md 7.3)")
         self.calm = CalMSettings()
         self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
         self.calm.setVisible(False)
         return [
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
-                                  ("model options", self.overrides), ("MLP warm-up", self.mlp_warmup)], expanded=True),
+                                  ("model options", self.overrides), ("MLP warm-up", self.mlp_warmup),
+                                  ("embeddings' lr", self.embedding_lr)], expanded=True),
             self.calm,
         ]
 
@@ -411,7 +418,7 @@ class TrainingWidget(JobLauncher):
         fields = {"name": f"train {self.model.currentText()}", "model": self.model.currentText(), "context": self.context.value(), "horizon": self.horizon.value(),
                   "model_config": {**(self.calm.overrides() if self.model.currentText() == "calm" else {}),
                                    **parse_overrides(self.overrides.text())}, "preprocess": config,
-                  "mlp_warmup": self.mlp_warmup.isChecked()}
+                  "mlp_warmup": self.mlp_warmup.isChecked(), "embedding_lr_scale": self.embedding_lr.value()}
         return recs, fields
 
     def _on_done(self, job: Job) -> None:

@@ -7,6 +7,7 @@ import json
 import h5py
 import pytest
 
+from poco_core.analysis.embedding import UNUSED_EMBEDDINGS
 from poco_core.cli.main import main
 from poco_core.data.io import save_recording
 from poco_core.data.simulate import simulate_cohort
@@ -60,7 +61,8 @@ def test_embed_says_when_the_forecasts_ignore_the_embeddings(checkpoint_and_data
     for path, flagged in ((warm, True), (ckpt, False)):
         assert main(["embed", str(path), *map(str, paths), "--clusters", "2", "--json"]) == 0
         notes = json.loads(capsys.readouterr().out)["notes"]
-        assert any("do not use the unit embeddings" in n for n in notes) is flagged
+        assert (UNUSED_EMBEDDINGS in notes) is flagged
+    assert "--embedding-lr-scale 10" in UNUSED_EMBEDDINGS  # names the training that gives embeddings to analyse
 
 
 def test_embed_reports_bad_input_as_exit_code_2(checkpoint_and_data, tmp_path, capsys):

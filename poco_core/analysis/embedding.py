@@ -27,13 +27,13 @@ from poco_core.analysis.region_similarity import (
 from poco_core.base.errors import Cancelled, PocoError
 from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.data.recording import Recording
+from poco_core.training.defaults import CONSTANT_FILM, EMBEDDING_ANALYSIS_HOW
 
 METHODS = ("kmeans", "hdbscan")
 COACTIVITY_COMPONENTS = 8  # principal components whose loadings describe a unit's co-activity
 NOISE = -1  # HDBSCAN's label for units in no cluster
-UNUSED_EMBEDDINGS = ("the model's FiLM maps are constant (untrained, or kept at its MLP warm-up because the population "
-                     "did not clearly improve on the MLP), so its forecasts do not use the unit embeddings and these "
-                     "are still their random initialisation: clusters and region scores of them mean nothing")
+UNUSED_EMBEDDINGS = (f"{CONSTANT_FILM}: these are still their random initialisation, and clusters and region scores "
+                     f"of them mean nothing; for embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}")
 Progress = Callable[[Event], None]
 
 

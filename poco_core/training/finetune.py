@@ -21,7 +21,7 @@ from poco_core.data.identity import check_identity
 from poco_core.data.preprocess import PreparedData, PreprocessConfig
 from poco_core.data.recording import Recording
 from poco_core.models import BaseForecaster, SessionSpec
-from poco_core.training.defaults import FINETUNE_DEFAULTS
+from poco_core.training.defaults import CONSTANT_FILM, EMBEDDING_ANALYSIS_HOW, FINETUNE_DEFAULTS
 from poco_core.training.defaults import FINETUNE_MODES as MODES
 from poco_core.training.loop import Loop
 from poco_core.training.restore import load_model, model_info, model_payload
@@ -38,9 +38,8 @@ from poco_core.training.train import (
 )
 
 # the base model's FiLM maps are zero: d forecast / d embedding = 0, so embedding-only finetuning is a no-op
-EMBEDDINGS_IGNORED = ("the model's FiLM maps are constant (it was kept at its MLP warm-up, or never trained), so its "
-                      "forecasts do not depend on the embeddings and finetuning only them changes nothing; finetune "
-                      "with mode 'all' (--mode all), or train the base model with --no-mlp-warmup")
+EMBEDDINGS_IGNORED = (f"{CONSTANT_FILM}: finetuning only them changes nothing; finetune with mode 'all' (--mode all), "
+                      f"or train the base model with {EMBEDDING_ANALYSIS_HOW}")
 
 
 def attach_sessions(model: BaseForecaster, data: PreparedData) -> list[nn.Parameter]:

@@ -61,6 +61,7 @@ class JobSpec:
     init_checkpoint: str | None = None
     mode: str = "embeddings"
     mlp_warmup: bool = MLP_WARMUP  # training: POCO's MLP alone first (training/defaults.py)
+    embedding_lr_scale: float | None = None  # None: the kind's default (finetuning keeps one rate)
     threads: int = 0
     nice: int = 5
     name: str = ""
@@ -74,7 +75,7 @@ class JobSpec:
         if self.mode not in FINETUNE_MODES:
             raise ValueError(f"finetune mode must be one of {FINETUNE_MODES}, got {self.mode!r}")
         defaults = TRAIN_DEFAULTS if self.kind == "train" else FINETUNE_DEFAULTS
-        for name in ("steps", "batch_size", "lr", "val_every"):
+        for name in ("steps", "batch_size", "lr", "val_every", "embedding_lr_scale"):
             if getattr(self, name) is None:
                 setattr(self, name, defaults[name])
 
@@ -97,7 +98,7 @@ def job_events(spec: JobSpec, cancel: CancelLike | None = None) -> Iterator[Even
             context=spec.context, horizon=spec.horizon, steps=spec.steps, batch_size=spec.batch_size,
             lr=spec.lr, seed=spec.seed, device=spec.device, val_every=spec.val_every,
             checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
-            mlp_warmup=spec.mlp_warmup,
+            mlp_warmup=spec.mlp_warmup, embedding_lr_scale=spec.embedding_lr_scale,
         )
     from poco_core.training.finetune import finetune_events
 

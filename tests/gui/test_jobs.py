@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt
 
 from poco_core.data.preprocess import PreprocessConfig, prepare
 from poco_core.data.simulate import simulate_cohort
+from poco_core.training.defaults import EMBEDDING_ANALYSIS, TRAIN_DEFAULTS
 from poco_core.training.restore import load_model
 from poco_napari.finetune_widget import FinetuneWidget
 from poco_napari.job_docks import docks_for
@@ -98,14 +99,19 @@ def test_training_job_feeds_the_plots_and_writes_a_checkpoint(qtbot, training):
     assert training.table.item(0, 1).text() == "done"
 
 
-def test_unticking_the_warm_up_trains_in_one_stage(qtbot, training):
-    """The Model group's "MLP warm-up" box is `poco train --no-mlp-warmup`: one stage, no
-    validation at the warm-up's end."""
-    assert training.mlp_warmup.isChecked()  # the engine's default
+def test_training_for_embeddings_is_one_stage_with_faster_embeddings(qtbot, training):
+    """The Model group's "MLP warm-up" box and "embeddings' lr" field are `poco train
+    --no-mlp-warmup --embedding-lr-scale 10`, the settings the embedding notes advise: one stage
+    (no validation at the warm-up's end) and the embeddings' factor reaching the loop."""
+    assert training.mlp_warmup.isChecked()  # the engine's defaults
+    assert training.embedding_lr.value() == TRAIN_DEFAULTS["embedding_lr_scale"]
     training.mlp_warmup.setChecked(False)
+    training.embedding_lr.setValue(EMBEDDING_ANALYSIS["embedding_lr_scale"])
     job = run_to_end(qtbot, training)
     assert job.status is JobStatus.DONE, job.message
     assert job.spec.mlp_warmup is False and docks_for(training.viewer).curves.val_steps == [10, 20, 30]
+    start = next(ev for ev in job.history if ev["type"] == "start")
+    assert (start["mlp_warmup"], start["embedding_lr_scale"]) == (False, 10.0)
 
 
 def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
