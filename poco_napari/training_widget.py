@@ -363,7 +363,7 @@ class TrainingWidget(JobLauncher):
         self.mlp_warmup.setChecked(MLP_WARMUP)
         self.mlp_warmup.setToolTip("POCO's MLP trains alone until its validation stops improving, then everything; the "
                                    "population replaces the MLP only if clearly better (off: the paper's one stage)")
-        self.embedding_lr = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=1.0, prefix="x ",
+        self.embedding_lr = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=100.0, singleStep=1.0, suffix=" × the lr",
                                            value=float(TRAIN_DEFAULTS["embedding_lr_scale"]))
         self.embedding_lr.setToolTip(
             "How much faster the unit and session embeddings learn than the rest of the model. For embeddings to "
@@ -376,7 +376,7 @@ class TrainingWidget(JobLauncher):
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
                                   ("model options", self.overrides), ("MLP warm-up", self.mlp_warmup),
-                                  ("embeddings' lr", self.embedding_lr)], expanded=True),
+                                  ("embedding lr", self.embedding_lr)], expanded=True),
             self.calm,
         ]
 
