@@ -223,7 +223,7 @@ class Job(QObject):
                 self.elapsed_s, self.eta_s = ev.get("elapsed_s"), ev.get("eta_s")
             elif kind == "validation":
                 score = ev.get("val_score")
-                if score is not None and (self.best_score is None or score > self.best_score):
+                if score is not None and ev.get("best"):  # the checkpoint kept (pooled MSE, the warm-up's rule)
                     self.best_score, self.best_step = float(score), int(ev["step"])
             elif kind == "stage" and ev.get("reset_best", int(ev.get("step", 1)) > 1):  # CalM's transformer:
                 self.best_score = None  # best-checkpoint tracking restarts with it (not after POCO's MLP warm-up)
@@ -245,7 +245,8 @@ class Job(QObject):
             best = "" if self.best_score is None else f"; best validation score {self.best_score:.3f} at step {self.best_step}"
             note = f" ({self.result['note']})" if cancelled and self.result.get("note") and self.best_score is None else ""
             how = self.result["stop_reason"] if self.result.get("stopped_early") else ("cancelled" if cancelled else "finished")
-            self._finish(status, f"{how}{note}{best}{kept}")
+            which = f"; {self.result['kept_note']}" if self.result.get("kept_note") else ""
+            self._finish(status, f"{how}{note}{best}{which}{kept}")
         elif self._cancel.is_set():
             how = f"stopped by force (it did not stop within {CANCEL_GRACE_S:g} s)" if self._terminated else "cancelled"
             self._finish(JobStatus.CANCELLED, f"{how}{kept}")

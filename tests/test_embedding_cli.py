@@ -55,9 +55,12 @@ def test_embed_says_when_the_forecasts_ignore_the_embeddings(checkpoint_and_data
     """A POCO kept at its MLP warm-up (FiLM maps constant) never used its unit embeddings: the
     summary says so, and says nothing of the kind for a model whose conditioning trained."""
     ckpt, paths = checkpoint_and_data
-    recs = simulate_cohort(2, 40, 300, seed=3)
-    warm = train(recs, "poco", steps=4, device="cpu", checkpoint=tmp_path / "warm.pt", batch_size=4, val_every=2,
-                 mlp_warmup=True, mlp_warmup_steps=4, **TINY).wait()["checkpoint"]
+    warm = tmp_path / "warm.pt"
+    sets = [a for k, v in TINY.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
+    assert main(["train", *map(str, paths), "--out", str(warm), "--steps", "4", "--mlp-warmup-steps", "4",
+                 "--val-every", "2", "--batch-size", "4", "--device", "cpu", "--context", "16", "--horizon", "4",
+                 *sets]) == 0
+    assert "the model kept is POCO's MLP" in capsys.readouterr().err  # the training run says it too
     for path, flagged in ((warm, True), (ckpt, False)):
         assert main(["embed", str(path), *map(str, paths), "--clusters", "2", "--json"]) == 0
         notes = json.loads(capsys.readouterr().out)["notes"]

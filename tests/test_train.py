@@ -185,6 +185,7 @@ def test_mlp_warmup_stage1_is_the_mlp_with_the_conditioning_frozen(tmp_path):
                 lr=3e-3, **FAST)
     done = run.wait()
     assert done["stages"] == [{"stage": "mlp", "step": 1}]  # the run ended within the warm-up
+    assert done["kept"] == "mlp" and done["kept_note"].startswith("the run ended during the MLP warm-up")
     after = _conditioning(net)
     assert after.pop("head.alpha.bias").eq(1).all() and before.pop("head.alpha.bias").eq(0).all()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -234,6 +235,7 @@ def test_mlp_warmup_then_everything_best_over_both_stages(tmp_path):
     warm_best = min(v["val_mse"] for v in vals if v["step"] <= 12)
     assert done["best_val_mse"] <= warm_best
     assert done["best_val_mse"] == min(v["val_mse"] for v in vals)
+    assert done["kept"] == ("all" if done["best_step"] > 12 else "mlp")
 
 
 def test_mlp_warmup_ends_on_patience_and_restores_its_best(tmp_path, monkeypatch):
@@ -269,6 +271,8 @@ def test_stage2_replaces_the_warmed_up_mlp_only_when_clearly_better(tmp_path):
     assert all("vs_mlp" in e and not e["best"] for e in stage2(events))
     assert not any(e["type"] == "checkpoint" and e["step"] > 12 for e in events)
     assert load_checkpoint(tmp_path / "w.pt")["step"] == done["best_step"]  # the warm-up's weights are kept
+    assert done["kept"] == "mlp" and "beat the warmed-up MLP" in done["kept_note"]  # and the run says so
+    assert "do not depend on its unit and session embeddings" in done["kept_note"]
     _, _, events = _warmup_events(tmp_path, mlp_warmup_se=1.0, lr=1e-2)
     gates = [e["vs_mlp"] for e in stage2(events)]
     assert all(math.isfinite(g["se"]) and g["needed"] == g["se"] for g in gates)

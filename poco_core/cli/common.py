@@ -217,6 +217,8 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
             _stderr(done["stop_reason"])
         _stderr(f"best step {done['best_step']} (val MSE {done['best_val_mse']:.4f}); test score "
                 f"{test.get('score', float('nan')):.3f}, MSE {test.get('mse', float('nan')):.4f}; saved {done['checkpoint']}")
+        if done.get("kept_note"):
+            _stderr(done["kept_note"])
         if "mean_mse" in test:
             _stderr(f"test baselines: copy MSE {test['copy_mse']:.4f}, mean MSE {test['mean_mse']:.4f} (score vs mean "
                     f"{test['mean_score']:.3f}), smoothed copy MSE {test['smooth_mse']:.4f} (score vs it {test['smooth_score']:.3f})")

@@ -15,15 +15,16 @@ FINETUNE_MODES = ("embeddings", "embeddings+mlp", "all")
 # reference; finetuning keeps one rate (the paper's).
 EMBEDDING_LR_SCALE = 1.0
 # what a model's `ignores_conditioning()` means, for the notes of the embedding analysis and finetuning
+IGNORES_EMBEDDINGS = "its forecasts do not depend on its unit and session embeddings"
 CONSTANT_FILM = ("the model's FiLM maps are constant (untrained, or kept at its MLP warm-up because the population did "
-                 "not clearly improve on the MLP), so its forecasts do not depend on its unit and session embeddings")
+                 f"not clearly improve on the MLP), so {IGNORES_EMBEDDINGS}")
 # training for an analysis of the unit embeddings (docs/results.md 7.3): one stage, so the population is
 # kept even where it does not beat the MLP on validation, and the embeddings at 10 x lr, so they leave
 # their initial noise before the forecasts peak (real Triplett assemblies 0.68 within fish vs chance 0.49)
 EMBEDDING_ANALYSIS = {"mlp_warmup": False, "embedding_lr_scale": 10.0}
 _FACTOR = f"{EMBEDDING_ANALYSIS['embedding_lr_scale']:g}"
 EMBEDDING_ANALYSIS_HOW = (f"--no-mlp-warmup --embedding-lr-scale {_FACTOR} (in the Training dock: untick "
-                          f"'MLP warm-up', embeddings' lr x {_FACTOR})")
+                          f"'MLP warm-up' and set 'embedding lr' to {_FACTOR} × the lr)")
 # None for steps/val_every: chosen from the data when the run starts (default_train_steps, auto_val_every)
 TRAIN_DEFAULTS = {"steps": None, "lr": 3e-4, "batch_size": 64, "val_every": None, "max_val_windows": None,
                   "embedding_lr_scale": EMBEDDING_LR_SCALE}

@@ -34,6 +34,8 @@ from poco_core.base.events import CancelLike, Event, is_cancelled
 from poco_core.training.checkpoint import save_checkpoint
 from poco_core.training.defaults import (
     COND_LR_SCALE,
+    EMBEDDING_ANALYSIS_HOW,
+    IGNORES_EMBEDDINGS,
     MLP_WARMUP,
     MLP_WARMUP_FRACTION,
     MLP_WARMUP_SE,
@@ -546,5 +548,21 @@ class Loop:
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
                "checkpoint": str(self.checkpoint), "cancelled": False, "last_step": last_step,
                "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason,
-               "stages": self.state.history.get("stages", [])}
+               "stages": self.state.history.get("stages", []), **self._kept_model()}
+
+    def _kept_model(self) -> dict:
+        """After an MLP warm-up, which model the best checkpoint is (`kept`: "mlp" or "all") and, where
+        it is the MLP, why, so that a run that gave back POCO's MLP says so where it ends."""
+        stages = self.state.history.get("stages") or []
+        if not stages:
+            return {}
+        if stages[-1]["stage"] == "mlp":
+            why = "the run ended during the MLP warm-up"
+        elif self.state.best_step < stages[-1]["step"]:
+            why = (f"no checkpoint after the warm-up beat the warmed-up MLP by more than "
+                   f"{self.opts.mlp_warmup_se:g} standard error(s)")
+        else:
+            return {"kept": "all"}
+        return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; "
+                                          f"for embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}"}
 

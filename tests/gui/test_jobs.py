@@ -97,10 +97,13 @@ def test_training_job_feeds_the_plots_and_writes_a_checkpoint(qtbot, training):
     assert docks.results.errors.model_curve.xData.tolist() == [1, 2, 3, 4]
     assert training.button.text() == "Start" and "finished" in training.status.text()
     assert training.table.item(0, 1).text() == "done"
+    assert job.best_step == job.result["best_step"]  # the summary names the checkpoint kept, as the curves' star
+    # which model the warm-up kept is in the job's last line
+    assert ("the model kept is POCO's MLP" in job.message) is (job.result["kept"] == "mlp")
 
 
 def test_training_for_embeddings_is_one_stage_with_faster_embeddings(qtbot, training):
-    """The Model group's "MLP warm-up" box and "embeddings' lr" field are `poco train
+    """The Model group's "MLP warm-up" box and "embedding lr" field are `poco train
     --no-mlp-warmup --embedding-lr-scale 10`, the settings the embedding notes advise: one stage
     (no validation at the warm-up's end) and the embeddings' factor reaching the loop."""
     assert training.mlp_warmup.isChecked()  # the engine's defaults
