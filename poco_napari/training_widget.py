@@ -367,7 +367,7 @@ class TrainingWidget(JobLauncher):
                                            value=float(TRAIN_DEFAULTS["embedding_lr_scale"]))
         self.embedding_lr.setToolTip(
             "How much faster the unit and session embeddings learn than the rest of the model. For embeddings to "
-            f"paint by (Embeddings dock): x {EMBEDDING_ANALYSIS['embedding_lr_scale']:g} with the MLP warm-up "
+            f"paint by (Embeddings dock): {EMBEDDING_ANALYSIS['embedding_lr_scale']:g} × the lr with the MLP warm-up "
             "unticked (on the Triplett fish they then group its assemblies; docs/results.md 7.3)")
         self.calm = CalMSettings()
         self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
