@@ -296,10 +296,26 @@ def test_paired_improvement_blocks_and_weights():
     # differences shared by 16 neighbouring windows (overlapping windows err together): blocks of
     # one window would count 96 independent values where there are 6, and understate the error
     slow = {k: base[k] - np.repeat(rng.normal(0, 1, len(v) // 16), 16) for k, v in base.items()}
-    wide = paired_improvement(base, slow, {"a": 1, "b": 1}, 16)[1]
+    wide_pair = paired_improvement(base, slow, {"a": 1, "b": 1}, 16)
+    wide = wide_pair[1]
     narrow = paired_improvement(base, slow, {"a": 1, "b": 1}, 1)[1]
     assert wide > 2 * narrow > 0
     assert paired_improvement({"a": base["a"][:10]}, {"a": base["a"][:10] - 1}, {"a": 1}, 16) == (1.0, math.inf)
+    # one block size per session
+    assert paired_improvement(base, slow, {"a": 1, "b": 1}, {"a": 16, "b": 16}) == wide_pair
+    assert paired_improvement(base, slow, {"a": 1, "b": 1}, {"a": 16, "b": 1})[1] < wide
+
+
+def test_blocks_follow_the_spacing_of_the_windows_validated():
+    """Overlapping targets make a block; windows capped by `max_val_windows` lie far apart and are
+    independent, so with 16 of 1,600 windows a block is one window, not a horizon's worth (which
+    made each session a single block and the standard error meaningless)."""
+    from poco_core.training.validation import windows_per_horizon
+
+    assert windows_per_horizon(1600, 1600, horizon=16, stride=1) == 16  # every window: one horizon of them
+    assert windows_per_horizon(1600, 1600, horizon=16, stride=4) == 4
+    assert windows_per_horizon(1600, 16, horizon=16, stride=1) == 1
+    assert windows_per_horizon(201, 101, horizon=16, stride=1) == 8  # every second window
 
 
 @pytest.mark.parametrize("model", ["mlp", "nlinear"])

@@ -46,7 +46,14 @@ from poco_core.training.defaults import (
     default_train_steps,
 )
 from poco_core.training.sampling import SessionBatchSampler, gather_windows
-from poco_core.training.validation import autocast, evaluate_windows, paired_improvement, pooled_mse, summarise
+from poco_core.training.validation import (
+    autocast,
+    evaluate_windows,
+    paired_improvement,
+    pooled_mse,
+    summarise,
+    windows_per_horizon,
+)
 
 SPLITS = ("train", "val", "test")
 MAX_SAMPLE_ROIS = 8  # asked-for units shown per forecast_sample event at most
@@ -469,11 +476,14 @@ class Loop:
 
     def _gain_over_warmup(self, errors: dict) -> tuple[float, float]:
         """The candidate's pooled validation MSE below the warm-up's best, and its standard error
-        (blocks of windows one horizon long; `validation.paired_improvement`)."""
+        (blocks of windows one horizon long, from the spacing of the windows validated;
+        `validation.paired_improvement`)."""
         base = {k: np.asarray(v) for k, v in self.state.history["warmup_window_mse"].items()}
         units = {sd.session: len(sd.unit_ids) for sd in self.data.sessions}
-        block = max(1, math.ceil(self.model.config.horizon / self.opts.val_stride))
-        return paired_improvement(base, errors, units, block)
+        stride = self.opts.val_stride
+        blocks = {sd.session: windows_per_horizon(len(sd.windows("val", self.length, stride)), len(base[sd.session]),
+                                                  self.model.config.horizon, stride) for sd in self.data.sessions}
+        return paired_improvement(base, errors, units, blocks)
 
     def _unfreeze(self) -> None:
         for p in self.frozen:

@@ -191,21 +191,31 @@ def pooled_mse(sessions: dict[str, dict[str, Any]]) -> float:
     return sum(m["mse"] * m["n_elements"] for m in sessions.values()) / n if n else math.nan
 
 
+def windows_per_horizon(n_windows: int, n_used: int, horizon: int, stride: int) -> int:
+    """Consecutive windows, of the `n_used` evaluated out of `n_windows` at `stride` frames (spread
+    evenly, `sampling.evenly_spaced`), whose targets fall within one horizon of each other: the block
+    `paired_improvement` needs. Windows spread further apart than the horizon are blocks of one."""
+    spacing = stride * max(1.0, (n_windows - 1) / max(1, n_used - 1))
+    return max(1, math.ceil(horizon / spacing))
+
+
 def paired_improvement(base: dict[str, np.ndarray], new: dict[str, np.ndarray], units: dict[str, int],
-                       block: int) -> tuple[float, float]:
+                       block: int | dict[str, int]) -> tuple[float, float]:
     """How much lower `new`'s pooled MSE is than `base`'s on the same windows, and its standard error.
 
     `base`/`new` map session -> per-window MSE (`evaluate_windows(window_mse=...)`, windows in time
     order); a window weighs by its session's `units`, as in the pooled MSE. Overlapping windows are
     not independent, so the error is that of a ratio estimator over blocks of `block` consecutive
-    windows (the caller passes windows per horizon, so that blocks' targets do not overlap); with
-    fewer than two blocks the error is infinite: no comparison can be trusted."""
+    windows (the caller passes windows per horizon, one number or one per session,
+    `windows_per_horizon`, so that blocks' targets do not overlap); with fewer than two blocks the
+    error is infinite: no comparison can be trusted."""
     diffs, weights = [], []
     for session, b in base.items():
         d = b - new[session]
-        for lo in range(0, len(d), block):
-            diffs.append(d[lo:lo + block].mean())
-            weights.append(len(d[lo:lo + block]) * units[session])
+        size = block[session] if isinstance(block, dict) else block
+        for lo in range(0, len(d), size):
+            diffs.append(d[lo:lo + size].mean())
+            weights.append(len(d[lo:lo + size]) * units[session])
     x, w = np.asarray(diffs, dtype=np.float64), np.asarray(weights, dtype=np.float64)
     mean = float((w * x).sum() / w.sum()) if len(x) else 0.0
     if len(x) < 2:
