@@ -132,8 +132,11 @@ def main() -> None:
             print(f"step {ev['step']}: loss {ev['loss']:.4f}, {ev['elapsed_s']:.0f} s, {memory_mb()}", flush=True)
         elif ev["type"] == "validation":
             rows.append({"step": ev["step"], "epoch": ev["step"] / epoch_steps, "val_mse": ev["val_mse"],
+                         "best": ev["best"], **({"vs_mlp": ev["vs_mlp"]} if "vs_mlp" in ev else {}),
                          "val_score": ev["val_score"], "elapsed_s": time.perf_counter() - t_start, **memory_mb()})
-            print(f"validation at {ev['step']}: mse {ev['val_mse']:.4f} score {ev['val_score']:.4f}", flush=True)
+            gate = ev.get("vs_mlp")  # the warm-up's stage 2: the gain over the MLP and what it needs
+            print(f"validation at {ev['step']}: mse {ev['val_mse']:.4f} score {ev['val_score']:.4f}"
+                  + (f"; {gate['gain']:+.4f} vs the MLP (needs > {gate['needed']:.4f})" if gate else ""), flush=True)
         elif ev["type"] in ("stage", "warning"):
             print(ev.get("note") or ev.get("message") or ev, flush=True)
         elif ev["type"] == "done":
