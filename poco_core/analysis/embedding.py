@@ -32,8 +32,8 @@ from poco_core.training.defaults import CONSTANT_FILM, EMBEDDING_ANALYSIS_HOW
 METHODS = ("kmeans", "hdbscan")
 COACTIVITY_COMPONENTS = 8  # principal components whose loadings describe a unit's co-activity
 NOISE = -1  # HDBSCAN's label for units in no cluster
-UNUSED_EMBEDDINGS = (f"{CONSTANT_FILM}: these are still their random initialisation, and clusters and region scores "
-                     f"of them mean nothing; for embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}")
+UNUSED_EMBEDDINGS = ("these unit embeddings are still their random initialisation, so clusters and region scores of "
+                     f"them mean nothing: {CONSTANT_FILM}. For embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}")
 Progress = Callable[[Event], None]
 
 

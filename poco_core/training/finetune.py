@@ -38,8 +38,8 @@ from poco_core.training.train import (
 )
 
 # the base model's FiLM maps are zero: d forecast / d embedding = 0, so embedding-only finetuning is a no-op
-EMBEDDINGS_IGNORED = (f"{CONSTANT_FILM}: finetuning only them changes nothing; finetune with mode 'all' (--mode all), "
-                      f"or train the base model with {EMBEDDING_ANALYSIS_HOW}")
+EMBEDDINGS_IGNORED = (f"finetuning only the embeddings changes nothing: {CONSTANT_FILM}. Finetune with mode 'all' "
+                      f"(--mode all), or train the base model with {EMBEDDING_ANALYSIS_HOW}")
 
 
 def attach_sessions(model: BaseForecaster, data: PreparedData) -> list[nn.Parameter]:
