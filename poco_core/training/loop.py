@@ -569,8 +569,8 @@ class Loop:
         if stages[-1]["stage"] == "mlp":
             why = "the run ended during the MLP warm-up"
         elif self.state.best_step < stages[-1]["step"]:
-            why = (f"no checkpoint after the warm-up beat the warmed-up MLP by more than "
-                   f"{self.opts.mlp_warmup_se:g} standard error(s)")
+            margin = f" by more than {self.opts.mlp_warmup_se:g} standard error(s)" if self.opts.mlp_warmup_se > 0 else ""
+            why = f"no checkpoint after the warm-up beat the warmed-up MLP{margin}"
         else:
             return {"kept": "all"}
         return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; "
