@@ -70,6 +70,8 @@ def test_cancel_mid_run_leaves_loadable_best_checkpoint(tmp_path):
     assert run.result["cancelled"] and len(run.losses) == 3
     # cancelled before any validation: the current weights are saved at once, with a note, no test scoring
     assert run.result["best_step"] == -1 and run.result["test"] == {} and "before any validation" in run.result["note"]
+    # ... within the MLP warm-up (the default): the weights kept are POCO's MLP, and the run says so
+    assert run.result["kept"] == "mlp" and run.result["kept_note"].startswith("the run ended during the MLP warm-up")
     model = run.model
     assert model.poco_meta.step == 3
 

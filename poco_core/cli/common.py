@@ -211,6 +211,8 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
             bar.close()
     if done and done["cancelled"] and not as_json and not quiet:
         _stderr(f"{done.get('note', 'cancelled')}; saved {done['checkpoint']}")
+        if done.get("kept_note"):
+            _stderr(done["kept_note"])
     elif done and not as_json and not quiet:
         test = done.get("test", {})
         if done.get("stopped_early"):

@@ -492,7 +492,8 @@ class Loop:
         self.loss_module.mlp_only = False
 
     def _keep_on_cancel(self, step: int) -> Iterator[Event]:
-        """Cancelled: keep the best checkpoint (or save the current weights, saying so); no test scoring."""
+        """Cancelled: keep the best checkpoint (or save the current weights, saying so), and say which
+        model that is after a warm-up; no test scoring."""
         note = None
         if self._best is None and self.state.best_step < 0:
             note = (f"cancelled at step {step} before any validation: these are the current weights, "
@@ -503,7 +504,8 @@ class Loop:
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True, "last_step": step,
                "stopped_early": False, "stop_reason": "cancelled",
-               "note": note or f"cancelled at step {step}; kept the best checkpoint (step {self.state.best_step})"}
+               "note": note or f"cancelled at step {step}; kept the best checkpoint (step {self.state.best_step})",
+               **self._kept_model()}
 
     def _stage_change(self, step: int, total: int) -> Iterator[Event]:
         """Models trained in stages (CalM: quantizer, then transformer) declare the stage of the next
