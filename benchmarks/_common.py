@@ -1,7 +1,8 @@
-"""Helpers shared by reproduce.py and bench_speed.py: machine description, commit, threads,
-Markdown tables and figures, so both reports describe their setting the same way."""
+"""Helpers shared by the benchmark scripts: machine description, commit, threads, Markdown tables
+and figures, so the reports describe their setting the same way, and the JSONL caches of runs."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -15,6 +16,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a fresh clone without installing
     sys.path.insert(0, str(REPO))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL cache (none when it does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    """Print one run's row and append it to the cache, so an interrupted batch resumes where it was."""
+    print(json.dumps(row), flush=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def set_threads(threads: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import md_table, set_threads  # noqa: E402
+from _common import append_jsonl, md_table, read_jsonl, set_threads  # noqa: E402
 from small_data import ONE_STAGE, SIZES, dataset  # noqa: E402
 
 from poco_core.data.preprocess import PreparedData, prepare  # noqa: E402
@@ -64,7 +63,7 @@ def run_fold(ds: str, data: PreparedData, model: str, seed: int, k: int, folds: 
 
 
 def render(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    rows = read_jsonl(path)
     runs: dict[tuple, dict] = {}
     for r in rows:
         runs.setdefault((r["dataset"], r["seed"], r.get("folds", 4)), {}).setdefault(r["model"], {})[r["fold"]] = r
@@ -100,10 +99,7 @@ def main() -> None:
         print(render(args.render))
         return
     set_threads(1)
-    done = set()
-    if args.out.exists():
-        done = {(r["dataset"], r["seed"], r["fold"], r.get("folds", 4), r["model"])
-                for r in map(json.loads, args.out.read_text().splitlines()) if r}
+    done = {(r["dataset"], r["seed"], r["fold"], r.get("folds", 4), r["model"]) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
         recs, prep = dataset(ds)
         data = prepare(recs, prep)
@@ -113,9 +109,7 @@ def main() -> None:
                     if (ds, seed, k, args.folds, model) in done:
                         continue
                     r = run_fold(ds, data, model, seed, k, args.folds, args.max_steps)
-                    print(json.dumps(r), flush=True)
-                    with args.out.open("a") as f:
-                        f.write(json.dumps(r) + "\n")
+                    append_jsonl(args.out, r)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import md_table, set_threads, spread  # noqa: E402
+from _common import append_jsonl, md_table, read_jsonl, set_threads, spread  # noqa: E402
 
 from poco_core.data.io import load_recording  # noqa: E402
 from poco_core.data.preprocess import PreprocessConfig, prepare  # noqa: E402
@@ -130,7 +129,7 @@ def run_one(ds: str, model: str, variant: str, seed: int, max_steps: int) -> dic
 
 
 def render(path: Path) -> str:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
     rows = list({(r["dataset"], r["model"], r["variant"], r["seed"], r["max_steps"]): r for r in rows}.values())  # last run wins
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -158,10 +157,7 @@ def main() -> None:
         print(render(args.render))
         return
     set_threads(1)
-    done = set()
-    if args.out.exists():
-        done = {(r["dataset"], r["model"], r["variant"], r["seed"], r["max_steps"])
-                for r in map(json.loads, args.out.read_text().splitlines()) if r}
+    done = {(r["dataset"], r["model"], r["variant"], r["seed"], r["max_steps"]) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
         for seed in map(int, args.seeds.split(",")):
             for variant in args.variants.split(","):
@@ -173,9 +169,7 @@ def main() -> None:
                     if (ds, model, variant, seed, args.max_steps) in done:
                         continue
                     r = run_one(ds, model, variant, seed, args.max_steps)
-                    print(json.dumps(r), flush=True)
-                    with args.out.open("a") as f:
-                        f.write(json.dumps(r) + "\n")
+                    append_jsonl(args.out, r)
 
 
 if __name__ == "__main__":
