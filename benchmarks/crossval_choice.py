@@ -11,7 +11,8 @@ on the others; the test part is never touched, and fold K - 1 is exactly the def
 (one stage, the reference's procedure) and its MLP (the `mlp` model of the same hidden size, the
 function of POCO's warmed-up MLP) train on every fold with the same seed; the candidate with the
 lower mean best validation MSE over the folds is the choice, and its fold-(K - 1) run is the model
-it would return. Datasets, model sizes and budget as `small_data.py` (10,000 steps, early stopping).
+it would return. Datasets, model sizes and budget as `small_data.py` (10,000 steps, early stopping),
+plus ``cohort``, the synthetic cohort of `embedding_regions.py` (5 fish, 740 units, 4 regions).
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_jsonl, md_table, read_jsonl, set_threads  # noqa: E402
+from embedding_regions import recordings  # noqa: E402
 from small_data import ONE_STAGE, SIZES, dataset  # noqa: E402
 
-from poco_core.data.preprocess import PreparedData, prepare  # noqa: E402
+from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare  # noqa: E402
 from poco_core.data.windows import Ranges  # noqa: E402
 from poco_core.training.train import train  # noqa: E402
 
@@ -101,7 +103,7 @@ def main() -> None:
     set_threads(1)
     done = {(r["dataset"], r["seed"], r["fold"], r.get("folds", 4), r["model"]) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
-        recs, prep = dataset(ds)
+        recs, prep = (recordings(ds), PreprocessConfig()) if ds == "cohort" else dataset(ds)
         data = prepare(recs, prep)
         for seed in map(int, args.seeds.split(",")):
             for k in range(args.folds):
