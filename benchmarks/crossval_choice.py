@@ -68,7 +68,7 @@ def render(path: Path) -> str:
     rows = read_jsonl(path)
     runs: dict[tuple, dict] = {}
     for r in rows:
-        runs.setdefault((r["dataset"], r["seed"], r.get("folds", 4)), {}).setdefault(r["model"], {})[r["fold"]] = r
+        runs.setdefault((r["dataset"], r["seed"], r["folds"]), {}).setdefault(r["model"], {})[r["fold"]] = r
     per_seed, chosen = [], {}
     for (ds, seed, folds), by in sorted(runs.items()):
         if any(len(by.get(m, {})) < folds for m in CANDIDATES):
@@ -101,7 +101,7 @@ def main() -> None:
         print(render(args.render))
         return
     set_threads(1)
-    done = {(r["dataset"], r["seed"], r["fold"], r.get("folds", 4), r["model"]) for r in read_jsonl(args.out)}
+    done = {(r["dataset"], r["seed"], r["fold"], r["folds"], r["model"]) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
         recs, prep = (recordings(ds), PreprocessConfig()) if ds == "cohort" else dataset(ds)
         data = prepare(recs, prep)
