@@ -6,18 +6,17 @@
 Why: issue 16. With the paper's split (each 1,000-frame block 3:1:1 train / val / test in time
 order) the validation MSE picks the wrong model on fissa (POCO lower on validation, worse on test)
 and cannot see POCO's gain on triplett_full, so every rule made on it gives up one goal or the other.
-Here each block's train + val part is cut into K equal parts; fold k validates on part k and trains
-on the others; the test part is never touched, and fold K - 1 is exactly the default split. POCO
-(one stage, the reference's procedure) and its MLP (the `mlp` model of the same hidden size, the
-function of POCO's warmed-up MLP) train on every fold with the same seed; the candidate with the
-lower mean best validation MSE over the folds is the choice, and its fold-(K - 1) run is the model
-it would return. Datasets, model sizes and budget as `small_data.py` (10,000 steps, early stopping),
-plus ``cohort``, the synthetic cohort of `embedding_regions.py` (5 fish, 740 units, 4 regions).
+This runs the engine's cross-validated choice (`poco train --cv-folds K`, poco_core/training/crossval.py):
+each block's train + val part cut into K parts, fold k validating on part k, the test part never
+touched, fold K - 1 the default split; POCO's MLP alone and POCO in one stage train on every fold with
+the same seed and the lower mean best validation MSE wins. One row per run (fold x candidate) with its
+test score, so the table can say whether the choice was the model better on test. Datasets, model
+sizes and budget as `small_data.py` (10,000 steps, early stopping), plus ``cohort``, the synthetic
+cohort of `embedding_regions.py` (5 fish, 740 units, 4 regions).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -30,38 +29,27 @@ from embedding_regions import recordings  # noqa: E402
 from small_data import ONE_STAGE, SIZES, dataset  # noqa: E402
 
 from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare  # noqa: E402
-from poco_core.data.windows import Ranges  # noqa: E402
-from poco_core.training.train import train  # noqa: E402
-
-CANDIDATES = ("mlp", "poco")
+from poco_core.training.crossval import CANDIDATES, choose, crossval_events  # noqa: E402
 
 
-def fold_ranges(ranges: dict[str, Ranges], k: int, folds: int) -> dict[str, Ranges]:
-    """Fold ``k`` of ``folds``: per block, part k of the train + val frames validates, the rest trains."""
-    train_r, val_r = [], []
-    for (a, _), (_, t) in zip(ranges["train"], ranges["val"]):
-        e = [a + (t - a) * j // folds for j in range(folds + 1)]
-        val_r.append((e[k], e[k + 1]))
-        train_r += [r for r in ((a, e[k]), (e[k + 1], t)) if r[1] > r[0]]
-    return {"train": train_r, "val": val_r, "test": ranges["test"]}
-
-
-def fold_data(data: PreparedData, k: int, folds: int) -> PreparedData:
-    if k == folds - 1:
-        return data  # the default split
-    return dataclasses.replace(data, sessions=[dataclasses.replace(s, ranges=fold_ranges(s.ranges, k, folds))
-                                               for s in data.sessions])
-
-
-def run_fold(ds: str, data: PreparedData, model: str, seed: int, k: int, folds: int, steps: int) -> dict:
+def run_cv(ds: str, data: PreparedData, seed: int, folds: int, steps: int) -> list[dict]:
+    """One cross-validated choice: a row per run, and the choice's test score on every row."""
+    rows, t = [], time.perf_counter()
+    loop = {k: v for k, v in ONE_STAGE.items() if k != "mlp_warmup"}
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run = train(fold_data(data, k, folds), model, steps=steps, seed=seed, device="cpu",
-                    checkpoint=Path(tmp) / "m.pt", model_config=SIZES[model], **ONE_STAGE)
-        done = run.wait()
-    return {"dataset": ds, "seed": seed, "fold": k, "folds": folds, "model": model, "best_val_mse": done["best_val_mse"],
-            "best_step": done["best_step"], "test_score": done["test"].get("score"), "test_mse": done["test"].get("mse"),
-            "wall_s": round(time.perf_counter() - t0, 1)}
+        for ev in crossval_events(data, "poco", folds=folds, checkpoint=Path(tmp) / "m.pt", steps=steps, seed=seed,
+                                  device="cpu", model_config=SIZES["poco"], **loop):
+            if ev["type"] == "crossval_run":
+                now = time.perf_counter()
+                rows.append({"dataset": ds, "seed": seed, "fold": ev["fold"], "folds": folds, "model": ev["candidate"],
+                             "best_val_mse": ev["best_val_mse"], "best_step": ev["best_step"],
+                             "test_score": ev["test"].get("score"), "test_mse": ev["test"].get("mse"),
+                             "wall_s": round(now - t, 1)})
+                t = now
+            elif ev["type"] == "done":
+                for r in rows:
+                    r["choice"], r["choice_test_score"] = ev["crossval"]["choice"], ev["test"].get("score")
+    return rows
 
 
 def render(path: Path) -> str:
@@ -73,8 +61,7 @@ def render(path: Path) -> str:
     for (ds, seed, folds), by in sorted(runs.items()):
         if any(len(by.get(m, {})) < folds for m in CANDIDATES):
             continue  # unfinished
-        cv = {m: statistics.mean(by[m][f]["best_val_mse"] for f in range(folds)) for m in CANDIDATES}
-        pick = min(CANDIDATES, key=cv.get)
+        pick, cv, _ = choose({m: {f: by[m][f]["best_val_mse"] for f in range(folds)} for m in CANDIDATES})
         test = {m: by[m][folds - 1]["test_score"] for m in CANDIDATES}
         diffs = [by["poco"][f]["best_val_mse"] - by["mlp"][f]["best_val_mse"] for f in range(folds)]
         wall = sum(by[m][f]["wall_s"] for m in CANDIDATES for f in range(folds))
@@ -101,18 +88,14 @@ def main() -> None:
         print(render(args.render))
         return
     set_threads(1)
-    done = {(r["dataset"], r["seed"], r["fold"], r["folds"], r["model"]) for r in read_jsonl(args.out)}
+    done = {(r["dataset"], r["seed"], r["folds"]) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
         recs, prep = (recordings(ds), PreprocessConfig()) if ds == "cohort" else dataset(ds)
         data = prepare(recs, prep)
         for seed in map(int, args.seeds.split(",")):
-            for k in range(args.folds):
-                for model in CANDIDATES:
-                    if (ds, seed, k, args.folds, model) in done:
-                        continue
-                    r = run_fold(ds, data, model, seed, k, args.folds, args.max_steps)
-                    append_jsonl(args.out, r)
-
+            if (ds, seed, args.folds) not in done:
+                for row in run_cv(ds, data, seed, args.folds, args.max_steps):
+                    append_jsonl(args.out, row)
 
 if __name__ == "__main__":
     main()

@@ -232,6 +232,8 @@ class Job(QObject):
             elif kind == "done":
                 self.result = ev
                 self.checkpoint = ev.get("checkpoint") or self.checkpoint
+                if ev.get("best_val_score") is not None:  # cross-validation: the run kept, not the last one
+                    self.best_score, self.best_step = float(ev["best_val_score"]), int(ev["best_step"])
             elif kind == "error":
                 self.error = str(ev.get("message", "unknown error"))
 

@@ -357,7 +357,7 @@ class TrainingWidget(JobLauncher):
         self.context.setToolTip("Frames of history the model reads before each forecast (C)")
         self.horizon.setToolTip("Frames ahead the model forecasts (P); the score compares them with copying the last frame")
         self.overrides.setToolTip("Model options as name=value, comma separated (e.g. hidden=256, d_model=64)")
-        from poco_core.training.defaults import EMBEDDING_ANALYSIS, MLP_WARMUP, TRAIN_DEFAULTS
+        from poco_core.training.defaults import CV_FOLDS, EMBEDDING_ANALYSIS, MLP_WARMUP, TRAIN_DEFAULTS
 
         self.mlp_warmup = QCheckBox("train the MLP alone first")
         self.mlp_warmup.setChecked(MLP_WARMUP)
@@ -369,6 +369,15 @@ class TrainingWidget(JobLauncher):
             "How much faster the unit and session embeddings learn than the rest of the model. For embeddings to "
             f"paint by (Embeddings dock): {EMBEDDING_ANALYSIS['embedding_lr_scale']:g} × the lr with the MLP warm-up "
             "unticked (on the Triplett fish they then group its assemblies; docs/results.md 7.3)")
+        self.cv_folds = QComboBox()
+        for k in (0, *range(2, 11)):
+            self.cv_folds.addItem("off" if k == 0 else f"{k} folds ({2 * k} trainings)", k)
+        self.cv_folds.setCurrentIndex(self.cv_folds.findData(CV_FOLDS))
+        self.cv_folds.setToolTip(
+            "Choose between POCO's MLP alone and POCO by cross-validation: both train on each of K folds of the "
+            "train + val frames and the lower mean validation MSE is kept. On small data one validation split cannot "
+            "tell them apart; this can, at 2K trainings' time (docs/results.md 7.2). Replaces the MLP warm-up.")
+        self.cv_folds.currentIndexChanged.connect(lambda _: self.mlp_warmup.setEnabled(not self.cv_folds.currentData()))
         self.calm = CalMSettings()
         self.model.currentTextChanged.connect(lambda name: self.calm.setVisible(name == "calm"))
         self.calm.setVisible(False)
@@ -376,7 +385,7 @@ class TrainingWidget(JobLauncher):
             collapsible("Sessions", [("", self.sessions)], expanded=True),
             collapsible("Model", [("model", self.model), ("context", self.context_field), ("horizon", self.horizon_field),
                                   ("model options", self.overrides), ("MLP warm-up", self.mlp_warmup),
-                                  ("embedding lr", self.embedding_lr)], expanded=True),
+                                  ("cross-validate", self.cv_folds), ("embedding lr", self.embedding_lr)], expanded=True),
             self.calm,
         ]
 
@@ -418,7 +427,8 @@ class TrainingWidget(JobLauncher):
         fields = {"name": f"train {self.model.currentText()}", "model": self.model.currentText(), "context": self.context.value(), "horizon": self.horizon.value(),
                   "model_config": {**(self.calm.overrides() if self.model.currentText() == "calm" else {}),
                                    **parse_overrides(self.overrides.text())}, "preprocess": config,
-                  "mlp_warmup": self.mlp_warmup.isChecked(), "embedding_lr_scale": self.embedding_lr.value()}
+                  "mlp_warmup": self.mlp_warmup.isChecked(), "embedding_lr_scale": self.embedding_lr.value(),
+                  "cv_folds": int(self.cv_folds.currentData())}
         return recs, fields
 
     def _on_done(self, job: Job) -> None:

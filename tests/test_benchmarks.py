@@ -105,24 +105,3 @@ def test_bench_gil_prints_eager_and_traced_rows() -> None:
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "| fp32 eager | " in proc.stdout and "| fp32 traced | " in proc.stdout
-
-
-def test_crossval_folds_split_the_train_and_val_frames_and_leave_test_alone() -> None:
-    """benchmarks/crossval_choice.py: every train + val frame validates in exactly one fold and
-    trains in the others; the test frames are never in a fold."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from crossval_choice import fold_ranges
-
-    from poco_core.data.windows import split_blocks
-
-    def frames(ranges: list[tuple[int, int]]) -> list[int]:
-        return sorted(t for a, b in ranges for t in range(a, b))
-
-    split = split_blocks(2345, 1000)
-    seen = frames(split["train"] + split["val"])
-    folds = [fold_ranges(split, k, 4) for k in range(4)]
-    for f in folds:
-        assert f["test"] == split["test"]
-        assert frames(f["train"] + f["val"]) == seen  # nothing lost, nothing counted twice
-        assert not set(frames(f["train"])) & set(frames(f["val"]))
-    assert frames([r for f in folds for r in f["val"]]) == seen  # each frame validates once

@@ -13,6 +13,7 @@ import poco_core.cli.main as cli
 from poco_core.base.events import CancelToken
 from poco_core.cli.common import drive
 from poco_core.data.io import save_recording
+from poco_core.training.checkpoint import load_checkpoint
 from poco_core.training.train import train_events
 
 SETS = [a for k, v in TINY_POCO.items() if k not in ("context", "horizon") for a in ("--set", f"{k}={v}")]
@@ -105,3 +106,24 @@ def test_evaluate_text_names_split_units_and_aligns_long_names(poco, tmp_path):
         if any(line.startswith("note") for line in lines) else lines[2:]
     assert len({len(line) for line in table}) == 1  # every row as wide as the header
     assert any("a_really_long_session_name_1_from_the_rig" in line for line in table)
+
+
+def test_train_cv_folds_prints_each_run_and_keeps_the_choice(poco, files, tmp_path):
+    """`poco train --cv-folds 2`: one progress stream over the 4 runs, a line per run, the choice's note."""
+    ckpt = tmp_path / "cv.pt"
+    code, _, err = poco("train", files[0], files[1], "--cv-folds", 2, "--steps", 4, "--val-every", 2, "--out", ckpt,
+                        "--context", 12, "--horizon", 4, "--block-len", 200, *SETS, *FAST_ARGS)
+    assert code == 0, err
+    assert err.count("cross-validation run ") == 4 and "run 4/4 (POCO (one stage), fold 1/2)" in err
+    assert "cross-validation chose" in err and "saved " + str(ckpt) in err
+    assert load_checkpoint(ckpt)["crossval"]["complete"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cv-folds", "1"], "at least 2 folds"),
+    (["--cv-folds", "2", "--model", "nlinear"], "no FiLM"),
+    (["--cv-folds", "2", "--resume", "old.pt"], "cannot --resume"),
+])
+def test_train_cv_folds_refuses_before_loading(poco, files, tmp_path, argv, message):
+    code, _, err = poco("train", files[0], "--out", tmp_path / "m.pt", *argv)
+    assert code == 2 and message in err and not (tmp_path / "m.pt").exists()

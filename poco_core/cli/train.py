@@ -8,7 +8,7 @@ from typing import Any
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
-from poco_core.training.defaults import TRAIN_DEFAULTS
+from poco_core.training.defaults import CV_FOLDS, CV_FOLDS_SUGGESTED, TRAIN_DEFAULTS
 from poco_core.cli.common import (
     add_loop_args,
     add_preprocess_args,
@@ -22,6 +22,7 @@ from poco_core.cli.safety import (
     add_force_arg,
     check_inputs,
     claim,
+    non_negative_int,
     release,
     warn_unused,
 )
@@ -40,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="model_config", type=model_value, action="append", default=[], metavar="KEY=VALUE",
                    help="model config field, e.g. --set hidden=256 (repeatable)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
+    p.add_argument("--cv-folds", type=non_negative_int, default=CV_FOLDS, metavar="K",
+                   help="choose between POCO's MLP alone and POCO by K-fold cross-validation over the train + val "
+                        f"frames (2K trainings; replaces the MLP warm-up; e.g. {CV_FOLDS_SUGGESTED}); the better mean "
+                        "validation MSE is kept at --out (default off)")
     add_force_arg(p)
     add_loop_args(p, TRAIN_DEFAULTS, warmup=True)
     add_preprocess_args(p)
@@ -58,11 +63,13 @@ def build_standalone_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace, dist: Any = None) -> int:
+    from poco_core.training.crossval import crossval_events
     from poco_core.training.train import train_events
 
     if args.out.exists() and args.out.is_dir():
         raise PocoError(f"--out {args.out} is a folder; give a checkpoint file name")
     check_model_config(args.model, dict(args.model_config), args.context, args.horizon)
+    check_crossval(args, dist)
     check_inputs(args.data)
     rank0 = dist is None or dist.rank == 0
     continuing = args.resume is not None and args.resume.exists() and args.resume.resolve() == args.out.resolve()
@@ -74,14 +81,32 @@ def run_command(args: argparse.Namespace, dist: Any = None) -> int:
             options["device"] = str(dist.device)
         recs = load_inputs(args.data)
         warn_unused(recs, args.neuropil_coef, args.iscell_only)
-        events = train_events(
-            recs, args.model, checkpoint=args.out, model_config=dict(args.model_config),
-            preprocess=preprocess_config(args), context=args.context, horizon=args.horizon, resume=args.resume,
-            cancel=token, dist=dist, **options,
-        )
+        common = dict(checkpoint=args.out, model_config=dict(args.model_config), preprocess=preprocess_config(args),
+                      context=args.context, horizon=args.horizon, cancel=token, **options)
+        if args.cv_folds:
+            events = crossval_events(recs, args.model, folds=args.cv_folds, **common)
+        else:
+            events = train_events(recs, args.model, resume=args.resume, dist=dist, **common)
         return drive(events, token, args.json, quiet=not rank0)
     finally:
         release(lock)
+
+
+def check_crossval(args: argparse.Namespace, dist: Any) -> None:
+    """--cv-folds: at least 2, a fresh run of a model with FiLM conditioning, one process."""
+    if not args.cv_folds:
+        return
+    if args.cv_folds < 2:
+        raise PocoError(f"--cv-folds {args.cv_folds}: cross-validation needs at least 2 folds (0 turns it off)")
+    if args.resume is not None:
+        raise PocoError("--cv-folds trains 2K fresh runs; it cannot --resume a checkpoint")
+    if dist is not None:
+        raise PocoError("--cv-folds runs in one process; start it with `poco train`, not torchrun")
+    from poco_core.models import SessionSpec, build_model
+
+    if not build_model(args.model, [SessionSpec("check", "check", ["0", "1"])]).start_as_mlp():
+        raise PocoError(f"--cv-folds chooses between POCO and its own MLP; --model {args.model} has no FiLM "
+                        "conditioning (use poco or mlp_transformer)")
 
 
 def check_model_config(model: str, config: dict[str, Any], context: int | None, horizon: int | None) -> None:

@@ -75,3 +75,11 @@ def default_train_steps(n_sessions: int) -> int:
 def auto_val_every(steps_per_epoch: float) -> int:
     """Validate ``VALIDATIONS_PER_EPOCH`` times per epoch, at least every ``VAL_EVERY_MAX`` steps."""
     return int(max(1, min(VAL_EVERY_MAX, steps_per_epoch // VALIDATIONS_PER_EPOCH)))
+
+# cross-validated choice (``--cv-folds K``, off by default): POCO's MLP alone and POCO in one stage train
+# on each of K blocked folds of the train + val frames, and the one with the lower mean validation MSE is
+# kept (training/crossval.py). Why an option (docs/results.md 7.2): on the four small sets it picked the
+# model better on test in all 12 runs, keeping POCO's +0.008 on the full Triplett sessions that the warm-up
+# gives up, but it costs 2K trainings (about 3-4x the default's time there, K = 4).
+CV_FOLDS = 0
+CV_FOLDS_SUGGESTED = 4

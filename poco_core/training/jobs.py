@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Literal
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, CancelToken, Event
-from poco_core.training.defaults import FINETUNE_DEFAULTS, FINETUNE_MODES, MLP_WARMUP, TRAIN_DEFAULTS
+from poco_core.training.defaults import CV_FOLDS, FINETUNE_DEFAULTS, FINETUNE_MODES, MLP_WARMUP, TRAIN_DEFAULTS
 
 BATCH_INTERVAL_S = 0.05
 JobKind = Literal["train", "finetune", "circuit"]
@@ -61,6 +61,7 @@ class JobSpec:
     init_checkpoint: str | None = None
     mode: str = "embeddings"
     mlp_warmup: bool = MLP_WARMUP  # training: POCO's MLP alone first (training/defaults.py)
+    cv_folds: int = CV_FOLDS  # training: > 1 chooses POCO or its MLP by cross-validation (training/crossval.py)
     embedding_lr_scale: float | None = None  # None: the kind's default (finetuning keeps one rate)
     threads: int = 0
     nice: int = 5
@@ -74,6 +75,8 @@ class JobSpec:
             raise ValueError("a finetuning job needs init_checkpoint")
         if self.mode not in FINETUNE_MODES:
             raise ValueError(f"finetune mode must be one of {FINETUNE_MODES}, got {self.mode!r}")
+        if self.cv_folds == 1 or self.cv_folds < 0 or (self.cv_folds and self.kind != "train"):
+            raise ValueError(f"cv_folds must be 0 (off) or at least 2, for training only; got {self.cv_folds}")
         defaults = TRAIN_DEFAULTS if self.kind == "train" else FINETUNE_DEFAULTS
         for name in ("steps", "batch_size", "lr", "val_every", "embedding_lr_scale"):
             if getattr(self, name) is None:
@@ -91,15 +94,16 @@ def job_events(spec: JobSpec, cancel: CancelLike | None = None) -> Iterator[Even
     recs = [load_recording(r.path, **r.options) for r in spec.recordings]
     config = PreprocessConfig.from_dict(spec.preprocess) if spec.preprocess else None
     if spec.kind == "train":
+        from poco_core.training.crossval import crossval_events
         from poco_core.training.train import train_events
 
-        return train_events(
-            recs, model=spec.model, model_config=spec.model_config, preprocess=config,
-            context=spec.context, horizon=spec.horizon, steps=spec.steps, batch_size=spec.batch_size,
-            lr=spec.lr, seed=spec.seed, device=spec.device, val_every=spec.val_every,
-            checkpoint=spec.checkpoint, cancel=cancel, sample_rois=spec.sample_rois or None,
-            mlp_warmup=spec.mlp_warmup, embedding_lr_scale=spec.embedding_lr_scale,
-        )
+        common = dict(model_config=spec.model_config, preprocess=config, context=spec.context, horizon=spec.horizon,
+                      steps=spec.steps, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed, device=spec.device,
+                      val_every=spec.val_every, checkpoint=spec.checkpoint, cancel=cancel,
+                      sample_rois=spec.sample_rois or None, embedding_lr_scale=spec.embedding_lr_scale)
+        if spec.cv_folds:
+            return crossval_events(recs, spec.model, folds=spec.cv_folds, **common)
+        return train_events(recs, model=spec.model, mlp_warmup=spec.mlp_warmup, **common)
     from poco_core.training.finetune import finetune_events
 
     return finetune_events(

@@ -76,6 +76,7 @@ class LoopOptions:
     mlp_warmup: bool = MLP_WARMUP  # train the MLP alone first (FiLM models, fresh training runs; see defaults)
     mlp_warmup_steps: int | None = None  # cap on the warm-up; None -> MLP_WARMUP_FRACTION of the steps
     mlp_warmup_se: float = MLP_WARMUP_SE  # stage 2 must beat the warm-up's best by this many standard errors
+    mlp_only: bool = False  # the warm-up without stage 2: a FiLM model trained as its own MLP (cross-validation's candidate)
     train_stride: int = 1  # frames between training windows' starts (an epoch is the windows at this stride)
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
@@ -210,7 +211,9 @@ class Loop:
         if self.opts.val_every is None:
             epoch_steps = min(int(smp.counts.sum()) for _, smp, _ in self.samplers) / self.opts.batch_size
             self.opts.val_every = auto_val_every(epoch_steps)
-        if self.opts.mlp_warmup_steps is None:
+        if self.opts.mlp_only:
+            self.opts.mlp_warmup_steps = self.opts.steps
+        elif self.opts.mlp_warmup_steps is None:
             self.opts.mlp_warmup_steps = max(1, round(self.opts.steps * MLP_WARMUP_FRACTION))
         self.optimizer = None
         if self.params:
@@ -376,6 +379,9 @@ class Loop:
                 validated = True
                 if step == total:
                     break
+                if self.frozen and self.opts.mlp_only and self._stop_early(step):
+                    stop_reason = f"stopped early at step {step}: {self._no_progress(step)}"
+                    break
                 if self.frozen and (warm_end or self._stop_early(step)):
                     yield self._end_warmup(step, total, self._no_progress(step) if not warm_end else
                                            f"reached its cap of {opts.mlp_warmup_steps} steps")
@@ -412,12 +418,17 @@ class Loop:
         """Whether the run warms the MLP up: a fresh training run with ``mlp_warmup`` of a model that
         can compute its own MLP (its FiLM is set to alpha = 1, beta = 0 here), or a resumed run that
         was still warming up. Finetuning never does: its model's conditioning is already trained."""
-        if not (self.opts.mlp_warmup and self.kind == "train" and self.params):
+        if not ((self.opts.mlp_warmup or self.opts.mlp_only) and self.kind == "train" and self.params):
             return False
         stages = self.state.history.get("stages")
         if stages:
             return stages[-1]["stage"] == "mlp"
-        return self.state.step == 0 and self.model.start_as_mlp()
+        if self.state.step == 0 and self.model.start_as_mlp():
+            return True
+        if self.opts.mlp_only:
+            raise PocoError(f"mlp_only: {self.model.name} has no FiLM conditioning to freeze (only POCO-like models "
+                            "can train as their own MLP)")
+        return False
 
     def _begin_warmup(self, total: int) -> Event:
         """Stage 1: freeze every trainable parameter outside the MLP group (no gradient, so AdamW
@@ -569,7 +580,7 @@ class Loop:
         if not stages:
             return {}
         if stages[-1]["stage"] == "mlp":
-            why = "the run ended during the MLP warm-up"
+            why = "the run trained only the MLP (mlp_only)" if self.opts.mlp_only else "the run ended during the MLP warm-up"
         elif self.state.best_step < stages[-1]["step"]:
             margin = f" by more than {self.opts.mlp_warmup_se:g} standard error(s)" if self.opts.mlp_warmup_se > 0 else ""
             why = f"no checkpoint after the warm-up beat the warmed-up MLP{margin}"

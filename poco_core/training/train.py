@@ -69,6 +69,7 @@ def train_events(
     resume: str | Path | None = None,
     cancel: CancelLike | None = None,
     dist: Any = None,
+    fingerprints: dict[str, dict] | None = None,
     **options: Any,
 ) -> Iterator[Event]:
     """Train `model` (a registry name or a built model) on `data`; yields event dicts.
@@ -76,10 +77,12 @@ def train_events(
     `options` are `LoopOptions` fields (steps, batch_size, lr, val_every, seed, device, bf16...).
     `resume` continues from a checkpoint's model, optimiser, step and RNG state (the data must
     be the same sessions). `dist` is a `poco_core.training.distributed.DistContext` under torchrun.
+    `fingerprints`: the recordings' (`recording_fingerprints`) where `data` is PreparedData made from
+    them (cross-validation's folds), so the checkpoint still names what it was trained on.
     """
     opts = loop_options(options)
     prepared = as_prepared(data, preprocess)
-    prints = recording_fingerprints(data, prepared)
+    prints = fingerprints if fingerprints is not None else recording_fingerprints(data, prepared)
     state = LoopState()
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -231,14 +234,21 @@ def train(data: DataLike, model: str | BaseForecaster = "poco", steps: int | Non
     `model_config`, `context`, `horizon`, or -- anything else -- fields of the model's config.
     Without `checkpoint` the best model goes to a fresh temporary folder (`run.best_checkpoint`).
     """
+    return start_run(train_events, data, model, steps, device, checkpoint, cancel, kwargs)
+
+
+def start_run(events_fn: Any, data: DataLike, model: str | BaseForecaster, steps: int | None, device: str,
+              checkpoint: str | Path | None, cancel: CancelLike | None, kwargs: dict[str, Any]) -> TrainRun:
+    """A `TrainRun` of ``events_fn`` (`train_events` or one with its signature), the keyword arguments
+    sorted into training options and model config fields as `train` describes."""
     known = {f.name for f in dataclasses.fields(LoopOptions)} | {"preprocess", "resume", "model_config", "context", "horizon"}
     model_config = {**kwargs.pop("model_config", {}), **{k: kwargs.pop(k) for k in list(kwargs) if k not in known}}
     name = model if isinstance(model, str) else model.name
     checkpoint = Path(checkpoint) if checkpoint else (None if kwargs.get("resume") else default_checkpoint(name))
     token = CancelToken()
     combined = AnyCancelled(token, cancel)
-    events = train_events(data, model, checkpoint=checkpoint, model_config=model_config, cancel=combined,
-                          steps=steps, device=device, **kwargs)
+    events = events_fn(data, model, checkpoint=checkpoint, model_config=model_config, cancel=combined,
+                       steps=steps, device=device, **kwargs)
     return TrainRun(events, checkpoint, token)
 
 

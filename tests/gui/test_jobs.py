@@ -117,6 +117,25 @@ def test_training_for_embeddings_is_one_stage_with_faster_embeddings(qtbot, trai
     assert (start["mlp_warmup"], start["embedding_lr_scale"]) == (False, 10.0)
 
 
+def test_cross_validated_training_is_one_job_and_says_what_it_chose(qtbot, training):
+    """The Model group's "cross-validate" choice is `poco train --cv-folds K`: one job over the 2K runs,
+    the curves marking each run, the MLP warm-up box greyed out (the candidates replace it), and the
+    job's last line saying which model was kept and why."""
+    assert training.cv_folds.currentData() == 0 and training.mlp_warmup.isEnabled()  # off by default, as the CLI
+    training.cv_folds.setCurrentIndex(training.cv_folds.findData(2))
+    assert not training.mlp_warmup.isEnabled()
+    training.steps.setValue(8)
+    training.val_every.setValue(4)
+    job = run_to_end(qtbot, training)
+    assert job.status is JobStatus.DONE, job.message
+    assert job.spec.cv_folds == 2 and job.total_steps == 4 * 8 and job.step == 32
+    curves = docks_for(training.viewer).curves
+    assert [line.label.format for line in curves.stage_lines[::2]] == ["fold 2/2: MLP", "fold 2/2: POCO",
+                                                                       "fold 1/2: MLP", "fold 1/2: POCO"]
+    assert "cross-validation chose" in job.message and load_model(job.checkpoint).name == "poco"
+    assert job.best_step == job.result["best_step"] and job.best_score == pytest.approx(job.result["best_val_score"])
+
+
 def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
     job = start_until_checkpoint(qtbot, training)
     t0 = time.monotonic()
