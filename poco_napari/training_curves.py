@@ -21,9 +21,10 @@ class TrainingCurves(ThemedPlots):
         self.val_plot = self.graphics.addPlot(row=1, col=0, title="validation score (1 - MSE / copy MSE)")
         self.val_plot.setXLink(self.loss_plot)
         self.val_plot.setLabel("bottom", "step")
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=1.5))
+        # connect="finite": a NaN point breaks the line between the runs of a cross-validated choice
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=1.5), connect="finite")
         self.val_curve = self.val_plot.plot(pen=pg.mkPen("#ff7f0e", width=2), symbol="o", symbolSize=5,
-                                            symbolBrush="#ff7f0e")
+                                            symbolBrush="#ff7f0e", connect="finite")
         self.best_marker = self.val_plot.plot(pen=None, symbol="star", symbolSize=14, symbolBrush="#2ca02c")
         self.copy_line = pg.InfiniteLine(pos=0, angle=0, label="copy baseline",
                                          labelOpts={"position": 0.1, "color": "#7f7f7f"},
@@ -61,6 +62,11 @@ class TrainingCurves(ThemedPlots):
                 self.losses.append(ev["loss"])
             elif ev.get("type") == "stage":
                 self._mark_stage(ev)
+                if "crossval" in ev and self.steps:  # a new run: no line from the last one's end
+                    self.steps.append(ev["step"] - 0.5)
+                    self.losses.append(float("nan"))
+                    self.val_steps.append(ev["step"] - 0.5)
+                    self.val_scores.append(float("nan"))
                 if ev.get("reset_best", ev["step"] > 1):
                     self.best = None  # the best checkpoint is chosen again within the new stage
             elif ev.get("type") == "validation" and ev.get("val_score") is not None:
@@ -68,6 +74,8 @@ class TrainingCurves(ThemedPlots):
                 self.val_scores.append(ev["val_score"])
                 if ev.get("best"):
                     self.best = (ev["step"], ev["val_score"])
+            elif ev.get("type") == "done" and ev.get("best_event_step") is not None:  # cross-validation: the run kept
+                self.best = (ev["best_event_step"], ev["best_val_score"])
         self._throttle.mark()
 
     def redraw(self) -> None:

@@ -92,6 +92,8 @@ def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     assert done["kept"] == ("mlp" if pick == "mlp" else "all") and "cross-validation chose" in done["kept_note"]
     default_run = next(e for e in runs if e["fold"] == 2 and e["candidate"] == pick)
     assert done["best_val_mse"] == default_run["best_val_mse"] and done["test"] == default_run["test"]
+    kept_validation = next(e for e in events if e["type"] == "validation" and e["step"] == done["best_event_step"])
+    assert kept_validation["val_mse"] == done["best_val_mse"] and kept_validation["val_score"] == done["best_val_score"]
     # the checkpoint at the user's path is the choice's default-split run, self-describing
     ckpt = load_checkpoint(out)
     assert ckpt["crossval"] == done["crossval"] and ckpt["loop"]["mlp_only"] is (pick == "mlp")

@@ -160,7 +160,9 @@ class _Runs:
             if all(k in v for v in self.val_mse.values()):
                 yield self._publish(i)
         pick, means, _ = choose(self.val_mse)
+        kept_at = self.order.index((self.folds - 1, pick)) * self.steps + self.finals[pick]["best_step"]
         yield {**self.finals[pick], "checkpoint": str(self.checkpoint), "best_val_score": self.scores[pick],
+               "best_event_step": kept_at,
                "stopped_early": False, "stop_reason": f"cross-validated over {self.folds} folds",
                "crossval": self._summary(), **self._kept(pick, means)}
 

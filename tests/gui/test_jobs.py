@@ -134,6 +134,9 @@ def test_cross_validated_training_is_one_job_and_says_what_it_chose(qtbot, train
                                                                        "fold 1/2: MLP", "fold 1/2: POCO"]
     assert "cross-validation chose" in job.message and load_model(job.checkpoint).name == "poco"
     assert job.best_step == job.result["best_step"] and job.best_score == pytest.approx(job.result["best_val_score"])
+    # the star marks the run kept, not the last one; the runs' lines are not joined
+    assert curves.best == (job.result["best_event_step"], pytest.approx(job.result["best_val_score"]))
+    assert sum(x != x for x in curves.losses) == 3
 
 
 def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
