@@ -133,8 +133,10 @@ def test_crossval_refuses_what_it_cannot_do(tmp_path) -> None:
     with pytest.raises(PocoError, match="no FiLM conditioning"):
         list(crossval_events(data, "mlp", folds=2, checkpoint=tmp_path / "b.pt", context=12, horizon=4,
                              **{**RUN, "model_config": None}))
+    earlier = tmp_path / "c.pt"
+    earlier.write_bytes(b"an earlier model")
     with pytest.raises(PocoError, match="session"):  # a fold too short for one window names the session
-        list(crossval_events(data, "poco", folds=30, checkpoint=tmp_path / "c.pt", **RUN))
-    assert not list(tmp_path.iterdir())  # nothing written
+        list(crossval_events(data, "poco", folds=30, checkpoint=earlier, **RUN))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"] and earlier.read_bytes() == b"an earlier model"
     with pytest.raises(ValueError, match="cv_folds"):
         JobSpec(kind="train", recordings=[], checkpoint="x.pt", cv_folds=1)

@@ -161,7 +161,7 @@ class _Runs:
                 yield self._publish(i)
         pick, means, _ = choose(self.val_mse)
         kept_at = self.order.index((self.folds - 1, pick)) * self.steps + self.finals[pick]["best_step"]
-        yield {**self.finals[pick], "checkpoint": str(self.checkpoint), "best_val_score": self.scores[pick],
+        yield {**self.finals[pick], "checkpoint": str(self.checkpoint), "best_val_score": self.scores.get(pick),
                "best_event_step": kept_at,
                "stopped_early": False, "stop_reason": f"cross-validated over {self.folds} folds",
                "crossval": self._summary(), **self._kept(pick, means)}
@@ -246,7 +246,8 @@ class _Runs:
         elif "mlp" in self.finals:
             final, kept = self.finals["mlp"], {"kept": "mlp", "kept_note": "cancelled before POCO finished the default "
                                                f"split: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}"}
-            save_checkpoint(self.checkpoint, load_checkpoint(self._path(self.folds - 1, "mlp")))
+            save_checkpoint(self.checkpoint, {**load_checkpoint(self._path(self.folds - 1, "mlp")),
+                                              "crossval": self._summary()})
             note = f"cancelled in run {i + 1} of {len(self.order)}, before any fold was complete; no choice was made"
         else:
             final, kept, note = done, {}, done["note"]
