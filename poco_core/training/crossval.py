@@ -159,12 +159,12 @@ class _Runs:
                 self.finals[cand] = done
             if all(k in v for v in self.val_mse.values()):
                 yield self._publish(i)
-        pick, means, _ = choose(self.val_mse)
+        pick, means, used = choose(self.val_mse)
         kept_at = self.order.index((self.folds - 1, pick)) * self.steps + self.finals[pick]["best_step"]
         yield {**self.finals[pick], "checkpoint": str(self.checkpoint), "best_val_score": self.scores.get(pick),
                "best_event_step": kept_at,
                "stopped_early": False, "stop_reason": f"cross-validated over {self.folds} folds",
-               "crossval": self._summary(), **self._kept(pick, means)}
+               "crossval": self._summary(), **self._kept(pick, means, used)}
 
     def _run(self, i: int, k: int, cand: str, total: int) -> Iterator[Event]:
         """One candidate on one fold: its events with steps counted on from the runs before; returns its done event."""
@@ -225,12 +225,11 @@ class _Runs:
         return {"type": "checkpoint", "step": (i + 1) * self.steps, "path": str(self.checkpoint),
                 "note": f"the choice on {len(used)} of {self.folds} folds: {NAMES[pick]}"}
 
-    def _kept(self, pick: str, means: dict[str, float]) -> dict:
+    def _kept(self, pick: str, means: dict[str, float], used: list[int]) -> dict:
         other = next(c for c in CANDIDATES if c != pick)
-        wins = sum(self.val_mse[pick][f] <= self.val_mse[other][f] for f in self.val_mse[pick] if f in self.val_mse[other])
-        n = len([f for f in self.val_mse[pick] if f in self.val_mse[other]])
+        wins = sum(self.val_mse[pick][f] <= self.val_mse[other][f] for f in used)
         why = (f"cross-validation chose {NAMES[pick]}: mean best validation MSE {means[pick]:.4f} against "
-               f"{means[other]:.4f} for {NAMES[other]} over {n} fold(s), lower in {wins} of them")
+               f"{means[other]:.4f} for {NAMES[other]} over {len(used)} fold(s), lower in {wins} of them")
         if pick == "poco":
             return {"kept": "all", "kept_note": why}
         return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; for "
@@ -240,8 +239,8 @@ class _Runs:
         """Keep the choice so far; before one exists, the MLP's finished default-split run, else this run's checkpoint."""
         found = choose(self.val_mse)
         if found:
-            pick, means, _ = found
-            final, kept = self.finals[pick], self._kept(pick, means)
+            pick, means, used = found
+            final, kept = self.finals[pick], self._kept(pick, means, used)
             note = f"cancelled in run {i + 1} of {len(self.order)}; kept the choice so far"
         elif "mlp" in self.finals:
             final, kept = self.finals["mlp"], {"kept": "mlp", "kept_note": "cancelled before POCO finished the default "
