@@ -40,6 +40,7 @@ from poco_core.training.validation import evaluate_windows, pooled_mse  # noqa: 
 VARIANTS = {"after": ({}, {}), "residual": ({"film": "residual"}, {}),  # loop options on top of ONE_STAGE
             "cond_lr10": ({}, {"cond_lr_scale": 10.0}),  # encoder, embeddings and FiLM maps at 10 x lr
             "emb_lr10": ({}, {"embedding_lr_scale": 10.0}),  # only the embeddings at 10 x lr
+            "emb_lr3": ({}, {"embedding_lr_scale": 3.0}),
             "warmup_se1": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0}),
             "warmup_se1_emb10": ({}, {"mlp_warmup": True, "mlp_warmup_se": 1.0, "embedding_lr_scale": 10.0})}
 

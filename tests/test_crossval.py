@@ -84,6 +84,8 @@ def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     assert [e["step"] for e in stages] == [1, 13, 25, 37, 49, 61] and all(e["reset_best"] for e in stages)
     runs = [e for e in events if e["type"] == "crossval_run"]
     assert [(e["fold"], e["candidate"]) for e in runs] == run_order(3)
+    # only the default split's runs, one of which is kept, are scored on the test split
+    assert all(bool(e["test"]) is (e["fold"] == 2) for e in runs)
     # the choice is the lower mean of the runs' best validation MSEs
     mse = {c: {e["fold"]: e["best_val_mse"] for e in runs if e["candidate"] == c} for c in ("mlp", "poco")}
     pick = min(("mlp", "poco"), key=lambda c: sum(mse[c].values()))

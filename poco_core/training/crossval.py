@@ -170,7 +170,8 @@ class _Runs:
         """One candidate on one fold: its events with steps counted on from the runs before; returns its done event."""
         offset, done = i * self.steps, None
         events = train_events(fold_data(self.data, k, self.folds), self.model, checkpoint=self._path(k, cand),
-                              fingerprints=self.prints, steps=self.steps, **self.train_kwargs, **CANDIDATES[cand])
+                              fingerprints=self.prints, steps=self.steps, score_test=k == self.folds - 1,
+                              **self.train_kwargs, **CANDIDATES[cand])
         for ev in events:
             kind = ev["type"]
             if kind == "start":

@@ -10,7 +10,7 @@ after `patience` validations without a new best (the `done` event says when and 
 model is exactly that MLP, then everything from the MLP's best (`stage` events "mlp" and "all";
 the best checkpoint is chosen over both). When the loop finishes, the best weights (kept in memory,
 never re-read from the path another process might have written) are scored on the test split
-and the checkpoint gains those metrics. A cancelled run skips test scoring: it keeps its best
+and the checkpoint gains those metrics (`score_test=False` skips it: cross-validation's other folds). A cancelled run skips test scoring: it keeps its best
 checkpoint, or -- cancelled before any validation -- saves the current weights with a note
 saying so, and stops at once.
 """
@@ -77,6 +77,7 @@ class LoopOptions:
     mlp_warmup_steps: int | None = None  # cap on the warm-up; None -> MLP_WARMUP_FRACTION of the steps
     mlp_warmup_se: float = MLP_WARMUP_SE  # stage 2 must beat the warm-up's best by this many standard errors
     mlp_only: bool = False  # the warm-up without stage 2: a FiLM model trained as its own MLP (cross-validation's candidate)
+    score_test: bool = True  # score the best checkpoint on the test split at the end (off for cross-validation's folds)
     train_stride: int = 1  # frames between training windows' starts (an epoch is the windows at this stride)
     val_stride: int = 1
     max_val_windows: int | None = TRAIN_DEFAULTS["max_val_windows"]
@@ -561,11 +562,12 @@ class Loop:
         if self.rank == 0:
             best = self._best if self._best is not None else self._resumed_best()
             self.model.load_state_dict(best["model"]["state_dict"])
-            per = evaluate_windows(self.model, self.data, "test", batch_size=self.opts.eval_batch_size,
-                                   stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)
-            datasets, mean = summarise(per)
-            metrics = {"test": {"sessions": per, "datasets": datasets, "mean": mean},
-                       "best_val_mse": self.state.best_val_mse}
+            metrics = {"best_val_mse": self.state.best_val_mse}
+            if self.opts.score_test:
+                per = evaluate_windows(self.model, self.data, "test", batch_size=self.opts.eval_batch_size,
+                                       stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)
+                datasets, mean = summarise(per)
+                metrics["test"] = {"sessions": per, "datasets": datasets, "mean": mean}
             save_checkpoint(self.checkpoint, {**best, "metrics": metrics})
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
