@@ -111,12 +111,32 @@ def test_evaluate_text_names_split_units_and_aligns_long_names(poco, tmp_path):
 def test_train_cv_folds_prints_each_run_and_keeps_the_choice(poco, files, tmp_path):
     """`poco train --cv-folds 2`: one progress stream over the 4 runs, a line per run, the choice's note."""
     ckpt = tmp_path / "cv.pt"
-    code, _, err = poco("train", files[0], files[1], "--cv-folds", 2, "--steps", 4, "--val-every", 2, "--out", ckpt,
-                        "--context", 12, "--horizon", 4, "--block-len", 200, *SETS, *FAST_ARGS)
+    run = ("train", files[0], files[1], "--cv-folds", 2, "--steps", 4, "--val-every", 2, "--context", 12, "--horizon", 4,
+           "--block-len", 200, *SETS, *FAST_ARGS)
+    code, _, err = poco(*run, "--cv-decisive-se", "off", "--out", ckpt)
     assert code == 0, err
     assert err.count("cross-validation run ") == 4 and "run 4/4 (POCO (one stage), fold 1/2)" in err
     assert "cross-validation chose" in err and "saved " + str(ckpt) in err
     assert load_checkpoint(ckpt)["crossval"]["complete"]
+    # any difference settles it at Z = 0: the default split's two runs only, and the line saying why
+    code, _, err = poco(*run, "--cv-decisive-se", 0, "--out", tmp_path / "settled.pt")
+    assert code == 0, err
+    assert err.count("cross-validation run ") == 2 and "the default split settles it" in err
+    assert load_checkpoint(tmp_path / "settled.pt")["crossval"]["settled_on_default_split"]
+
+
+def test_cv_decisive_se_defaults_to_the_engines_and_takes_off():
+    import inspect
+
+    from poco_core.training.crossval import crossval_events
+
+    parse = cli.build_parser().parse_args
+    base = ["train", "data.h5", "--out", "o.pt", "--cv-folds", "4"]
+    assert parse(base).cv_decisive_se == inspect.signature(crossval_events).parameters["decisive_se"].default == 2.0
+    assert parse([*base, "--cv-decisive-se", "off"]).cv_decisive_se is None
+    assert parse([*base, "--cv-decisive-se", "0.5"]).cv_decisive_se == 0.5
+    with pytest.raises(SystemExit):
+        parse([*base, "--cv-decisive-se", "-1"])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -74,7 +74,7 @@ def test_mlp_only_trains_the_mlp_and_never_the_conditioning(tmp_path) -> None:
 
 def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     out = tmp_path / "out" / "m.pt"
-    events = list(crossval_events(prepared(cohort()[:2]), "poco", folds=3, checkpoint=out, **RUN))
+    events = list(crossval_events(prepared(cohort()[:2]), "poco", folds=3, checkpoint=out, decisive_se=None, **RUN))
     kinds = [e["type"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("start") == 1
     assert events[0]["total_steps"] == 6 * 12 and kinds.count("stage") == kinds.count("crossval_run") == 6
@@ -104,9 +104,28 @@ def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt"]  # the runs' work folder is gone
 
 
+def test_a_clear_default_split_settles_the_choice_without_the_other_folds(tmp_path) -> None:
+    """With the two default-split runs further apart than `decisive_se` standard errors of their paired
+    difference, the other folds are not run; the difference is that of their best validation MSEs."""
+    out = tmp_path / "m.pt"
+    events = list(crossval_events(prepared(cohort()[:2]), "poco", folds=3, checkpoint=out, decisive_se=0.0, **RUN))
+    runs = [e for e in events if e["type"] == "crossval_run"]
+    assert [(e["fold"], e["candidate"]) for e in runs] == run_order(3)[:2]
+    settled = next(e for e in events if e["type"] == "crossval_settled")
+    mse = {e["candidate"]: e["best_val_mse"] for e in runs}
+    assert settled["gain"] == pytest.approx(mse["mlp"] - mse["poco"], rel=1e-4) and settled["se"] > 0
+    assert settled["candidate"] == min(mse, key=mse.get) and "folds are not run" in settled["note"]
+    done = events[-1]
+    assert done["crossval"]["choice"] == settled["candidate"] and done["crossval"]["settled_on_default_split"]
+    assert not done["crossval"]["complete"] and "default split alone" in done["stop_reason"]
+    assert "on the default split alone" in done["kept_note"] and done["test"]  # the kept run was scored on test
+    assert load_checkpoint(out)["crossval"] == done["crossval"] and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
 def test_cancelled_crossval_keeps_the_choice_so_far(tmp_path) -> None:
     token = CancelToken()
-    run = crossval(prepared(cohort()[:2]), "poco", folds=3, checkpoint=tmp_path / "m.pt", cancel=token, **RUN)
+    run = crossval(prepared(cohort()[:2]), "poco", folds=3, checkpoint=tmp_path / "m.pt", cancel=token,
+                   decisive_se=None, **RUN)
     for e in run.events():
         if e["type"] == "stage" and e["crossval"]["run"] == 4:  # fold 1's POCO: the default split is done
             token.cancel()

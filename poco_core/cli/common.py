@@ -190,7 +190,7 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
                 bar, total = _bar(event), event["total_steps"]
             elif kind == "warning":
                 (bar.write if bar is not None else _stderr)(f"warning: {event['message']}")
-            elif kind in ("stage", "crossval_run") and event.get("note"):
+            elif kind in ("stage", "crossval_run", "crossval_settled") and event.get("note"):
                 (bar.write if bar is not None else _stderr)(event["note"])
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)

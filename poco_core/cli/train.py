@@ -8,7 +8,7 @@ from typing import Any
 
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
-from poco_core.training.defaults import CV_FOLDS, CV_FOLDS_SUGGESTED, TRAIN_DEFAULTS
+from poco_core.training.defaults import CV_DECISIVE_SE, CV_FOLDS, CV_FOLDS_SUGGESTED, TRAIN_DEFAULTS
 from poco_core.cli.common import (
     add_loop_args,
     add_preprocess_args,
@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="choose between POCO's MLP alone and POCO by K-fold cross-validation over the train + val "
                         f"frames (2K trainings; replaces the MLP warm-up; e.g. {CV_FOLDS_SUGGESTED}); the better mean "
                         "validation MSE is kept at --out (default off)")
+    p.add_argument("--cv-decisive-se", type=decisive_se, default=CV_DECISIVE_SE, metavar="Z",
+                   help="with --cv-folds: stop after the default split when its two runs' validation MSEs differ by more "
+                        f"than Z standard errors (default {CV_DECISIVE_SE:g}; 'off' runs every fold)")
     add_force_arg(p)
     add_loop_args(p, TRAIN_DEFAULTS, warmup=True)
     add_preprocess_args(p)
@@ -84,12 +87,25 @@ def run_command(args: argparse.Namespace, dist: Any = None) -> int:
         common = dict(checkpoint=args.out, model_config=dict(args.model_config), preprocess=preprocess_config(args),
                       context=args.context, horizon=args.horizon, cancel=token, **options)
         if args.cv_folds:
-            events = crossval_events(recs, args.model, folds=args.cv_folds, **common)
+            events = crossval_events(recs, args.model, folds=args.cv_folds, decisive_se=args.cv_decisive_se, **common)
         else:
             events = train_events(recs, args.model, resume=args.resume, dist=dist, **common)
         return drive(events, token, args.json, quiet=not rank0)
     finally:
         release(lock)
+
+
+def decisive_se(text: str) -> float | None:
+    """--cv-decisive-se: a number of standard errors >= 0, or 'off'."""
+    if text == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'off', got {text!r}")
+    return value
 
 
 def check_crossval(args: argparse.Namespace, dist: Any) -> None:

@@ -32,11 +32,14 @@ from poco_core.data.preprocess import PreparedData, PreprocessConfig
 from poco_core.data.windows import Ranges
 from poco_core.models import build_model
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
-from poco_core.training.defaults import (CV_FOLDS_SUGGESTED, EMBEDDING_ANALYSIS_HOW, IGNORES_EMBEDDINGS,
+from poco_core.base.device import resolve_device
+from poco_core.training.defaults import (CV_DECISIVE_SE, CV_FOLDS_SUGGESTED, EMBEDDING_ANALYSIS_HOW, IGNORES_EMBEDDINGS,
                                          TRAIN_DEFAULTS, default_train_steps)
-from poco_core.training.loop import check_windows
+from poco_core.training.loop import LoopOptions, check_windows
+from poco_core.training.restore import load_model
 from poco_core.training.train import (DataLike, TrainRun, as_prepared, default_checkpoint, loop_options,
                                       recording_fingerprints, session_specs, start_run, train_events)
+from poco_core.training.validation import evaluate_windows, val_improvement
 
 # the candidates' training options (they replace the MLP warm-up's); the MLP first, the simpler model
 CANDIDATES = {"mlp": {"mlp_warmup": False, "mlp_only": True}, "poco": {"mlp_warmup": False, "mlp_only": False}}
@@ -84,6 +87,7 @@ def crossval_events(
     model: str = "poco",
     *,
     folds: int = CV_FOLDS_SUGGESTED,
+    decisive_se: float | None = CV_DECISIVE_SE,
     checkpoint: str | Path | None = None,
     model_config: dict[str, Any] | None = None,
     preprocess: PreprocessConfig | None = None,
@@ -93,8 +97,9 @@ def crossval_events(
     **options: Any,
 ) -> Iterator[Event]:
     """Train `model` (a registry name of a model with FiLM conditioning: POCO) on each fold as each
-    candidate and keep the choice at `checkpoint`; yields event dicts. `options` are `LoopOptions`
-    fields, the MLP warm-up's excepted (the candidates set them)."""
+    candidate and keep the choice at `checkpoint`; yields event dicts. `decisive_se`: stop after the
+    default split when it alone settles the choice (`CV_DECISIVE_SE`; None runs every fold). `options`
+    are `LoopOptions` fields, the MLP warm-up's excepted (the candidates set them)."""
     if not isinstance(folds, int) or folds < 2:
         raise PocoError(f"cross-validation needs at least 2 folds, got {folds!r}")
     if not isinstance(model, str):
@@ -116,7 +121,8 @@ def crossval_events(
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{checkpoint.name}.cv-", dir=checkpoint.parent))  # same disk: moves are atomic
     runs = _Runs(prepared, prints, model, folds, steps, checkpoint, work,
-                 dict(model_config=model_config, context=context, horizon=horizon, cancel=cancel, **options))
+                 dict(model_config=model_config, context=context, horizon=horizon, cancel=cancel, **options),
+                 opts, decisive_se)
     try:
         yield from runs.events()
     finally:
@@ -135,12 +141,15 @@ class _Runs:
     checkpoint: Path
     work: Path
     train_kwargs: dict
+    opts: LoopOptions
+    decisive_se: float | None
 
     def __post_init__(self) -> None:
         self.order = run_order(self.folds)
         self.val_mse: dict[str, dict[int, float]] = {c: {} for c in CANDIDATES}
         self.finals: dict[str, Event] = {}  # each candidate's done event on the default split
         self.scores: dict[str, float | None] = {}  # ... and its best checkpoint's validation score
+        self.default_split: dict[str, float] | None = None  # POCO's paired gain over the MLP there, and its SE
         self.t0 = time.perf_counter()
 
     def _path(self, k: int, cand: str) -> Path:
@@ -157,14 +166,49 @@ class _Runs:
             self.val_mse[cand][k] = done["best_val_mse"]
             if k == self.folds - 1:
                 self.finals[cand] = done
+            settled = self._settled() if i == len(CANDIDATES) - 1 else None  # the default split is done
             if all(k in v for v in self.val_mse.values()):
                 yield self._publish(i)
+            if settled is not None:
+                yield settled
+                break
         pick, means, used = choose(self.val_mse)
         kept_at = self.order.index((self.folds - 1, pick)) * self.steps + self.finals[pick]["best_step"]
         yield {**self.finals[pick], "checkpoint": str(self.checkpoint), "best_val_score": self.scores.get(pick),
                "best_event_step": kept_at,
-               "stopped_early": False, "stop_reason": f"cross-validated over {self.folds} folds",
+               "stopped_early": False, "stop_reason": self._how(used),
                "crossval": self._summary(), **self._kept(pick, means, used)}
+
+    def _settled(self) -> Event | None:
+        """After the default split's runs: a ``crossval_settled`` event if one candidate's pooled validation
+        MSE is lower by more than `decisive_se` standard errors of the paired difference, else None."""
+        if self.decisive_se is None:
+            return None
+        errors, device = {}, resolve_device(self.opts.device)
+        for cand in CANDIDATES:
+            model, errors[cand] = load_model(self._path(self.folds - 1, cand)).to(device), {}
+            evaluate_windows(model, self.data, "val", batch_size=self.opts.eval_batch_size, stride=self.opts.val_stride,
+                             max_windows=self.opts.max_val_windows, device=device, window_mse=errors[cand])
+        cfg = model.config
+        gain, se = val_improvement(self.data, errors["mlp"], errors["poco"], cfg.context + cfg.horizon, cfg.horizon,
+                                   self.opts.val_stride)
+        self.default_split = {"gain": gain, "se": se}
+        if not self._is_settled():
+            return None
+        better = "poco" if gain > 0 else "mlp"
+        return {"type": "crossval_settled", "candidate": better, "gain": gain, "se": se,
+                "note": f"the default split settles it: {NAMES[better]}'s validation MSE is lower by {abs(gain):.4f} "
+                        f"({abs(gain) / se:.1f} standard errors > {self.decisive_se:g}), more than the noise "
+                        f"cross-validation guards against, so the other {self.folds - 1} folds are not run"}
+
+    def _is_settled(self) -> bool:
+        d = self.default_split
+        return d is not None and self.decisive_se is not None and abs(d["gain"]) > self.decisive_se * d["se"]
+
+    def _how(self, used: list[int]) -> str:
+        if len(used) == self.folds:
+            return f"cross-validated over {self.folds} folds"
+        return f"chosen on the default split alone (more than {self.decisive_se:g} standard errors apart)"
 
     def _run(self, i: int, k: int, cand: str, total: int) -> Iterator[Event]:
         """One candidate on one fold: its events with steps counted on from the runs before; returns its done event."""
@@ -216,7 +260,8 @@ class _Runs:
         pick, means, used = found if found else (None, {}, [])
         return {"folds": self.folds, "choice": pick, "mean_val_mse": means, "folds_compared": used,
                 "val_mse": {c: [v.get(f) for f in range(self.folds)] for c, v in self.val_mse.items()},
-                "complete": len(used) == self.folds}
+                "complete": len(used) == self.folds, "default_split": self.default_split,
+                "settled_on_default_split": self._is_settled()}
 
     def _publish(self, i: int) -> Event:
         """The choice so far, from its default-split run, atomically at the user's path."""
@@ -229,8 +274,14 @@ class _Runs:
     def _kept(self, pick: str, means: dict[str, float], used: list[int]) -> dict:
         other = next(c for c in CANDIDATES if c != pick)
         wins = sum(self.val_mse[pick][f] <= self.val_mse[other][f] for f in used)
-        why = (f"cross-validation chose {NAMES[pick]}: mean best validation MSE {means[pick]:.4f} against "
-               f"{means[other]:.4f} for {NAMES[other]} over {len(used)} fold(s), lower in {wins} of them")
+        if self._is_settled() and len(used) == 1:
+            d = self.default_split
+            why = (f"cross-validation chose {NAMES[pick]} on the default split alone: best validation MSE "
+                   f"{means[pick]:.4f} against {means[other]:.4f} for {NAMES[other]}, {abs(d['gain']) / d['se']:.1f} "
+                   f"standard errors apart")
+        else:
+            why = (f"cross-validation chose {NAMES[pick]}: mean best validation MSE {means[pick]:.4f} against "
+                   f"{means[other]:.4f} for {NAMES[other]} over {len(used)} fold(s), lower in {wins} of them")
         if pick == "poco":
             return {"kept": "all", "kept_note": why}
         return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; for "
@@ -259,10 +310,10 @@ class _Runs:
 
 def crossval(data: DataLike, model: str = "poco", folds: int = CV_FOLDS_SUGGESTED,
              steps: int | None = TRAIN_DEFAULTS["steps"], device: str = "auto", checkpoint: str | Path | None = None, *,
-             cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
+             decisive_se: float | None = CV_DECISIVE_SE, cancel: CancelLike | None = None, **kwargs: Any) -> TrainRun:
     """Notebook entry: `run = crossval(recs, "poco", folds=4)`; `run.wait()["crossval"]`. Keyword
     arguments as `train`'s (no `resume`: the 2K runs start afresh)."""
     def events(*args: Any, **kw: Any) -> Iterator[Event]:
-        return crossval_events(*args, folds=folds, **kw)
+        return crossval_events(*args, folds=folds, decisive_se=decisive_se, **kw)
 
     return start_run(events, data, model, steps, device, checkpoint, cancel, kwargs)

@@ -49,10 +49,9 @@ from poco_core.training.sampling import SessionBatchSampler, gather_windows
 from poco_core.training.validation import (
     autocast,
     evaluate_windows,
-    paired_improvement,
     pooled_mse,
     summarise,
-    windows_per_horizon,
+    val_improvement,
 )
 
 SPLITS = ("train", "val", "test")
@@ -491,11 +490,7 @@ class Loop:
         (blocks of windows one horizon long, from the spacing of the windows validated;
         `validation.paired_improvement`)."""
         base = {k: np.asarray(v) for k, v in self.state.history["warmup_window_mse"].items()}
-        units = {sd.session: len(sd.unit_ids) for sd in self.data.sessions}
-        stride = self.opts.val_stride
-        blocks = {sd.session: windows_per_horizon(len(sd.windows("val", self.length, stride)), len(base[sd.session]),
-                                                  self.model.config.horizon, stride) for sd in self.data.sessions}
-        return paired_improvement(base, errors, units, blocks)
+        return val_improvement(self.data, base, errors, self.length, self.model.config.horizon, self.opts.val_stride)
 
     def _unfreeze(self) -> None:
         for p in self.frozen:

@@ -225,6 +225,16 @@ def paired_improvement(base: dict[str, np.ndarray], new: dict[str, np.ndarray], 
     return mean, se
 
 
+def val_improvement(data, base: dict[str, np.ndarray], new: dict[str, np.ndarray], length: int, horizon: int,
+                    stride: int) -> tuple[float, float]:
+    """`paired_improvement` of two models' per-window validation MSEs on `data` (PreparedData), windows
+    of `length` frames at `stride` validated, each session's units weighing as in the pooled MSE."""
+    units = {sd.session: len(sd.unit_ids) for sd in data.sessions}
+    blocks = {sd.session: windows_per_horizon(len(sd.windows("val", length, stride)), len(base[sd.session]),
+                                              horizon, stride) for sd in data.sessions}
+    return paired_improvement(base, new, units, blocks)
+
+
 def autocast(device: torch.device, bf16: bool):
     """bf16 autocast (matmuls in bf16, fp32 master weights) on CUDA and CPU when asked; a no-op
     elsewhere. On CPUs without native bf16 (no AVX512-BF16 or AMX) it is slower than fp32."""

@@ -128,15 +128,17 @@ def test_cross_validated_training_is_one_job_and_says_what_it_chose(qtbot, train
     training.val_every.setValue(4)
     job = run_to_end(qtbot, training)
     assert job.status is JobStatus.DONE, job.message
-    assert job.spec.cv_folds == 2 and job.total_steps == 4 * 8 and job.step == 32
+    # the default split's two runs first; the other fold's only where they are within noise of each other
+    runs = 2 if job.result["crossval"]["settled_on_default_split"] else 4
+    assert job.spec.cv_folds == 2 and job.total_steps == 4 * 8 and job.step == runs * 8
     curves = docks_for(training.viewer).curves
     assert [line.label.format for line in curves.stage_lines[::2]] == ["fold 2/2: MLP", "fold 2/2: POCO",
-                                                                       "fold 1/2: MLP", "fold 1/2: POCO"]
+                                                                       "fold 1/2: MLP", "fold 1/2: POCO"][:runs]
     assert "cross-validation chose" in job.message and load_model(job.checkpoint).name == "poco"
     assert job.best_step == job.result["best_step"] and job.best_score == pytest.approx(job.result["best_val_score"])
     # the star marks the run kept, not the last one; the runs' lines are not joined
     assert curves.best == (job.result["best_event_step"], pytest.approx(job.result["best_val_score"]))
-    assert sum(x != x for x in curves.losses) == 3
+    assert sum(x != x for x in curves.losses) == runs - 1
 
 
 def test_cancel_stops_within_2s_and_leaves_a_loadable_checkpoint(qtbot, training):
