@@ -37,8 +37,10 @@ def run_cv(ds: str, data: PreparedData, seed: int, folds: int, steps: int) -> li
     rows, t = [], time.perf_counter()
     loop = {k: v for k, v in ONE_STAGE.items() if k != "mlp_warmup"}
     with tempfile.TemporaryDirectory() as tmp:
+        # every fold, so the table can say what the folds show; the done event says whether the default split
+        # alone would have settled the choice (`default_split`)
         for ev in crossval_events(data, "poco", folds=folds, checkpoint=Path(tmp) / "m.pt", steps=steps, seed=seed,
-                                  device="cpu", model_config=SIZES["poco"], **loop):
+                                  device="cpu", model_config=SIZES["poco"], decisive_se=None, **loop):
             if ev["type"] == "crossval_run":
                 now = time.perf_counter()
                 rows.append({"dataset": ds, "seed": seed, "fold": ev["fold"], "folds": folds, "model": ev["candidate"],
@@ -47,8 +49,10 @@ def run_cv(ds: str, data: PreparedData, seed: int, folds: int, steps: int) -> li
                              "wall_s": round(now - t, 1)})
                 t = now
             elif ev["type"] == "done":
+                split = ev["crossval"]["default_split"]
                 for r in rows:
                     r["choice"], r["choice_test_score"] = ev["crossval"]["choice"], ev["test"].get("score")
+                    r["default_split_z"] = split["gain"] / split["se"]
     return rows
 
 

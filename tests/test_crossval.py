@@ -91,6 +91,9 @@ def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     pick = min(("mlp", "poco"), key=lambda c: sum(mse[c].values()))
     done = events[-1]
     assert done["crossval"]["choice"] == pick and done["crossval"]["complete"] and not done["cancelled"]
+    split = done["crossval"]["default_split"]  # measured even where it may not settle the choice
+    assert split["gain"] == pytest.approx(mse["mlp"][2] - mse["poco"][2], rel=1e-4) and split["se"] > 0
+    assert not done["crossval"]["settled_on_default_split"]
     assert done["kept"] == ("mlp" if pick == "mlp" else "all") and "cross-validation chose" in done["kept_note"]
     default_run = next(e for e in runs if e["fold"] == 2 and e["candidate"] == pick)
     assert done["best_val_mse"] == default_run["best_val_mse"] and done["test"] == default_run["test"]

@@ -181,9 +181,8 @@ class _Runs:
 
     def _settled(self) -> Event | None:
         """After the default split's runs: a ``crossval_settled`` event if one candidate's pooled validation
-        MSE is lower by more than `decisive_se` standard errors of the paired difference, else None."""
-        if self.decisive_se is None:
-            return None
+        MSE is lower by more than `decisive_se` standard errors of the paired difference, else None. The
+        difference is kept for the summary either way."""
         errors, device = {}, resolve_device(self.opts.device)
         for cand in CANDIDATES:
             model, errors[cand] = load_model(self._path(self.folds - 1, cand)).to(device), {}
