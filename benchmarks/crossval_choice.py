@@ -30,20 +30,24 @@ from small_data import ONE_STAGE, SIZES, dataset  # noqa: E402
 
 from poco_core.data.preprocess import PreparedData, PreprocessConfig, prepare  # noqa: E402
 from poco_core.training.crossval import CANDIDATES, choose, crossval_events  # noqa: E402
+from poco_core.training.defaults import CV_DECISIVE_SE  # noqa: E402
 
 
-def run_cv(ds: str, data: PreparedData, seed: int, folds: int, steps: int) -> list[dict]:
-    """One cross-validated choice: a row per run, and the choice's test score on every row."""
+def run_cv(ds: str, data: PreparedData, seed: int, folds: int, steps: int, split_only: bool = False) -> list[dict]:
+    """One cross-validated choice: a row per run, and the choice's test score on every row. With
+    `split_only` the default split's two runs alone (any difference settles it), for their paired z."""
     rows, t = [], time.perf_counter()
     loop = {k: v for k, v in ONE_STAGE.items() if k != "mlp_warmup"}
     with tempfile.TemporaryDirectory() as tmp:
-        # every fold, so the table can say what the folds show; the done event says whether the default split
-        # alone would have settled the choice (`default_split`)
+        # every fold, so the table can say what the folds show; the done event says how far apart the default
+        # split's two runs are (`default_split`), so the table can say what the engine's settling rule does
         for ev in crossval_events(data, "poco", folds=folds, checkpoint=Path(tmp) / "m.pt", steps=steps, seed=seed,
-                                  device="cpu", model_config=SIZES["poco"], decisive_se=None, **loop):
+                                  device="cpu", model_config=SIZES["poco"], decisive_se=0.0 if split_only else None,
+                                  **loop):
             if ev["type"] == "crossval_run":
                 now = time.perf_counter()
                 rows.append({"dataset": ds, "seed": seed, "fold": ev["fold"], "folds": folds, "model": ev["candidate"],
+                             "split_only": split_only,
                              "best_val_mse": ev["best_val_mse"], "best_step": ev["best_step"],
                              "test_score": ev["test"].get("score"), "test_mse": ev["test"].get("mse"),
                              "wall_s": round(now - t, 1)})
@@ -60,7 +64,8 @@ def render(path: Path) -> str:
     rows = read_jsonl(path)
     runs: dict[tuple, dict] = {}
     for r in rows:
-        runs.setdefault((r["dataset"], r["seed"], r["folds"]), {}).setdefault(r["model"], {})[r["fold"]] = r
+        if not r.get("split_only"):
+            runs.setdefault((r["dataset"], r["seed"], r["folds"]), {}).setdefault(r["model"], {})[r["fold"]] = r
     per_seed, chosen = [], {}
     for (ds, seed, folds), by in sorted(runs.items()):
         if any(len(by.get(m, {})) < folds for m in CANDIDATES):
@@ -76,7 +81,28 @@ def render(path: Path) -> str:
                 f"{statistics.mean(x[2] - x[0] for x in v):+.3f}"] for ds, v in chosen.items()]
     return (md_table(["dataset", "seed", "CV val MSE, MLP", "CV val MSE, POCO", "POCO - MLP per fold", "choice",
                       "test MLP", "test POCO", "test of the choice", "wall s (all folds)"], per_seed) + "\n\n"
-            + md_table(["dataset", "seeds", "MLP", "POCO (one stage)", "cross-validated choice", "choice - MLP"], summary))
+            + md_table(["dataset", "seeds", "MLP", "POCO (one stage)", "cross-validated choice", "choice - MLP"], summary)
+            + "\n\n" + settling(rows, runs))
+
+
+def settling(rows: list[dict], runs: dict[tuple, dict]) -> str:
+    """What the engine's rule (`CV_DECISIVE_SE`) does with each default split: settle, or run every fold."""
+    out, seen = [], set()
+    for r in rows:
+        key = (r["dataset"], r["seed"], r["folds"])
+        if "default_split_z" not in r or key in seen:
+            continue
+        seen.add(key)
+        z = r["default_split_z"]
+        settled = abs(z) > CV_DECISIVE_SE
+        full = runs.get(key)
+        cv = choose({m: {f: full[m][f]["best_val_mse"] for f in range(r["folds"])} for m in CANDIDATES})[0] \
+            if full and all(len(full.get(m, {})) == r["folds"] for m in CANDIDATES) else None
+        pick = ("poco" if z > 0 else "mlp") if settled else cv
+        out.append([r["dataset"], r["seed"], f"{z:+.2f}", f"settles: {pick}" if settled else "every fold",
+                    cv or "-", "-" if cv is None or pick is None else ("yes" if pick == cv else "no")])
+    return md_table(["dataset", "seed", "default split: z (POCO's gain / SE)", f"rule (abs z > {CV_DECISIVE_SE:g})",
+                     "choice with every fold", "same choice"], sorted(out))
 
 
 def main() -> None:
@@ -86,19 +112,21 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--max-steps", type=int, default=10000)
     p.add_argument("--out", type=Path, default=Path("crossval_choice.jsonl"))
+    p.add_argument("--default-split-only", action="store_true",
+                   help="run only the default split's two runs, for how far apart they are (the settling rule)")
     p.add_argument("--render", type=Path, default=None, help="print the tables of this JSONL cache and exit")
     args = p.parse_args()
     if args.render:
         print(render(args.render))
         return
     set_threads(1)
-    done = {(r["dataset"], r["seed"], r["folds"]) for r in read_jsonl(args.out)}
+    done = {(r["dataset"], r["seed"], r["folds"], r.get("split_only", False)) for r in read_jsonl(args.out)}
     for ds in args.datasets.split(","):
         recs, prep = (recordings(ds), PreprocessConfig()) if ds == "cohort" else dataset(ds)
         data = prepare(recs, prep)
         for seed in map(int, args.seeds.split(",")):
-            if (ds, seed, args.folds) not in done:
-                for row in run_cv(ds, data, seed, args.folds, args.max_steps):
+            if (ds, seed, args.folds, args.default_split_only) not in done:
+                for row in run_cv(ds, data, seed, args.folds, args.max_steps, args.default_split_only):
                     append_jsonl(args.out, row)
 
 if __name__ == "__main__":
