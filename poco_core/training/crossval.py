@@ -8,12 +8,16 @@ others, the test frames are never used, and fold K - 1 is exactly the default sp
 (``mlp_only``, the function of the MLP warm-up) and POCO in one stage (the reference's procedure) train on
 every fold with the same seed; the candidate with the lower mean best validation MSE is chosen and its
 default-split run is the model kept. The default split runs first, and from its end on the output path
-holds the choice so far, so a cancel or a crash later keeps a validated model. Preprocessing statistics
+holds the choice so far, so a cancel or a crash later keeps a validated model. Where the default split's
+two runs are more than ``decisive_se`` standard errors apart, that settles the choice and the other folds
+are not run (docs/results.md 7.2: it settles the clear cases and runs every fold where one split misled).
+Preprocessing statistics
 are fitted once, as for the default split (``PreprocessConfig.fit_on``).
 
 The events are one run's (docs/ARCHITECTURE.md, "Events"): one ``start`` whose ``total_steps`` is the
 budget of all 2K runs, steps counted on across them, a ``stage`` (``reset_best``) at the start of each
-run, a ``crossval_run`` event at its end, and one ``done`` with a ``crossval`` summary.
+run, a ``crossval_run`` event at its end, a ``crossval_settled`` where the default split settles it,
+and one ``done`` with a ``crossval`` summary.
 """
 from __future__ import annotations
 
@@ -26,13 +30,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from poco_core.base.device import resolve_device
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelLike, Event
 from poco_core.data.preprocess import PreparedData, PreprocessConfig
 from poco_core.data.windows import Ranges
 from poco_core.models import build_model
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
-from poco_core.base.device import resolve_device
 from poco_core.training.defaults import (CV_DECISIVE_SE, CV_FOLDS_SUGGESTED, EMBEDDING_ANALYSIS_HOW, IGNORES_EMBEDDINGS,
                                          TRAIN_DEFAULTS, default_train_steps)
 from poco_core.training.loop import LoopOptions, check_windows

@@ -85,7 +85,8 @@ CV_FOLDS = 0
 CV_FOLDS_SUGGESTED = 4
 # after the default split's two runs, stop if one candidate's pooled validation MSE is lower by more than
 # this many standard errors of the paired difference (`validation.paired_improvement`, blocks one horizon
-# long): the other folds could not outvote it, so the 2K - 2 trainings left are skipped (None: run them all).
+# long): a difference that large is not the noise cross-validation guards against, so the 2K - 2 trainings
+# left are skipped (None: run them all).
 # 2 (docs/results.md 7.2): where the folds were needed -- the FISSA example, whose default split prefers the
 # model worse on test, and the full Triplett sessions, where it cannot see POCO's gain -- the default split's
 # runs are within 1.3 standard errors; drift, the short Triplett sessions (MLP) and the synthetic cohort

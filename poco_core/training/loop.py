@@ -10,9 +10,9 @@ after `patience` validations without a new best (the `done` event says when and 
 model is exactly that MLP, then everything from the MLP's best (`stage` events "mlp" and "all";
 the best checkpoint is chosen over both). When the loop finishes, the best weights (kept in memory,
 never re-read from the path another process might have written) are scored on the test split
-and the checkpoint gains those metrics (`score_test=False` skips it: cross-validation's other folds). A cancelled run skips test scoring: it keeps its best
-checkpoint, or -- cancelled before any validation -- saves the current weights with a note
-saying so, and stops at once.
+and the checkpoint gains those metrics (`score_test=False` skips it: cross-validation's other
+folds). A cancelled run skips test scoring: it keeps its best checkpoint, or -- cancelled before
+any validation -- saves the current weights with a note saying so, and stops at once.
 """
 from __future__ import annotations
 
