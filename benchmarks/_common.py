@@ -2,6 +2,7 @@
 and figures, so the reports describe their setting the same way, and the JSONL caches of runs."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -30,6 +31,18 @@ def append_jsonl(path: Path, row: dict) -> None:
     print(json.dumps(row), flush=True)
     with path.open("a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def runs_parser(doc: str, datasets: str, max_steps: int, out: str) -> argparse.ArgumentParser:
+    """The arguments every multi-run benchmark takes: what to run, the seeds, the step cap, the JSONL
+    cache the runs go to, and ``--render`` (print the tables of a cache and exit)."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--datasets", default=datasets)
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--max-steps", type=int, default=max_steps)
+    p.add_argument("--out", type=Path, default=Path(out))
+    p.add_argument("--render", type=Path, default=None, help="print the tables of this JSONL cache and exit")
+    return p
 
 
 def set_threads(threads: int) -> None:

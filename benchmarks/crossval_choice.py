@@ -16,7 +16,6 @@ cohort of `embedding_regions.py` (5 fish, 740 units, 4 regions).
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, md_table, read_jsonl, set_threads  # noqa: E402
+from _common import append_jsonl, md_table, read_jsonl, runs_parser, set_threads  # noqa: E402
 from embedding_regions import recordings  # noqa: E402
 from small_data import ONE_STAGE, SIZES, dataset  # noqa: E402
 
@@ -106,15 +105,10 @@ def settling(rows: list[dict], runs: dict[tuple, dict]) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", default="fissa,triplett_full,drift,triplett_short")
-    p.add_argument("--seeds", default="0")
+    p = runs_parser(__doc__, "fissa,triplett_full,drift,triplett_short", 10000, "crossval_choice.jsonl")
     p.add_argument("--folds", type=int, default=4)
-    p.add_argument("--max-steps", type=int, default=10000)
-    p.add_argument("--out", type=Path, default=Path("crossval_choice.jsonl"))
     p.add_argument("--default-split-only", action="store_true",
                    help="run only the default split's two runs, for how far apart they are (the settling rule)")
-    p.add_argument("--render", type=Path, default=None, help="print the tables of this JSONL cache and exit")
     args = p.parse_args()
     if args.render:
         print(render(args.render))

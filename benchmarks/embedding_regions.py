@@ -83,7 +83,15 @@ def measure(model, e0: dict, recs, data) -> dict:
     """Embedding movement from ``e0``, the forecasts' use of the unit rows, region recovery."""
     moved = float(torch.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
                              / sum((e0[k] ** 2).sum() for k in e0)))
-    return {"embedding_moved_rel": moved, **used(model, data), **(analyze_model(model, recs).recovery or {})}
+    out = {"embedding_moved_rel": moved, **used(model, data), **(analyze_model(model, recs).recovery or {})}
+    table = model.embeddings.unit
+    with torch.no_grad():  # what training put there: the rows less their initial draw
+        for k in e0:
+            table[k].sub_(e0[k])
+        learned = analyze_model(model, recs).recovery or {}
+        for k in e0:
+            table[k].add_(e0[k])
+    return out | {"learned_part": {k: learned.get(k) for k in ("accuracy", "accuracy_shuffled", "within_session")}}
 
 
 def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:

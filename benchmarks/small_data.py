@@ -21,7 +21,6 @@ everything); further variants (see VARIANTS) are candidates. Rows are kept per -
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_jsonl, md_table, read_jsonl, set_threads, spread  # noqa: E402
+from _common import append_jsonl, md_table, read_jsonl, runs_parser, set_threads, spread  # noqa: E402
 
 from poco_core.data.io import load_recording  # noqa: E402
 from poco_core.data.preprocess import PreprocessConfig, prepare  # noqa: E402
@@ -144,14 +143,9 @@ def render(path: Path) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", default="triplett_short,fissa,drift")
+    p = runs_parser(__doc__, "triplett_short,fissa,drift", 1500, "small_data.jsonl")
     p.add_argument("--models", default="poco,mlp,nlinear,copy")
     p.add_argument("--variants", default="before,after")
-    p.add_argument("--seeds", default="0")
-    p.add_argument("--max-steps", type=int, default=1500)
-    p.add_argument("--out", type=Path, default=Path("small_data.jsonl"))
-    p.add_argument("--render", type=Path, default=None, help="print the table of this JSONL cache and exit")
     args = p.parse_args()
     if args.render:
         print(render(args.render))

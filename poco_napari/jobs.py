@@ -217,6 +217,8 @@ class Job(QObject):
                 self.total_steps = ev.get("total_steps", self.total_steps)
                 self.warnings = [str(w) for w in ev.get("warnings") or []]
                 self.preprocess_report = dict(ev.get("preprocess_report") or {})
+            elif kind == "crossval_settled":  # cross-validation settled on the default split: fewer steps to run
+                self.total_steps = int(ev["total_steps"])
             elif kind == "step":
                 self.step = int(ev["step"])
                 self.loss = float(ev["loss"])

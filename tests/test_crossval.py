@@ -118,6 +118,9 @@ def test_a_clear_default_split_settles_the_choice_without_the_other_folds(tmp_pa
     mse = {e["candidate"]: e["best_val_mse"] for e in runs}
     assert settled["gain"] == pytest.approx(mse["mlp"] - mse["poco"], rel=1e-4) and settled["se"] > 0
     assert settled["candidate"] == min(mse, key=mse.get) and "folds are not run" in settled["note"]
+    start = next(e for e in events if e["type"] == "start")  # the budget shrinks from 3 x 2 runs to the 2 made
+    assert start["total_steps"] == 3 * settled["total_steps"] == 3 * 2 * RUN["steps"]
+    assert max(e["step"] for e in events if e["type"] == "step") <= settled["total_steps"]
     done = events[-1]
     assert done["crossval"]["choice"] == settled["candidate"] and done["crossval"]["settled_on_default_split"]
     assert not done["crossval"]["complete"] and "default split alone" in done["stop_reason"]

@@ -192,6 +192,11 @@ def drive(events: Iterator[Event], token: CancelToken, as_json: bool, quiet: boo
                 (bar.write if bar is not None else _stderr)(f"warning: {event['message']}")
             elif kind in ("stage", "crossval_run", "crossval_settled") and event.get("note"):
                 (bar.write if bar is not None else _stderr)(event["note"])
+                if kind == "crossval_settled":  # the budget shrinks to the runs made
+                    total = event["total_steps"]
+                    if bar is not None:
+                        bar.total = total
+                        bar.refresh()
             elif kind == "step" and bar is not None:
                 bar.update(event["step"] - bar.n)
                 bar.set_postfix(loss=f"{event['loss']:.4f}", refresh=False)

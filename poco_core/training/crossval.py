@@ -16,8 +16,9 @@ are fitted once, as for the default split (``PreprocessConfig.fit_on``).
 
 The events are one run's (docs/ARCHITECTURE.md, "Events"): one ``start`` whose ``total_steps`` is the
 budget of all 2K runs, steps counted on across them, a ``stage`` (``reset_best``) at the start of each
-run, a ``crossval_run`` event at its end, a ``crossval_settled`` where the default split settles it,
-and one ``done`` with a ``crossval`` summary.
+run, a ``crossval_run`` event at its end, a ``crossval_settled`` where the default split settles it
+(its ``total_steps`` replaces the budget: the default split's two runs), and one ``done`` with a
+``crossval`` summary.
 """
 from __future__ import annotations
 
@@ -200,6 +201,7 @@ class _Runs:
             return None
         better = "poco" if gain > 0 else "mlp"
         return {"type": "crossval_settled", "candidate": better, "gain": gain, "se": se,
+                "total_steps": len(CANDIDATES) * self.steps,  # the run's budget is now the default split's
                 "note": f"the default split settles it: {NAMES[better]}'s validation MSE is lower by {abs(gain):.4f} "
                         f"({abs(gain) / se:.1f} standard errors > {self.decisive_se:g}), more than the noise "
                         f"cross-validation guards against, so the other {self.folds - 1} folds are not run"}
