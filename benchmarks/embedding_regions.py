@@ -4,8 +4,9 @@
 
 Without ``--steps`` a run uses the training defaults (step budget, validation cadence, early stopping).
 
-For each trained model: region-classifier accuracy of the unit embeddings (``poco embed``'s
-analysis) against shuffled labels, the majority-region fraction (chance) and the same classifier
+For each trained model: region-classifier accuracy of the unit embeddings as stored and of their
+learned part (``learned_part``: less their initial draw, ``poco embed``'s default; for a model kept at
+its MLP, the rows of its population stage, ``source``) against shuffled labels, the majority-region fraction (chance) and the same classifier
 on each trace's own statistics (the ceiling); how far the embeddings moved from their
 initialisation (relative Frobenius norm); and whether the forecasts use them (validation MSE with
 the unit rows shuffled among the units of a session, or set to zero, vs intact).
@@ -83,15 +84,10 @@ def measure(model, e0: dict, recs, data) -> dict:
     """Embedding movement from ``e0``, the forecasts' use of the unit rows, region recovery."""
     moved = float(torch.sqrt(sum(((model.embeddings.unit[k].detach() - e0[k]) ** 2).sum() for k in e0)
                              / sum((e0[k] ** 2).sum() for k in e0)))
-    out = {"embedding_moved_rel": moved, **used(model, data), **(analyze_model(model, recs).recovery or {})}
-    table = model.embeddings.unit
-    with torch.no_grad():  # what training put there: the rows less their initial draw
-        for k in e0:
-            table[k].sub_(e0[k])
-        learned = analyze_model(model, recs).recovery or {}
-        for k in e0:
-            table[k].add_(e0[k])
-    return out | {"learned_part": {k: learned.get(k) for k in ("accuracy", "accuracy_shuffled", "within_session")}}
+    stored = analyze_model(model, recs, learned=False)
+    learned = analyze_model(model, recs)  # `poco embed`'s default: the rows less their initial draw
+    return {"embedding_moved_rel": moved, **used(model, data), **(stored.recovery or {}), "source": learned.source,
+            "learned_part": {k: (learned.recovery or {}).get(k) for k in ("accuracy", "accuracy_shuffled", "within_session")}}
 
 
 def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:

@@ -239,7 +239,8 @@ class EmbeddingWidget(QWidget):
 
     @staticmethod
     def _describe(result: EmbeddingAnalysis) -> str:
-        text = f"{len(result.roi_id)} units, {result.n_clusters} clusters ({result.method})."
+        rows = "what training learned (random start removed)" if result.rows == "learned" else "the rows as stored"
+        text = f"{len(result.roi_id)} units, {result.n_clusters} clusters ({result.method}) of {rows}."
         rec = result.recovery
         if rec and "accuracy" in rec:
             text += (

@@ -5,10 +5,12 @@ import torch
 import pytest
 from test_train_support import FAST, TINY_POCO, cohort, prepared
 
+from poco_core.analysis.embedding import analyze_model
 from poco_core.base.errors import PocoError
 from poco_core.base.events import CancelToken
 from poco_core.data.windows import split_blocks
 from poco_core.models import build_model
+from poco_core.training import crossval as crossval_module
 from poco_core.training.checkpoint import load_checkpoint
 from poco_core.training.crossval import choose, crossval, crossval_events, fold_data, fold_ranges, run_order
 from poco_core.training.jobs import JobSpec
@@ -102,6 +104,12 @@ def test_crossval_runs_every_fold_and_keeps_the_choice(tmp_path) -> None:
     # the checkpoint at the user's path is the choice's default-split run, self-describing
     ckpt = load_checkpoint(out)
     assert ckpt["crossval"] == done["crossval"] and ckpt["loop"]["mlp_only"] is (pick == "mlp")
+    # with the MLP chosen, what POCO learned on the default split goes with it, for the embedding analysis
+    assert ("population_embeddings" in ckpt) is (pick == "mlp")
+    if pick == "mlp":
+        poco_run = next(e for e in runs if e["fold"] == 2 and e["candidate"] == "poco")
+        assert ckpt["population_embeddings"]["step"] == poco_run["best_step"]
+        assert "learned on the default split are kept in the checkpoint" in done["kept_note"]
     assert ckpt["best_val_mse"] == pytest.approx(done["best_val_mse"])
     assert load_model(out).poco_meta.metrics["test"]["mean"]["score"] == pytest.approx(done["test"]["score"])
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt"]  # the runs' work folder is gone
@@ -167,3 +175,17 @@ def test_crossval_refuses_what_it_cannot_do(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"] and earlier.read_bytes() == b"an earlier model"
     with pytest.raises(ValueError, match="cv_folds"):
         JobSpec(kind="train", recordings=[], checkpoint="x.pt", cv_folds=1)
+
+
+def test_the_mlp_chosen_keeps_the_unit_rows_poco_learned(tmp_path, monkeypatch) -> None:
+    """The MLP's forecasts ignore the unit embeddings; the POCO run of the default split learned them, and
+    the checkpoint keeps them for `poco embed` (as a warm-up that kept the MLP does)."""
+    real = crossval_module.choose
+    monkeypatch.setattr(crossval_module, "choose", lambda v: (lambda f: f and ("mlp", *f[1:]))(real(v)))
+    out = tmp_path / "m.pt"
+    events = list(crossval_events(prepared(cohort()[:2]), "poco", folds=2, checkpoint=out, decisive_se=None, **RUN))
+    poco_run = next(e for e in events if e["type"] == "crossval_run" and e["fold"] == 1 and e["candidate"] == "poco")
+    stage = load_checkpoint(out)["population_embeddings"]
+    assert (stage["step"], stage["val_mse"]) == (poco_run["best_step"], poco_run["best_val_mse"])
+    result = analyze_model(load_model(out))
+    assert result.source == "population stage" and result.rows == "learned" and "learned on the default split" in events[-1]["kept_note"]

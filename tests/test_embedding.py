@@ -202,6 +202,9 @@ class FakeModel:
     def unit_embeddings(self, session):
         return self._emb[session]
 
+    def initial_unit_embeddings(self, session):
+        return None  # no draw kept: the rows as they are
+
 
 def test_session_units_takes_regions_from_recordings_by_roi_id():
     x, reg = blobs(6, seed=0, d=3)

@@ -5,12 +5,16 @@ import csv
 import json
 
 import h5py
+import numpy as np
 import pytest
+import torch
 
-from poco_core.analysis.embedding import UNUSED_EMBEDDINGS
+from poco_core.analysis.embedding import NO_INITIAL_ROWS, UNUSED_EMBEDDINGS, analyze_model
 from poco_core.cli.main import main
-from poco_core.data.io import save_recording
+from poco_core.data.io import load_recording, save_recording
 from poco_core.data.simulate import simulate_cohort
+from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
+from poco_core.training.restore import load_model
 from poco_core.training.train import train
 
 TINY = dict(context=16, horizon=4, hidden=16, d_model=16, self_attn_heads=2, self_attn_head_dim=8, cross_head_dim=8)
@@ -66,6 +70,42 @@ def test_embed_says_when_the_forecasts_ignore_the_embeddings(checkpoint_and_data
         notes = json.loads(capsys.readouterr().out)["notes"]
         assert (UNUSED_EMBEDDINGS in notes) is flagged
     assert "--embedding-lr-scale 10" in UNUSED_EMBEDDINGS  # names the training that gives embeddings to analyse
+
+
+def test_embed_analyses_what_training_learned(checkpoint_and_data, tmp_path, capsys):
+    """By default each unit row's initial random draw (kept with the weights) is taken away, leaving what
+    training put there; `--as-stored` analyses the rows as they are."""
+    ckpt, paths = checkpoint_and_data
+    for argv, rows in (([], "learned"), (["--as-stored"], "as stored")):
+        assert main(["embed", str(ckpt), *map(str, paths), "--clusters", "2", "--json", *argv]) == 0
+        assert json.loads(capsys.readouterr().out)["rows"] == rows
+    model = load_model(ckpt)
+    learned, stored = analyze_model(model, n_clusters=2), analyze_model(model, learned=False, n_clusters=2)
+    initial = torch.cat([model.initial_unit_embeddings(s.session) for s in model.sessions]).numpy()
+    np.testing.assert_allclose(stored.embedding - learned.embedding, initial, atol=1e-6)
+    assert (learned.rows, stored.rows, learned.source) == ("learned", "as stored", "model") and initial.any()
+    legacy = load_checkpoint(ckpt)  # written before the draw was kept: analysed as stored, and said so
+    legacy["model"]["state_dict"] = {k: v for k, v in legacy["model"]["state_dict"].items() if ".initial." not in k}
+    save_checkpoint(tmp_path / "legacy.pt", legacy)
+    old = analyze_model(tmp_path / "legacy.pt", n_clusters=2)
+    assert old.rows == "as stored" and NO_INITIAL_ROWS in old.notes
+    np.testing.assert_array_equal(old.embedding, stored.embedding)
+
+
+def test_embed_of_a_run_kept_at_its_mlp_reads_what_its_population_stage_learned(checkpoint_and_data, tmp_path, capsys):
+    """A warm-up whose stage 2 never beat the MLP keeps the MLP (its forecasts ignore the unit rows) and,
+    in the same checkpoint, the rows stage 2 learned: those are analysed, and the summary says whose."""
+    _, paths = checkpoint_and_data
+    run = train([load_recording(p) for p in paths], "poco", steps=12, device="cpu", checkpoint=tmp_path / "mlp.pt", batch_size=4, val_every=2,
+                mlp_warmup=True, mlp_warmup_steps=4, mlp_warmup_se=1e9, lr=1e-2, **TINY)
+    assert run.wait()["kept"] == "mlp"
+    assert main(["embed", str(tmp_path / "mlp.pt"), *map(str, paths), "--clusters", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["source"], summary["rows"]) == ("population stage", "learned") and UNUSED_EMBEDDINGS not in summary["notes"]
+    assert any(n.startswith("the model kept is POCO's MLP") and "population stage" in n for n in summary["notes"])
+    model, stage = load_model(tmp_path / "mlp.pt"), load_checkpoint(tmp_path / "mlp.pt")["population_embeddings"]
+    expected = torch.cat([stage["unit"][s.session] - model.initial_unit_embeddings(s.session) for s in model.sessions])
+    np.testing.assert_allclose(analyze_model(model, n_clusters=2).embedding, expected.numpy(), atol=1e-6)
 
 
 def test_embed_reports_bad_input_as_exit_code_2(checkpoint_and_data, tmp_path, capsys):

@@ -34,7 +34,8 @@ def test_embedding_mode_trains_only_the_new_sessions_embeddings(pretrained, tmp_
     new = {k for k in model.state_dict() if k not in before}
     assert new and all(".s2" in k for k in new)  # unit and session rows of the third session
     assert changed(before, model) == set()  # nothing that existed before moved
-    assert {n for n, p in model.named_parameters() if p.requires_grad} == new
+    drawn = {k for k in new if ".initial." in k}  # the new rows' initial draw, kept (not trained) beside them
+    assert drawn == {"embeddings.initial.s2"} and {n for n, p in model.named_parameters() if p.requires_grad} == new - drawn
     saved = load_model(tmp_path / "ft.pt")
     assert set(saved.poco_meta.preprocess) == {"fish01", "fish02", "fish03"}
     assert [s.session for s in saved.sessions] == ["fish01", "fish02", "fish03"]

@@ -268,3 +268,22 @@ def test_copy_repeats_last_frame() -> None:
     model = build_model("copy", [spec("a", 3)])
     x = torch.randn(2, 48, 3)
     torch.testing.assert_close(model([x], ["a"])[0], x[:, -1:].expand(2, 16, 3))
+
+
+def test_poco_keeps_each_sessions_initial_unit_rows() -> None:
+    """The unit rows as drawn are saved with the weights (what an analysis takes away to see what training
+    learned), a session added later keeps its own draw, and a model saved before they were kept still loads."""
+    model = build_model("poco", [spec("a", 5)], **SMALL)
+    drawn = model.unit_embeddings("a").clone()
+    with torch.no_grad():
+        model.embeddings.unit[model.session_key("a")].add_(1.0)
+    model.add_session(spec("b", 3))
+    back = model_from_dict(model_to_dict(model))
+    assert torch.equal(back.initial_unit_embeddings("a"), drawn)
+    torch.testing.assert_close(back.unit_embeddings("a") - back.initial_unit_embeddings("a"), torch.ones(5, 16))
+    assert torch.equal(back.initial_unit_embeddings("b"), model.unit_embeddings("b"))
+    old = model_to_dict(model)
+    old["state_dict"] = {k: v for k, v in old["state_dict"].items() if ".initial." not in k}
+    legacy = model_from_dict(old)
+    assert legacy.initial_unit_embeddings("a") is None and torch.equal(legacy.unit_embeddings("a"), drawn + 1.0)
+    assert build_model("mlp", [spec("a", 5)]).initial_unit_embeddings("a") is None

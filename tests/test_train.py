@@ -275,6 +275,16 @@ def test_stage2_replaces_the_warmed_up_mlp_only_when_clearly_better(tmp_path):
     assert load_checkpoint(tmp_path / "w.pt")["step"] == done["best_step"]  # the warm-up's weights are kept
     assert done["kept"] == "mlp" and "beat the warmed-up MLP" in done["kept_note"]  # and the run says so
     assert "do not depend on its unit and session embeddings" in done["kept_note"]
+    # what the population learned is not lost with it: stage 2's best unit rows, for the embedding analysis
+    stage = load_checkpoint(tmp_path / "w.pt")["population_embeddings"]
+    stage2_mse = {e["step"]: e["val_mse"] for e in stage2(events)}
+    assert stage["step"] == min(stage2_mse, key=stage2_mse.get) and stage["val_mse"] == min(stage2_mse.values())
+    kept = load_model(tmp_path / "w.pt")
+    assert kept.ignores_conditioning() and set(stage["unit"]) == {s.session for s in kept.sessions}
+    for s in kept.sessions:  # the kept MLP's rows are their initial draw; stage 2 moved them
+        assert torch.equal(kept.unit_embeddings(s.session), kept.initial_unit_embeddings(s.session))
+        assert not torch.equal(stage["unit"][s.session], kept.unit_embeddings(s.session))
+    assert f"learned (step {stage['step']}) are kept in the checkpoint" in done["kept_note"]
     _, _, events = _warmup_events(tmp_path, mlp_warmup_se=1.0, lr=1e-2)
     gates = [e["vs_mlp"] for e in stage2(events)]
     assert all(math.isfinite(g["se"]) and g["needed"] == g["se"] for g in gates)

@@ -34,6 +34,9 @@ COACTIVITY_COMPONENTS = 8  # principal components whose loadings describe a unit
 NOISE = -1  # HDBSCAN's label for units in no cluster
 UNUSED_EMBEDDINGS = ("these unit embeddings are still their random initialisation, so clusters and region scores of "
                      f"them mean nothing: {CONSTANT_FILM}. For embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}")
+NO_INITIAL_ROWS = ("this checkpoint does not keep its unit embeddings' initial random draw (written before they were "
+                   "kept), so the rows are analysed as stored, the draw included; after a short training it can hide "
+                   "what was learned (docs/results.md 7.3)")
 Progress = Callable[[Event], None]
 
 
@@ -47,6 +50,8 @@ class SessionUnits:
     regions: np.ndarray | None = None
     trace_stats: np.ndarray | None = None  # (N, F) statistics of each unit's own trace (``trace_features``)
     coactivity: np.ndarray | None = None  # (N, K) loadings on the session's principal components (``coactivity_features``)
+    learned: bool = False  # the rows less their initial random draw (what training put there), not as stored
+    source: str = "model"  # "model", or "population stage": the rows a run kept at its MLP still learned
 
 
 @dataclass
@@ -69,6 +74,8 @@ class EmbeddingAnalysis:
     roi_similarity: np.ndarray | None = None  # (M, R) each ROI vs each region's mean embedding
     recovery: dict[str, Any] | None = None  # pooled over sessions; "within_session": per session, weighted
     notes: list[str] = field(default_factory=list)  # what a reader must know to trust the numbers
+    rows: str = "as stored"  # which rows were analysed: "learned" (less the initial draw) or "as stored"
+    source: str = "model"  # whose rows: the model's, or its "population stage" (`SessionUnits.source`)
 
     @property
     def n_clusters(self) -> int:
@@ -100,6 +107,8 @@ class EmbeddingAnalysis:
             "silhouette": {str(k): v for k, v in self.silhouette.items()},
             "regions": self.region_names,
             "recovery": self.recovery,
+            "rows": self.rows,
+            "source": self.source,
             "notes": self.notes,
         }
 
@@ -120,11 +129,14 @@ def load_model(model_or_path: Any) -> Any:
     return load_checkpointed_model(model_or_path)
 
 
-def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Sequence[str] | None = None) -> list[SessionUnits]:
+def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Sequence[str] | None = None,
+                  learned: bool = True) -> list[SessionUnits]:
     """Each model session's unit embeddings (no session embedding), with regions from `recordings`.
 
     A recording gives regions to the model session of the same name; units are matched by ROI id
-    (preprocessing may have dropped constant ROIs; PCA components have no region).
+    (preprocessing may have dropped constant ROIs; PCA components have no region). `learned`: the rows
+    less their initial random draw where the model keeps it. Where the model kept is POCO's MLP (its
+    forecasts ignore the rows) and its checkpoint holds the rows its population stage learned, those.
     """
     import torch
 
@@ -132,6 +144,7 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
 
     by_session = {rec.session: rec for rec in recordings}
     prints = getattr(getattr(model, "poco_meta", None), "fingerprints", {})
+    population = population_rows(model)
     for name, rec in by_session.items():
         check_identity(rec, prints.get(name), name)
     out = []
@@ -143,16 +156,32 @@ def session_units(model: Any, recordings: Sequence[Recording] = (), sessions: Se
                 emb = model.unit_embeddings(spec.session)
             except NotImplementedError as exc:
                 raise PocoError(f"{type(model).__name__} has no unit embeddings (use a POCO model)") from exc
+            stage = population.get("unit", {}).get(spec.session)
+            emb = emb if stage is None else stage.to(emb)
+            initial = None if not learned else (model.initial_unit_embeddings(spec.session) if stage is None
+                                                else population.get("initial", {}).get(spec.session))
+            if initial is not None and torch.equal(emb, initial.to(emb)):
+                initial = None  # never trained: nothing learned to show, the draw is all there is (UNUSED_EMBEDDINGS)
+            if initial is not None:
+                emb = emb - initial.to(emb)
             ids = np.asarray(spec.unit_ids).astype(str)
             rec = by_session.get(spec.session)
             regions = _regions_of(rec, ids)
             traces = None if regions is None else _traces_of(rec, ids)
             stats = None if traces is None else trace_features(traces)
             coact = None if traces is None else coactivity_features(traces)
-            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions, stats, coact))
+            out.append(SessionUnits(spec.session, ids, emb.detach().float().cpu().numpy(), regions, stats, coact,
+                                    learned=initial is not None, source="model" if stage is None else "population stage"))
     if not out:
         raise PocoError(f"none of the sessions {list(sessions or [])} is in the model")
     return out
+
+
+def population_rows(model: Any) -> dict[str, Any]:
+    """For a model kept at its MLP, the unit rows ("unit", "initial": by session) of its population stage's
+    best validation, which its checkpoint keeps (`training.loop.population_rows`); {} for any other model."""
+    stage = getattr(getattr(model, "poco_meta", None), "population", None)
+    return stage if stage and model.ignores_conditioning() else {}
 
 
 def _regions_of(rec: Recording | None, ids: np.ndarray) -> np.ndarray | None:
@@ -393,12 +422,24 @@ def analyze(
 
 
 def analyze_model(
-    model_or_path: Any, recordings: Sequence[Recording] = (), sessions: Sequence[str] | None = None, **options: Any
+    model_or_path: Any, recordings: Sequence[Recording] = (), sessions: Sequence[str] | None = None,
+    learned: bool = True, **options: Any
 ) -> EmbeddingAnalysis:
-    """`analyze` on a model's (or checkpoint's) unit embeddings, with regions from `recordings`."""
+    """`analyze` on a model's (or checkpoint's) unit embeddings, with regions from `recordings`;
+    `learned` (default) takes each row's initial random draw away where the model keeps it."""
     model = load_model(model_or_path)
-    result = analyze(session_units(model, recordings, sessions), **options)
-    if model.ignores_conditioning():
+    units = session_units(model, recordings, sessions, learned)
+    result = analyze(units, **options)
+    result.rows = "learned" if all(u.learned for u in units) else "as stored"
+    if learned and any(u.source == "model" and model.initial_unit_embeddings(u.session) is None for u in units):
+        result.notes.append(NO_INITIAL_ROWS)
+    if any(u.source != "model" for u in units):
+        stage = model.poco_meta.population
+        result.source = "population stage"
+        result.notes.append(f"the model kept is POCO's MLP, whose forecasts do not use unit embeddings; these are the "
+                            f"rows of its population stage at its best validation (step {stage['step']}, validation "
+                            f"MSE {stage['val_mse']:.4f}), whose forecasts were not kept")
+    elif model.ignores_conditioning():
         result.notes.append(UNUSED_EMBEDDINGS)
     return result
 

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-cluster-size", type=positive_int, default=None, help="HDBSCAN's smallest cluster (default max(5, units/100))")
     p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--as-stored", action="store_true",
+                   help="analyse the rows as stored, their initial random draw included (by default it is taken away, "
+                        "leaving what training learned)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_force_arg(p)
     p.set_defaults(func=run)
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         result = analyze_model(
             model,
             recordings,
+            learned=not args.as_stored,
             method=args.method,
             n_clusters=args.clusters,
             metric=args.metric,
@@ -116,7 +120,8 @@ def _outputs(out: Path | None) -> list[tuple[Path, str]]:
 
 def _describe(s: dict) -> str:
     lines = [f"{s['n_units']} units from {len(s['sessions'])} session(s): "
-             f"{s['n_clusters']} clusters ({s['method']}, {s['metric']})"]
+             f"{s['n_clusters']} clusters ({s['method']}, {s['metric']}) of the {s['source']}'s rows "
+             f"({'less their initial draw' if s['rows'] == 'learned' else 'as stored'})"]
     rec = s["recovery"]
     if rec:
         lines.append(f"ARI clusters vs regions {rec['ari']:.3f} (shuffled {rec['ari_shuffled']:.3f})")

@@ -204,6 +204,10 @@ class BaseForecaster(nn.Module):
         """(N, d) unit embeddings of a session, without the session embedding (POCO family only)."""
         raise NotImplementedError(f"{self.name} has no unit embeddings")
 
+    def initial_unit_embeddings(self, session: str) -> Tensor | None:
+        """The same rows as drawn before training, where the model keeps them (None: not kept)."""
+        return None
+
     def _check(self, xs: list[Tensor], sessions: list[str], length: int | None = None) -> None:
         """Fail early and clearly on mismatched inputs (shape errors deep in attention are opaque)."""
         if len(xs) != len(sessions):

@@ -264,6 +264,18 @@ class PerceiverEncoder(nn.Module):
         return x + ffn.gated(pre)
 
 
+class InitialRows(nn.Module):
+    """Each session's unit rows as first drawn, one buffer per session key, saved with the weights, so
+    an analysis can take away the random start that training moved them from (docs/results.md 7.3:
+    after a short training the draw hides what was learned). A checkpoint written before they were
+    kept has none; loading it leaves none rather than failing."""
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        for key in [k for k in self._buffers if prefix + k not in state_dict]:
+            del self._buffers[key]
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
 class SessionEmbeddings(nn.Module):
     """Unit, session (and dataset) tables. The unit table is conceptually one row per unit over
     all sessions; it is stored per session so adding a session never touches existing rows."""
@@ -273,6 +285,7 @@ class SessionEmbeddings(nn.Module):
         self.dim, self.std, self.with_dataset = dim, std, with_dataset
         self.query_dataset = with_dataset and query_dataset
         self.unit = nn.ParameterDict()
+        self.initial = InitialRows()  # the unit rows as drawn
         self.session = nn.ParameterDict()
         self.dataset = nn.ParameterDict()
         self._dataset_key: dict[str, str] = {}  # dataset id -> key
@@ -283,6 +296,7 @@ class SessionEmbeddings(nn.Module):
 
     def add(self, key: str, spec: SessionSpec) -> None:
         self.unit[key] = self._fresh(spec.n_units, self.dim)
+        self.initial.register_buffer(key, self.unit[key].detach().clone())
         self.session[key] = self._fresh(self.dim)
         if self.with_dataset:
             if spec.dataset not in self._dataset_key:
@@ -345,6 +359,9 @@ class PopulationForecaster(BaseForecaster):
 
     def unit_embeddings(self, session: str) -> Tensor:
         return self.embeddings.unit[self.session_key(session)].detach()
+
+    def initial_unit_embeddings(self, session: str) -> Tensor | None:
+        return self.embeddings.initial._buffers.get(self.session_key(session))
 
     def _cached_query_terms(self, key: str, queries: Tensor) -> QueryTerms | None:
         """A session's decoder query terms, kept between forecasts (they depend on the weights

@@ -38,9 +38,9 @@ from poco_core.data.preprocess import PreparedData, PreprocessConfig
 from poco_core.data.windows import Ranges
 from poco_core.models import build_model
 from poco_core.training.checkpoint import load_checkpoint, save_checkpoint
-from poco_core.training.defaults import (CV_DECISIVE_SE, CV_FOLDS_SUGGESTED, EMBEDDING_ANALYSIS_HOW, IGNORES_EMBEDDINGS,
+from poco_core.training.defaults import (CV_DECISIVE_SE, CV_FOLDS_SUGGESTED, IGNORES_EMBEDDINGS,
                                          TRAIN_DEFAULTS, default_train_steps)
-from poco_core.training.loop import LoopOptions, check_windows
+from poco_core.training.loop import LoopOptions, check_windows, population_rows
 from poco_core.training.restore import load_model
 from poco_core.training.train import (DataLike, TrainRun, as_prepared, default_checkpoint, loop_options,
                                       recording_fingerprints, session_specs, start_run, train_events)
@@ -272,9 +272,18 @@ class _Runs:
         """The choice so far, from its default-split run, atomically at the user's path."""
         pick, _, used = choose(self.val_mse)
         payload = load_checkpoint(self._path(self.folds - 1, pick))
-        save_checkpoint(self.checkpoint, {**payload, "crossval": self._summary()})
+        save_checkpoint(self.checkpoint, {**payload, **self._population(pick), "crossval": self._summary()})
         return {"type": "checkpoint", "step": (i + 1) * self.steps, "path": str(self.checkpoint),
                 "note": f"the choice on {len(used)} of {self.folds} folds: {NAMES[pick]}"}
+
+    def _population(self, pick: str) -> dict:
+        """With the MLP chosen, POCO's unit rows from its default-split run go with it, as after a warm-up
+        that kept the MLP (``loop.population_rows``), for the embedding analysis."""
+        if pick != "mlp":
+            return {}
+        done = self.finals["poco"]
+        rows = population_rows(load_model(self._path(self.folds - 1, "poco")), done["best_step"], done["best_val_mse"])
+        return {"population_embeddings": rows}
 
     def _kept(self, pick: str, means: dict[str, float], used: list[int]) -> dict:
         other = next(c for c in CANDIDATES if c != pick)
@@ -289,8 +298,9 @@ class _Runs:
                    f"{means[other]:.4f} for {NAMES[other]} over {len(used)} fold(s), lower in {wins} of them")
         if pick == "poco":
             return {"kept": "all", "kept_note": why}
-        return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; for "
-                                            f"embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}"}
+        return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; the unit "
+                                            "embeddings POCO learned on the default split are kept in the checkpoint "
+                                            "for the embedding analysis"}
 
     def _cancelled(self, i: int, k: int, cand: str, done: Event) -> Iterator[Event]:
         """Keep the choice so far; before one exists, the MLP's finished default-split run, else this run's checkpoint."""

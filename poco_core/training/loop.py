@@ -106,6 +106,15 @@ class LoopState:
     best_step: int = -1
 
 
+def population_rows(model: nn.Module, step: int, val_mse: float) -> dict:
+    """A POCO model's unit rows (and their initial draw) by session, as a checkpoint keeps them beside a
+    model kept at its MLP (``population_embeddings``, read by ``poco embed``)."""
+    sessions = [spec.session for spec in model.sessions]
+    initial = {s: model.initial_unit_embeddings(s) for s in sessions}
+    return {"step": step, "val_mse": val_mse, "unit": {s: model.unit_embeddings(s).cpu().clone() for s in sessions},
+            "initial": {s: t.cpu().clone() for s, t in initial.items() if t is not None}}
+
+
 class LossModule(nn.Module):
     """Wraps `model.loss` as a forward pass so DistributedDataParallel sees (and syncs) it.
 
@@ -228,6 +237,7 @@ class Loop:
         self._best: dict | None = None  # the best checkpoint's payload, a copy held in memory
         self.frozen: list[nn.Parameter] = []  # the conditioning, while the MLP warms up
         self._warm_best: tuple[dict, dict] | None = None  # the warm-up's best (weights, optimizer) where `_best` lacks it
+        self._population: dict | None = None  # stage 2's best unit rows, kept with an MLP kept (`_with_population`)
         self.loss_module = module = LossModule(self.model, self.frozen_hidden)
         self.step_module = self.wrap(module) if self.wrap else module
 
@@ -291,6 +301,8 @@ class Loop:
             gain, se = self._gain_over_warmup(errors)
             entry["vs_mlp"] = {"gain": gain, "se": se, "needed": self.opts.mlp_warmup_se * se}
             best = best and gain > self.opts.mlp_warmup_se * se
+            if self.rank == 0 and val_mse < (self._population or {}).get("val_mse", math.inf):
+                self._population = population_rows(self.model, step, val_mse)
         if best:
             self.state.best_val_mse, self.state.best_step = val_mse, step
         self.state.history["validation"].append(entry)
@@ -508,6 +520,10 @@ class Loop:
             saved = self.save(step, note)
             if saved:
                 yield saved
+        elif self.rank == 0 and self._best is not None:
+            payload = self._with_population(self._best)
+            if payload is not self._best:  # the MLP kept: its checkpoint gains the population's rows
+                save_checkpoint(self.checkpoint, payload)
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": {}, "metrics": {}, "checkpoint": str(self.checkpoint), "cancelled": True, "last_step": step,
                "stopped_early": False, "stop_reason": "cancelled",
@@ -563,12 +579,20 @@ class Loop:
                                        stride=self.opts.test_stride, device=self.device, bf16=self.opts.bf16)
                 datasets, mean = summarise(per)
                 metrics["test"] = {"sessions": per, "datasets": datasets, "mean": mean}
-            save_checkpoint(self.checkpoint, {**best, "metrics": metrics})
+            save_checkpoint(self.checkpoint, self._with_population({**best, "metrics": metrics}))
         yield {"type": "done", "best_step": self.state.best_step, "best_val_mse": self.state.best_val_mse,
                "test": metrics.get("test", {}).get("mean", {}), "metrics": metrics,
                "checkpoint": str(self.checkpoint), "cancelled": False, "last_step": last_step,
                "stopped_early": stop_reason.startswith("stopped early"), "stop_reason": stop_reason,
                "stages": self.state.history.get("stages", []), **self._kept_model()}
+
+    def _with_population(self, payload: dict) -> dict:
+        """The best checkpoint, and where it is POCO's MLP (whose forecasts ignore the unit embeddings), the
+        unit rows of stage 2's best validation too: what the population learned, for ``poco embed``
+        (docs/results.md 7.3), while the forecasts stay the MLP's."""
+        if self._population is None or self._kept_model().get("kept") != "mlp":
+            return payload
+        return {**payload, "population_embeddings": self._population}
 
     def _kept_model(self) -> dict:
         """After an MLP warm-up, which model the best checkpoint is (`kept`: "mlp" or "all") and, where
@@ -583,6 +607,10 @@ class Loop:
             why = f"no checkpoint after the warm-up beat the warmed-up MLP{margin}"
         else:
             return {"kept": "all"}
-        return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; "
-                                          f"for embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}"}
+        if self._population is not None:
+            rows = (f"the unit embeddings its population stage learned (step {self._population['step']}) are kept "
+                    "in the checkpoint for the embedding analysis")
+        else:
+            rows = f"for embeddings to analyse, train with {EMBEDDING_ANALYSIS_HOW}"
+        return {"kept": "mlp", "kept_note": f"{why}: the model kept is POCO's MLP, and {IGNORES_EMBEDDINGS}; {rows}"}
 

@@ -41,6 +41,7 @@ class ModelInfo:
     path: str = ""
     package_version: str = ""
     fingerprints: dict = field(default_factory=dict)  # session -> poco_core.data.identity.fingerprint
+    population: dict | None = None  # a run kept at its MLP: its population stage's best unit rows (`training.loop`)
 
 
 def model_payload(model: BaseForecaster, states: dict[str, PreprocessState], config: PreprocessConfig,
@@ -63,7 +64,7 @@ def model_from_checkpoint(ckpt: dict, path: str | Path = "") -> BaseForecaster:
             preprocess_config=PreprocessConfig.from_dict(ckpt["preprocess_config"]),
             history=ckpt.get("history") or {}, metrics=ckpt.get("metrics") or {}, step=int(ckpt.get("step", 0)),
             path=str(path), package_version=str(ckpt.get("package_version", "")),
-            fingerprints=dict(ckpt.get("fingerprints") or {}),
+            fingerprints=dict(ckpt.get("fingerprints") or {}), population=ckpt.get("population_embeddings"),
         )
     except CheckpointError:
         raise
