@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -90,7 +91,7 @@ def measure(model, e0: dict, recs, data) -> dict:
             "learned_part": {k: (learned.recovery or {}).get(k) for k in ("accuracy", "accuracy_shuffled", "within_session")}}
 
 
-def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
+def run(data_name: str, variant: str, steps: int | None, seed: int, keep: Path | None = None) -> dict:
     recs = recordings(data_name)
     data = prepare(recs)
     model_cfg, loop = VARIANTS[variant]
@@ -102,6 +103,9 @@ def run(data_name: str, variant: str, steps: int | None, seed: int) -> dict:
         done = r.wait()
         wall = time.perf_counter() - t0
         measured = measure(r.model, e0, recs, data)  # r.model reads the checkpoint in tmp
+        if keep is not None:  # for `poco embed` on it
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / "m.pt", keep)
     return {"data": data_name, "variant": variant, "steps": steps, "seed": seed, "best_step": done["best_step"],
             "last_step": done.get("last_step"), "test_score": done["test"].get("score"), "wall_s": round(wall, 1),
             **measured}
@@ -128,6 +132,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("embedding_regions.jsonl"))
     p.add_argument("--checkpoint", type=Path, default=None, help="measure this checkpoint of --data instead of training")
+    p.add_argument("--keep", type=Path, default=None, help="copy the trained checkpoint here (one --data and --variants)")
     args = p.parse_args()
     set_threads(1)
     if args.checkpoint:
@@ -138,7 +143,7 @@ def main() -> None:
         return
     for data_name in args.data.split(","):
         for variant in args.variants.split(","):
-            r = run(data_name, variant, args.steps, args.seed)
+            r = run(data_name, variant, args.steps, args.seed, args.keep)
             print(json.dumps(r), flush=True)
             with args.out.open("a") as f:
                 f.write(json.dumps(r) + "\n")

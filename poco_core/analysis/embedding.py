@@ -436,9 +436,10 @@ def analyze_model(
     if any(u.source != "model" for u in units):
         stage = model.poco_meta.population
         result.source = "population stage"
-        result.notes.append(f"the model kept is POCO's MLP, whose forecasts do not use unit embeddings; these are the "
-                            f"rows of its population stage at its best validation (step {stage['step']}, validation "
-                            f"MSE {stage['val_mse']:.4f}), whose forecasts were not kept")
+        result.notes.append(f"the model kept is POCO's MLP, whose forecasts do not use unit embeddings; shown are the "
+                            f"unit embeddings POCO learned in the same run (its population stage, best validation at "
+                            f"step {stage['step']}, MSE {stage['val_mse']:.4f}), not kept for forecasting because the "
+                            "MLP did as well or better")
     elif model.ignores_conditioning():
         result.notes.append(UNUSED_EMBEDDINGS)
     return result
