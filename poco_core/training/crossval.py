@@ -155,6 +155,7 @@ class _Runs:
         self.finals: dict[str, Event] = {}  # each candidate's done event on the default split
         self.scores: dict[str, float | None] = {}  # ... and its best checkpoint's validation score
         self.default_split: dict[str, float] | None = None  # POCO's paired gain over the MLP there, and its SE
+        self.poco_rows: dict | None = None  # POCO's unit rows on the default split, kept with an MLP chosen
         self.t0 = time.perf_counter()
 
     def _path(self, k: int, cand: str) -> Path:
@@ -281,9 +282,11 @@ class _Runs:
         that kept the MLP (``loop.population_rows``), for the embedding analysis."""
         if pick != "mlp":
             return {}
-        done = self.finals["poco"]
-        rows = population_rows(load_model(self._path(self.folds - 1, "poco")), done["best_step"], done["best_val_mse"])
-        return {"population_embeddings": rows}
+        if self.poco_rows is None:  # read once: the default split's POCO run does not change
+            done = self.finals["poco"]
+            self.poco_rows = population_rows(load_model(self._path(self.folds - 1, "poco")), done["best_step"],
+                                             done["best_val_mse"])
+        return {"population_embeddings": self.poco_rows}
 
     def _kept(self, pick: str, means: dict[str, float], used: list[int]) -> dict:
         other = next(c for c in CANDIDATES if c != pick)
